@@ -1,0 +1,80 @@
+package v1alpha1
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// The names of the objects a Canary manages are derived, never stored, so every part of the
+// controller and the CLI agrees on them.
+
+// ApexServiceName is the Service clients call: service.name, or the target's name.
+func (c *Canary) ApexServiceName() string {
+	if c.Spec.Service.Name != "" {
+		return c.Spec.Service.Name
+	}
+	return c.Spec.TargetRef.Name
+}
+
+// PrimaryServiceName is the Service that selects the primary's pods.
+func (c *Canary) PrimaryServiceName() string { return c.ApexServiceName() + "-primary" }
+
+// CanaryServiceName is the Service that selects the canary's pods.
+func (c *Canary) CanaryServiceName() string { return c.ApexServiceName() + "-canary" }
+
+// PrimaryDeploymentName is the Deployment that runs the last promoted revision.
+func (c *Canary) PrimaryDeploymentName() string { return c.Spec.TargetRef.Name + "-primary" }
+
+// HTTPRouteName is the HTTPRoute carrying the split: the user's when httpRouteRef is set,
+// otherwise the one trafficctl creates under the apex Service's name.
+func (c *Canary) HTTPRouteName() string {
+	if c.Spec.Service.HTTPRouteRef != nil {
+		return c.Spec.Service.HTTPRouteRef.Name
+	}
+	return c.ApexServiceName()
+}
+
+// UserOwnsRoute reports whether the route belongs to the user, who keeps everything in it
+// but the apex rules' backends.
+func (c *Canary) UserOwnsRoute() bool { return c.Spec.Service.HTTPRouteRef != nil }
+
+// ServiceTargetPort is the pods' port: service.targetPort, or service.port.
+func (c *Canary) ServiceTargetPort() intstr.IntOrString {
+	if c.Spec.Service.TargetPort != nil {
+		return *c.Spec.Service.TargetPort
+	}
+	return intstr.FromInt32(c.Spec.Service.Port)
+}
+
+// ServicePortName is the name of the Services' port.
+func (c *Canary) ServicePortName() string {
+	if c.Spec.Service.PortName != "" {
+		return c.Spec.Service.PortName
+	}
+	return "http"
+}
+
+// ProgressDeadline is how long a rollout may wait on the canary or the route.
+func (c *Canary) ProgressDeadline() time.Duration {
+	if c.Spec.ProgressDeadlineSeconds != nil {
+		return time.Duration(*c.Spec.ProgressDeadlineSeconds) * time.Second
+	}
+	return 600 * time.Second
+}
+
+// AnalysisInterval is the time between checks; CRD validation guarantees it parses.
+func (c *Canary) AnalysisInterval() time.Duration {
+	if d, err := time.ParseDuration(c.Spec.Analysis.Interval); err == nil && d > 0 {
+		return d
+	}
+	return time.Minute
+}
+
+// FailureThreshold is how many failed checks roll back.
+func (c *Canary) FailureThreshold() int32 {
+	if c.Spec.Analysis.Threshold > 0 {
+		return c.Spec.Analysis.Threshold
+	}
+	return 5
+}

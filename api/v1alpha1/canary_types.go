@@ -1,0 +1,375 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Provider names the data plane whose routing objects a Canary writes.
+// +kubebuilder:validation:Enum=gatewayapi
+type Provider string
+
+const (
+	// ProviderGatewayAPI writes backend weights into a Gateway API HTTPRoute.
+	ProviderGatewayAPI Provider = "gatewayapi"
+)
+
+// Canary declares that new revisions of a Deployment reach users step by step, each step gated
+// by analysis, and roll back by themselves when the analysis fails.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=cn;cns,categories=trafficctl
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.canaryWeight`
+// +kubebuilder:printcolumn:name="Step",type=integer,JSONPath=`.status.step`,priority=1
+// +kubebuilder:printcolumn:name="FailedChecks",type=integer,JSONPath=`.status.failedChecks`
+// +kubebuilder:printcolumn:name="LastTransitionTime",type=date,JSONPath=`.status.lastTransitionTime`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+type Canary struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   CanarySpec   `json:"spec"`
+	Status CanaryStatus `json:"status,omitempty"`
+}
+
+// CanarySpec is what the user declares: which Deployment, how it is reached, and how a new
+// revision must prove itself.
+//
+// +kubebuilder:validation:XValidation:rule="self.provider != 'gatewayapi' || has(self.service.parentRefs) || has(self.service.httpRouteRef)",message="provider gatewayapi needs service.parentRefs (an HTTPRoute trafficctl creates) or service.httpRouteRef (an HTTPRoute you own)"
+type CanarySpec struct {
+	// Provider is the data plane whose routing objects carry the traffic split.
+	// +kubebuilder:default=gatewayapi
+	// +optional
+	Provider Provider `json:"provider,omitempty"`
+
+	// TargetRef is the Deployment whose new revisions are rolled out. It serves as the canary;
+	// trafficctl keeps the last promoted revision running as <name>-primary.
+	TargetRef TargetReference `json:"targetRef"`
+
+	// ProgressDeadlineSeconds is how long a rollout may wait for the canary to become ready or
+	// for the route to accept new weights before it is rolled back.
+	// +kubebuilder:default=600
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// Suspend stops trafficctl from acting on this Canary; traffic stays where it is.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// Service describes the Service clients call and the route that splits its traffic.
+	Service CanaryService `json:"service"`
+
+	// Analysis describes the steps and the checks that gate each of them.
+	Analysis CanaryAnalysis `json:"analysis"`
+}
+
+// TargetReference names the workload a Canary rolls out, in the Canary's namespace.
+type TargetReference struct {
+	// APIVersion of the target.
+	// +kubebuilder:default="apps/v1"
+	// +kubebuilder:validation:Enum="apps/v1"
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+	// Kind of the target.
+	// +kubebuilder:default=Deployment
+	// +kubebuilder:validation:Enum=Deployment
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Name of the target.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=244
+	Name string `json:"name"`
+}
+
+// CanaryService describes the apex Service (<name>) and its two backends (<name>-primary,
+// <name>-canary), and the route between them.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.httpRouteRef) || (!has(self.parentRefs) && !has(self.hostnames))",message="service.parentRefs and service.hostnames describe an HTTPRoute trafficctl creates; with service.httpRouteRef your route keeps its own, so leave them out"
+type CanaryService struct {
+	// Name of the apex Service; defaults to the target's name.
+	// +kubebuilder:validation:MaxLength=55
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// Port the Services expose.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+
+	// PortName of the Services' port.
+	// +kubebuilder:default=http
+	// +optional
+	PortName string `json:"portName,omitempty"`
+
+	// TargetPort on the pods; defaults to Port.
+	// +optional
+	TargetPort *intstr.IntOrString `json:"targetPort,omitempty"`
+
+	// ParentRefs are the Gateways (or other parents) the HTTPRoute trafficctl creates attaches to.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	ParentRefs []ParentReference `json:"parentRefs,omitempty"`
+
+	// Hostnames of the HTTPRoute trafficctl creates.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	Hostnames []string `json:"hostnames,omitempty"`
+
+	// HTTPRouteRef names an HTTPRoute in the Canary's namespace that you own. trafficctl only
+	// rewrites the backendRefs of the rules that send traffic to the apex Service, and puts them
+	// back as they were when the Canary is deleted; every other rule, filter and field stays yours.
+	// +optional
+	HTTPRouteRef *LocalObjectReference `json:"httpRouteRef,omitempty"`
+}
+
+// ParentReference mirrors the Gateway API ParentReference, so the API package depends on
+// apimachinery alone.
+type ParentReference struct {
+	// Group of the parent; defaults to gateway.networking.k8s.io.
+	// +optional
+	Group *string `json:"group,omitempty"`
+	// Kind of the parent; defaults to Gateway.
+	// +optional
+	Kind *string `json:"kind,omitempty"`
+	// Namespace of the parent; defaults to the Canary's.
+	// +optional
+	Namespace *string `json:"namespace,omitempty"`
+	// Name of the parent.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// SectionName selects a listener of the parent.
+	// +optional
+	SectionName *string `json:"sectionName,omitempty"`
+	// Port selects a listener of the parent by port.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port *int32 `json:"port,omitempty"`
+}
+
+// LocalObjectReference names an object in the Canary's namespace.
+type LocalObjectReference struct {
+	// Name of the object.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+}
+
+// CanaryAnalysis is the schedule of traffic steps and the checks each step must pass.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.stepWeight) != has(self.stepWeights)",message="set exactly one of analysis.stepWeight or analysis.stepWeights"
+// +kubebuilder:validation:XValidation:rule="!has(self.stepWeight) || !has(self.maxWeight) || self.maxWeight >= self.stepWeight",message="analysis.maxWeight must be at least analysis.stepWeight"
+// +kubebuilder:validation:XValidation:rule="!has(self.stepWeights) || !has(self.maxWeight) || self.stepWeights.all(w, w <= self.maxWeight)",message="every analysis.stepWeights entry must be at most analysis.maxWeight"
+type CanaryAnalysis struct {
+	// Interval between checks, and the least time a step lasts, such as 30s or 1m.
+	// +kubebuilder:default="1m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('1s')",message="analysis.interval must be a duration of at least 1s, such as 30s or 1m"
+	// +optional
+	Interval string `json:"interval,omitempty"`
+
+	// Threshold is how many failed checks roll the canary back.
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	Threshold int32 `json:"threshold,omitempty"`
+
+	// MaxWeight is the largest share of traffic, in percent, the canary gets before promotion.
+	// With stepWeight it defaults to 100; with stepWeights it caps them.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxWeight *int32 `json:"maxWeight,omitempty"`
+
+	// StepWeight is the increment, in percent, of the canary's share at each step.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	StepWeight *int32 `json:"stepWeight,omitempty"`
+
+	// StepWeights lists the canary's share, in percent, at each step.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=100
+	// +kubebuilder:validation:XValidation:rule="self.isSorted() && self.all(w, self.filter(x, x == w).size() == 1)",message="analysis.stepWeights must be strictly increasing, such as [5, 10, 25, 50]"
+	// +listType=atomic
+	// +optional
+	StepWeights []int32 `json:"stepWeights,omitempty"`
+
+	// Metrics are the checks run at every interval of every step.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Metrics []CanaryMetric `json:"metrics,omitempty"`
+}
+
+// CanaryMetric is one check: a query whose value must stay within a range.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.templateRef) || self.name in ['request-success-rate', 'request-duration']",message="a metric is either a built-in (request-success-rate, request-duration) or names a MetricTemplate in templateRef"
+type CanaryMetric struct {
+	// Name of the check; a built-in name when templateRef is not set.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// Interval is the longest window the query looks back over; it never reaches back before
+	// the current step's weights took effect. Defaults to the analysis interval.
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('1s')",message="metric interval must be a duration of at least 1s, such as 30s or 1m"
+	// +optional
+	Interval string `json:"interval,omitempty"`
+
+	// ThresholdRange is the range the value must stay within for the check to pass.
+	ThresholdRange ThresholdRange `json:"thresholdRange"`
+
+	// TemplateRef names the MetricTemplate holding the query.
+	// +optional
+	TemplateRef *CrossNamespaceObjectReference `json:"templateRef,omitempty"`
+}
+
+// ThresholdRange bounds a metric's value; either end may be open.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.min) || has(self.max)",message="thresholdRange needs min, max or both"
+// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min <= self.max",message="thresholdRange.min must not exceed thresholdRange.max"
+type ThresholdRange struct {
+	// Min is the smallest passing value.
+	// +optional
+	Min *float64 `json:"min,omitempty"`
+	// Max is the largest passing value.
+	// +optional
+	Max *float64 `json:"max,omitempty"`
+}
+
+// CrossNamespaceObjectReference names an object in any namespace.
+type CrossNamespaceObjectReference struct {
+	// Name of the object.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Namespace of the object; defaults to the Canary's.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// CanaryPhase is where a Canary stands in its rollout cycle.
+type CanaryPhase string
+
+// The phases, in the order a rollout moves through them.
+const (
+	PhaseInitializing CanaryPhase = "Initializing"
+	PhaseInitialized  CanaryPhase = "Initialized"
+	PhaseProgressing  CanaryPhase = "Progressing"
+	PhasePromoting    CanaryPhase = "Promoting"
+	PhaseFinalising   CanaryPhase = "Finalising"
+	PhaseSucceeded    CanaryPhase = "Succeeded"
+	PhaseFailed       CanaryPhase = "Failed"
+	PhaseTerminating  CanaryPhase = "Terminating"
+)
+
+// Verdict is the outcome of one check.
+type Verdict string
+
+// The verdicts a check can reach.
+const (
+	VerdictPass   Verdict = "Pass"
+	VerdictFail   Verdict = "Fail"
+	VerdictNoData Verdict = "NoData"
+	VerdictError  Verdict = "Error"
+)
+
+// CanaryStatus is the only memory of a rollout: a restarted controller resumes from it
+// without repeating or skipping a step.
+type CanaryStatus struct {
+	// ObservedGeneration is the Canary generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Phase of the rollout cycle.
+	// +optional
+	Phase CanaryPhase `json:"phase,omitempty"`
+
+	// Conditions in kstatus form: Ready, Reconciling, Stalled, and Promoted.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// CanaryWeight is the canary's share of traffic, in percent, as last written to the route.
+	// +optional
+	CanaryWeight int32 `json:"canaryWeight"`
+
+	// Step is the 1-based index of the current weight step; 0 before the first.
+	// +optional
+	Step int32 `json:"step"`
+
+	// FailedChecks counts the failed checks of the current rollout.
+	// +optional
+	FailedChecks int32 `json:"failedChecks"`
+
+	// LastAppliedSpec is the revision hash of the target being rolled out (or last rolled out).
+	// +optional
+	LastAppliedSpec string `json:"lastAppliedSpec,omitempty"`
+
+	// LastPromotedSpec is the revision hash running on the primary.
+	// +optional
+	LastPromotedSpec string `json:"lastPromotedSpec,omitempty"`
+
+	// LastTransitionTime is when the rollout last moved: a phase, a step, or a rollback.
+	// Waits bounded by the progress deadline count from it.
+	// +optional
+	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
+
+	// StepStartedAt is when the route accepted the current step's weights; analysis windows
+	// never reach back before it. Unset while the route has not yet accepted them.
+	// +optional
+	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+
+	// LastCheckedAt is when the checks of the current step last ran.
+	// +optional
+	LastCheckedAt *metav1.Time `json:"lastCheckedAt,omitempty"`
+
+	// Decisions are the verdicts of the latest checks, newest first.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	// +optional
+	Decisions []Decision `json:"decisions,omitempty"`
+}
+
+// Decision records one check: what was asked, what came back, and what was concluded, so
+// "why did it roll back?" is answered from the object.
+type Decision struct {
+	// Metric is the check's name.
+	Metric string `json:"metric"`
+	// Step is the weight step the check ran at.
+	Step int32 `json:"step"`
+	// CanaryWeight at the time of the check.
+	CanaryWeight int32 `json:"canaryWeight"`
+	// Query sent to the metrics provider.
+	// +optional
+	Query string `json:"query,omitempty"`
+	// Value returned, as text; empty when there was none.
+	// +optional
+	Value string `json:"value,omitempty"`
+	// Bound the value was held against, such as ">= 99" or "<= 500".
+	// +optional
+	Bound string `json:"bound,omitempty"`
+	// Verdict reached.
+	Verdict Verdict `json:"verdict"`
+	// Message explains the verdict.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Time the check ran.
+	Time metav1.Time `json:"time"`
+}
+
+// CanaryList is a list of Canaries.
+//
+// +kubebuilder:object:root=true
+type CanaryList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Canary `json:"items"`
+}
