@@ -17,7 +17,9 @@ type Weights struct {
 func ForCanary(canary int32) Weights { return Weights{Primary: 100 - canary, Canary: canary} }
 
 // String renders the split the way status messages and events show it.
-func (w Weights) String() string { return fmt.Sprintf("primary %d%% / canary %d%%", w.Primary, w.Canary) }
+func (w Weights) String() string {
+	return fmt.Sprintf("primary %d%% / canary %d%%", w.Primary, w.Canary)
+}
 
 // State is what a route holds now, read back from the cluster.
 type State struct {

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/trafficctl/trafficctl/controllers"
+)
+
+type controllerOptions struct {
+	metricsAddr       string
+	probeAddr         string
+	leaderElect       bool
+	leaderElectionNS  string
+	prometheusAddress string
+	queryTimeout      time.Duration
+	zap               zap.Options
+}
+
+func newControllerCommand() *cobra.Command {
+	o := &controllerOptions{}
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run the controller that carries out rollouts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address the controller's own Prometheus metrics are served on; 0 turns them off")
+	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address /healthz and /readyz are served on")
+	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so that only one replica acts at a time")
+	f.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election Lease; the controller's own when empty")
+	f.StringVar(&o.prometheusAddress, "prometheus-address", "http://prometheus:9090", "Prometheus that answers built-in metrics and templates without an address of their own")
+	f.DurationVar(&o.queryTimeout, "query-timeout", 10*time.Second, "time limit of one metric query")
+	goflags := flag.NewFlagSet("controller", flag.ContinueOnError)
+	o.zap.BindFlags(goflags)
+	f.AddGoFlagSet(goflags)
+	f.AddGoFlag(flag.CommandLine.Lookup("kubeconfig"))
+	return cmd
+}
+
+func (o *controllerOptions) run() error {
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("no cluster to talk to: %w", err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  controllers.NewScheme(),
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "trafficctl.io",
+		LeaderElectionNamespace: o.leaderElectionNS,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := controllers.Setup(mgr, controllers.Options{PrometheusAddress: o.prometheusAddress, QueryTimeout: o.queryTimeout}); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding ready check: %w", err)
+	}
+	ctrl.Log.WithName("setup").Info("starting the controller", "version", version, "prometheus", o.prometheusAddress)
+	return mgr.Start(ctrl.SetupSignalHandler())
+}

@@ -1,0 +1,265 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/router"
+)
+
+// Finalizer holds a Canary until the route it patched is given back to its owner.
+const Finalizer = "trafficctl.io/finalizer"
+
+// FieldManager is the server-side apply field manager of every write trafficctl makes.
+const FieldManager = "trafficctl"
+
+// Router converges the route objects of a Canary on a traffic split.
+type Router interface {
+	// Apply writes the weights, creating the route objects trafficctl owns. A route that cannot
+	// be used as it stands yields a router.InvalidRouteError.
+	Apply(ctx context.Context, cn *v1alpha1.Canary, w router.Weights) error
+	// Observe reads back the weights the route carries and whether its parents accepted them.
+	Observe(ctx context.Context, cn *v1alpha1.Canary) (router.State, error)
+	// Release gives a user-owned route back exactly as the user wrote it.
+	Release(ctx context.Context, cn *v1alpha1.Canary) error
+}
+
+// MetricQuerier answers one instant query with one value; metrics.ErrNoData when it has none.
+type MetricQuerier interface {
+	Query(ctx context.Context, query string, at time.Time) (float64, error)
+}
+
+// CanaryReconciler runs rollouts: it reads a snapshot of the world, asks the planner for the
+// next move, records it in status, then makes it.
+type CanaryReconciler struct {
+	Client client.Client
+	// APIReader reads ConfigMaps and Secrets without caching every one in the cluster.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	Router    Router
+	// Querier returns the metric provider at an address; "" means the controller's default.
+	Querier func(address string) (MetricQuerier, error)
+}
+
+const (
+	indexTargetName = ".spec.targetRef.name"
+	indexRouteName  = ".spec.routeName"
+)
+
+// SetupWithManager registers the reconciler and its watches: the Canary itself, the objects
+// it owns, the target Deployment and a user-owned HTTPRoute.
+func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	ctx := context.Background()
+	indexer := mgr.GetFieldIndexer()
+	if err := indexer.IndexField(ctx, &v1alpha1.Canary{}, indexTargetName, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.Canary).Spec.TargetRef.Name}
+	}); err != nil {
+		return fmt.Errorf("indexing canaries by target: %w", err)
+	}
+	if err := indexer.IndexField(ctx, &v1alpha1.Canary{}, indexRouteName, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.Canary).HTTPRouteName()}
+	}); err != nil {
+		return fmt.Errorf("indexing canaries by route: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Canary{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesBy(indexTargetName))).
+		Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(r.canariesBy(indexRouteName))).
+		Complete(r)
+}
+
+func (r *CanaryReconciler) canariesBy(index string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.CanaryList
+		if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "listing canaries for a watched object", "index", index, "object", client.ObjectKeyFromObject(o))
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, cn := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&cn)})
+		}
+		return reqs
+	}
+}
+
+// +kubebuilder:rbac:groups=trafficctl.io,resources=canaries;metrictemplates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=trafficctl.io,resources=canaries,verbs=update;patch
+// +kubebuilder:rbac:groups=trafficctl.io,resources=canaries/status;canaries/finalizers,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
+
+// Reconcile moves one Canary's rollout one step: get, handle deletion and the finalizer, then
+// suspension, then snapshot -> plan -> record -> act.
+func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	cn := &v1alpha1.Canary{}
+	// Read through the API, not the cache: the status is the rollout's memory and a stale one
+	// would count a check twice. The optimistic lock on the status patch backs this up.
+	if err := r.APIReader.Get(ctx, req.NamespacedName, cn); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !cn.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, cn)
+	}
+	if !controllerutil.ContainsFinalizer(cn, Finalizer) {
+		patch := client.MergeFromWithOptions(cn.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.AddFinalizer(cn, Finalizer)
+		if err := r.Client.Patch(ctx, cn, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+	if cn.Spec.Suspend {
+		return ctrl.Result{}, r.recordHalt(ctx, cn, ReasonSuspended, "The Canary is suspended; traffic stays where it is until spec.suspend is false.", false)
+	}
+	return r.reconcile(ctx, cn)
+}
+
+func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (ctrl.Result, error) {
+	target, err := r.getTarget(ctx, cn)
+	if apierrors.IsNotFound(err) {
+		msg := fmt.Sprintf("Deployment %s/%s, the Canary's target, does not exist; nothing is created until it does.", cn.Namespace, cn.Spec.TargetRef.Name)
+		if herr := r.recordHalt(ctx, cn, ReasonTargetNotFound, msg, false); herr != nil {
+			return ctrl.Result{}, herr
+		}
+		return ctrl.Result{}, fmt.Errorf("target deployment %s/%s not found", cn.Namespace, cn.Spec.TargetRef.Name)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := validateTarget(target); err != nil {
+		return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidTarget, err)
+	}
+	if err := r.ensurePrimary(ctx, cn, target); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.ensureServices(ctx, cn, target); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	snap, err := r.snapshot(ctx, cn, target)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if ChecksDue(snap) {
+		snap.Checks = r.runChecks(ctx, snap)
+	}
+	plan := ComputePlan(snap)
+
+	before := cn.DeepCopy()
+	cn.Status = plan.Status
+	setConditions(&cn.Status, cn.Generation, plan)
+	if err := r.Client.Status().Patch(ctx, cn, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return ctrl.Result{}, fmt.Errorf("recording the plan in status: %w", err)
+	}
+	for _, e := range plan.Events {
+		r.Recorder.Eventf(cn, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
+	}
+
+	if err := r.act(ctx, cn, target, plan); err != nil {
+		if router.IsInvalidRoute(err) {
+			return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidRoute, err)
+		}
+		r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, ReasonReconcileError, "Rollout", "Applying the plan failed and will be retried: %v", err)
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: r.requeueAfter(cn, plan)}, nil
+}
+
+// act converges the cluster on the plan that status now records.
+func (r *CanaryReconciler) act(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, plan Plan) error {
+	if err := r.Router.Apply(ctx, cn, plan.Weights); err != nil {
+		return fmt.Errorf("writing route weights: %w", err)
+	}
+	if plan.PromotePrimary {
+		if err := r.promotePrimary(ctx, cn, target, plan.Status.LastAppliedSpec); err != nil {
+			return err
+		}
+	}
+	if plan.CanaryReplicas != nil {
+		if err := r.scaleTarget(ctx, target, *plan.CanaryReplicas); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// requeueAfter is the plan's own wish, or, for an idle Canary, a jittered look every interval
+// so a changed ConfigMap or Secret (which trafficctl does not watch) starts a rollout.
+func (r *CanaryReconciler) requeueAfter(cn *v1alpha1.Canary, plan Plan) time.Duration {
+	if plan.RequeueAfter > 0 {
+		return plan.RequeueAfter
+	}
+	interval := cn.AnalysisInterval()
+	return interval + time.Duration(rand.Int64N(int64(interval)/10+1))
+}
+
+// stall records a problem that retrying cannot fix, and stops retrying until the Canary or
+// what it watches changes.
+func (r *CanaryReconciler) stall(ctx context.Context, cn *v1alpha1.Canary, reason string, cause error) error {
+	msg := upperFirst(cause.Error()) + "."
+	if err := r.recordHalt(ctx, cn, reason, msg, true); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", msg)
+	return reconcile.TerminalError(cause)
+}
+
+// recordHalt writes a Ready=False condition for a Canary that cannot go on, leaving the rollout
+// state as it is.
+func (r *CanaryReconciler) recordHalt(ctx context.Context, cn *v1alpha1.Canary, reason, msg string, stalled bool) error {
+	before := cn.DeepCopy()
+	cn.Status.ObservedGeneration = cn.Generation
+	setConditions(&cn.Status, cn.Generation, Plan{Reason: reason, Message: msg, Stalled: stalled})
+	if err := r.Client.Status().Patch(ctx, cn, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("recording condition %s: %w", reason, err)
+	}
+	return nil
+}
+
+// finalize gives a user-owned route back as the user wrote it, then lets the Canary go. What
+// trafficctl created goes with the Canary through owner references.
+func (r *CanaryReconciler) finalize(ctx context.Context, cn *v1alpha1.Canary) error {
+	if !controllerutil.ContainsFinalizer(cn, Finalizer) {
+		return nil
+	}
+	if err := r.Router.Release(ctx, cn); err != nil {
+		return fmt.Errorf("restoring route %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
+	}
+	patch := client.MergeFrom(cn.DeepCopy())
+	controllerutil.RemoveFinalizer(cn, Finalizer)
+	if err := r.Client.Patch(ctx, cn, patch); err != nil {
+		return fmt.Errorf("removing finalizer: %w", err)
+	}
+	return nil
+}
+
+func upperFirst(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}

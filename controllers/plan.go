@@ -1,0 +1,505 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/router"
+)
+
+// Snapshot is everything the planner looks at, read once per reconcile. The Canary's status is
+// the rollout's memory; the rest is the world as it stands now.
+type Snapshot struct {
+	Canary *v1alpha1.Canary
+	// Target is the user's Deployment, which serves as the canary.
+	Target Workload
+	// Primary is <target>-primary, which serves the last promoted revision.
+	Primary Workload
+	// Route is what the route holds now.
+	Route router.State
+	// Checks are the verdicts of the checks run for this reconcile; nil when none were due.
+	Checks []v1alpha1.Decision
+	// Now is the reconcile's clock reading.
+	Now time.Time
+}
+
+// Workload is a Deployment as the planner sees it.
+type Workload struct {
+	Found bool
+	// Revision is the hash of the pod template and the configuration it mounts (target), or the
+	// revision trafficctl last wrote onto it (primary).
+	Revision string
+	// Replicas is the Deployment's desired replica count.
+	Replicas int32
+	// Ready is true once the Deployment has rolled out its current template and every desired
+	// replica is available.
+	Ready bool
+	// Message says what the Deployment is waiting for when it is not ready.
+	Message string
+}
+
+// Plan is what the planner wants done: the next status, and the writes that converge the
+// cluster on it. The controller persists Status before it acts, so a controller killed between
+// the two finishes the same step instead of repeating it.
+type Plan struct {
+	Status v1alpha1.CanaryStatus
+	// Weights the route must carry.
+	Weights router.Weights
+	// CanaryReplicas is the replica count to set on the target; nil leaves it alone.
+	CanaryReplicas *int32
+	// PromotePrimary asks for the target's pod template to be copied onto the primary.
+	PromotePrimary bool
+	// Ready, Reason and Message become the Ready condition; Stalled marks a rollout that cannot
+	// go on without a new revision or a change of spec.
+	Ready   bool
+	Reason  string
+	Message string
+	Stalled bool
+	// Events to record on the Canary.
+	Events []Event
+	// RequeueAfter is when the planner next wants to look, if nothing else happens first.
+	RequeueAfter time.Duration
+}
+
+// Event is a Kubernetes event the plan asks to record.
+type Event struct {
+	Type    string // corev1.EventTypeNormal or corev1.EventTypeWarning
+	Reason  string
+	Message string
+}
+
+// Condition reasons, for the Ready condition and the events.
+const (
+	ReasonInitializing        = "Initializing"
+	ReasonInitialized         = "Initialized"
+	ReasonNewRevision         = "NewRevision"
+	ReasonWaitingForCanary    = "WaitingForCanary"
+	ReasonWaitingForRoute     = "WaitingForRoute"
+	ReasonAnalysing           = "Analysing"
+	ReasonStepAdvanced        = "StepAdvanced"
+	ReasonCheckFailed         = "CheckFailed"
+	ReasonAnalysisUnavailable = "AnalysisUnavailable"
+	ReasonNoData              = "NoData"
+	ReasonPromoting           = "Promoting"
+	ReasonFinalising          = "Finalising"
+	ReasonSucceeded           = "Succeeded"
+	ReasonRolledBack          = "RolledBack"
+	ReasonProgressDeadline    = "ProgressDeadlineExceeded"
+	ReasonTargetNotFound      = "TargetNotFound"
+	ReasonInvalidRoute        = "InvalidRoute"
+	ReasonInvalidTarget       = "InvalidTarget"
+	ReasonSuspended           = "Suspended"
+	ReasonReconcileError      = "ReconcileError"
+)
+
+// maxDecisions bounds the decision history kept in status.
+const maxDecisions = 20
+
+// pollInterval is how often the planner looks again while it waits on the route, which may
+// belong to a controller that sends no event trafficctl watches.
+const pollInterval = 2 * time.Second
+
+// Steps lists the canary's weight at each step: stepWeights as written, or stepWeight,
+// 2*stepWeight, ... up to maxWeight (100 when unset), ending at maxWeight exactly.
+func Steps(a v1alpha1.CanaryAnalysis) []int32 {
+	if len(a.StepWeights) > 0 {
+		return a.StepWeights
+	}
+	if a.StepWeight == nil || *a.StepWeight <= 0 {
+		return nil
+	}
+	limit := int32(100)
+	if a.MaxWeight != nil {
+		limit = *a.MaxWeight
+	}
+	var steps []int32
+	for w := *a.StepWeight; w < limit; w += *a.StepWeight {
+		steps = append(steps, w)
+	}
+	return append(steps, limit)
+}
+
+// ChecksDue reports whether the current step's checks should run in this reconcile: the
+// rollout is progressing on the revision it started with, the route accepted the step's
+// weights at least one interval ago, and the last check is an interval old.
+func ChecksDue(s Snapshot) bool {
+	st := s.Canary.Status
+	if st.Phase != v1alpha1.PhaseProgressing || st.Step < 1 || st.StepStartedAt == nil {
+		return false
+	}
+	if s.Target.Revision != st.LastAppliedSpec {
+		return false
+	}
+	interval := s.Canary.AnalysisInterval()
+	if s.Now.Before(st.StepStartedAt.Add(interval)) {
+		return false
+	}
+	return st.LastCheckedAt == nil || st.LastCheckedAt.Before(st.StepStartedAt) ||
+		!s.Now.Before(st.LastCheckedAt.Add(interval))
+}
+
+// CheckWindow is how far back the current step's checks look: the metric's interval (the
+// analysis interval when unset), never reaching back before the step's weights took effect.
+func CheckWindow(s Snapshot, m v1alpha1.CanaryMetric) time.Duration {
+	window := s.Canary.AnalysisInterval()
+	if d, err := time.ParseDuration(m.Interval); err == nil && d > 0 {
+		window = d
+	}
+	if st := s.Canary.Status.StepStartedAt; st != nil {
+		if since := s.Now.Sub(st.Time); since < window {
+			window = since
+		}
+	}
+	return window
+}
+
+// ComputePlan decides the next move of a rollout. It is a pure function of the snapshot.
+func ComputePlan(s Snapshot) Plan {
+	p := planner{s: s, plan: Plan{Status: *s.Canary.Status.DeepCopy()}}
+	p.plan.Status.ObservedGeneration = s.Canary.Generation
+	p.step()
+	p.plan.Weights = router.ForCanary(p.plan.Status.CanaryWeight)
+	return p.plan
+}
+
+type planner struct {
+	s    Snapshot
+	plan Plan
+}
+
+func (p *planner) st() *v1alpha1.CanaryStatus { return &p.plan.Status }
+
+func (p *planner) step() {
+	switch p.st().Phase {
+	case "", v1alpha1.PhaseInitializing:
+		p.initialize()
+	case v1alpha1.PhaseInitialized, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed:
+		p.idle()
+	case v1alpha1.PhaseProgressing:
+		p.progress()
+	case v1alpha1.PhasePromoting:
+		p.promote()
+	case v1alpha1.PhaseFinalising:
+		p.finalise()
+	default:
+		p.initialize()
+	}
+}
+
+func (p *planner) initialize() {
+	st := p.st()
+	if st.Phase == "" {
+		p.transition(v1alpha1.PhaseInitializing)
+	}
+	st.CanaryWeight = 0
+	if !p.s.Primary.Found || !p.s.Primary.Ready {
+		p.wait(ReasonInitializing, fmt.Sprintf("Waiting for the primary Deployment to become ready: %s", orDefault(p.s.Primary.Message, "it is being created")), 0)
+		return
+	}
+	if want := router.ForCanary(0); !p.s.Route.Found || p.s.Route.Weights != want || !p.s.Route.Accepted {
+		p.wait(ReasonInitializing, "Waiting for the route to send all traffic to the primary: "+orDefault(p.s.Route.Message, "it does not exist yet"), pollInterval)
+		return
+	}
+	p.transition(v1alpha1.PhaseInitialized)
+	st.LastAppliedSpec = p.s.Primary.Revision
+	st.LastPromotedSpec = p.s.Primary.Revision
+	p.scaleCanary(0)
+	p.done(ReasonInitialized, "The primary Deployment serves all traffic; the next change of the target starts a rollout.")
+	p.event(corev1.EventTypeNormal, ReasonInitialized, fmt.Sprintf("Initialization done: %s serves all traffic.", p.s.Canary.PrimaryDeploymentName()))
+}
+
+func (p *planner) idle() {
+	st := p.st()
+	if p.s.Target.Revision != st.LastAppliedSpec {
+		p.startRollout(fmt.Sprintf("New revision %s of Deployment %s detected; starting a rollout.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name))
+		return
+	}
+	st.CanaryWeight = 0
+	p.scaleCanary(0)
+	switch st.Phase {
+	case v1alpha1.PhaseFailed:
+		p.plan.Stalled = true
+		reason, msg := readyCondition(p.s.Canary)
+		if reason == "" {
+			reason, msg = ReasonRolledBack, "The rollout failed and was rolled back; the primary serves all traffic. Change the target to start a new rollout."
+		}
+		p.notReady(reason, msg)
+	case v1alpha1.PhaseSucceeded:
+		p.done(ReasonSucceeded, fmt.Sprintf("Revision %s is promoted and serves all traffic.", st.LastPromotedSpec))
+	default:
+		p.done(ReasonInitialized, "The primary Deployment serves all traffic; the next change of the target starts a rollout.")
+	}
+}
+
+func (p *planner) startRollout(message string) {
+	st := p.st()
+	p.transition(v1alpha1.PhaseProgressing)
+	st.LastAppliedSpec = p.s.Target.Revision
+	st.Step = 0
+	st.CanaryWeight = 0
+	st.FailedChecks = 0
+	st.StepStartedAt = nil
+	st.LastCheckedAt = nil
+	st.Decisions = nil
+	p.scaleCanary(max(p.s.Primary.Replicas, 1))
+	p.event(corev1.EventTypeNormal, ReasonNewRevision, message)
+	p.wait(ReasonWaitingForCanary, "Waiting for the canary Deployment to become ready.", 0)
+}
+
+func (p *planner) progress() {
+	st := p.st()
+	if p.s.Target.Revision != st.LastAppliedSpec {
+		p.startRollout(fmt.Sprintf("Revision %s of Deployment %s supersedes revision %s mid-rollout; restarting the analysis.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name, st.LastAppliedSpec))
+		return
+	}
+	steps := Steps(p.s.Canary.Spec.Analysis)
+	p.scaleCanary(max(p.s.Primary.Replicas, 1))
+
+	if st.Step == 0 {
+		if !p.s.Target.Ready {
+			msg := orDefault(p.s.Target.Message, "its pods are not available yet")
+			if p.deadlinePassed() {
+				p.rollback(ReasonProgressDeadline, fmt.Sprintf("The canary Deployment did not become ready within %s: %s", p.s.Canary.ProgressDeadline(), msg))
+				return
+			}
+			p.wait(ReasonWaitingForCanary, "Waiting for the canary Deployment to become ready: "+msg, p.untilDeadline())
+			return
+		}
+		p.advanceTo(1, steps)
+		return
+	}
+
+	want := router.ForCanary(st.CanaryWeight)
+	if !p.s.Route.Found || p.s.Route.Weights != want || !p.s.Route.Accepted {
+		msg := fmt.Sprintf("Waiting for the route to accept %s.", want)
+		if p.s.Route.Message != "" && p.s.Route.Weights == want {
+			msg = fmt.Sprintf("Waiting for the route to accept %s: %s", want, p.s.Route.Message)
+		}
+		if p.deadlinePassed() {
+			p.rollback(ReasonProgressDeadline, fmt.Sprintf("The route did not accept %s within %s.", want, p.s.Canary.ProgressDeadline()))
+			return
+		}
+		st.StepStartedAt = nil
+		p.wait(ReasonWaitingForRoute, msg, pollInterval)
+		return
+	}
+	if st.StepStartedAt == nil {
+		st.StepStartedAt = ceilSecond(p.s.Now)
+		p.wait(ReasonAnalysing, fmt.Sprintf("Step %d of %d: the route sends %d%% of traffic to the canary; checks run in %s.", st.Step, len(steps), st.CanaryWeight, p.s.Canary.AnalysisInterval()), st.StepStartedAt.Sub(p.s.Now)+p.s.Canary.AnalysisInterval())
+		return
+	}
+	if p.s.Checks == nil {
+		reason, msg := readyCondition(p.s.Canary)
+		if reason == "" {
+			reason, msg = ReasonAnalysing, fmt.Sprintf("Step %d of %d: analysing %d%% of traffic on the canary.", st.Step, len(steps), st.CanaryWeight)
+		}
+		p.wait(reason, msg, p.untilNextCheck())
+		return
+	}
+	p.judge(steps)
+}
+
+// judge acts on the checks that ran in this reconcile.
+func (p *planner) judge(steps []int32) {
+	st := p.st()
+	now := metav1.NewTime(p.s.Now)
+	st.LastCheckedAt = &now
+	for i := range p.s.Checks {
+		p.s.Checks[i].Step = st.Step
+		p.s.Checks[i].CanaryWeight = st.CanaryWeight
+		p.s.Checks[i].Time = now
+	}
+	st.Decisions = append(append([]v1alpha1.Decision(nil), p.s.Checks...), st.Decisions...)
+	if len(st.Decisions) > maxDecisions {
+		st.Decisions = st.Decisions[:maxDecisions]
+	}
+
+	var failed, unavailable, noData []string
+	for _, d := range p.s.Checks {
+		switch d.Verdict {
+		case v1alpha1.VerdictFail:
+			failed = append(failed, d.Message)
+		case v1alpha1.VerdictError:
+			unavailable = append(unavailable, d.Message)
+		case v1alpha1.VerdictNoData:
+			noData = append(noData, d.Message)
+		}
+	}
+	interval := p.s.Canary.AnalysisInterval()
+	switch {
+	case len(failed) > 0:
+		st.FailedChecks++
+		msg := fmt.Sprintf("Check %d of %d failed at %d%% canary traffic: %s", st.FailedChecks, p.s.Canary.FailureThreshold(), st.CanaryWeight, strings.Join(failed, " "))
+		if st.FailedChecks >= p.s.Canary.FailureThreshold() {
+			p.rollback(ReasonCheckFailed, msg)
+			return
+		}
+		p.event(corev1.EventTypeWarning, ReasonCheckFailed, msg)
+		p.wait(ReasonCheckFailed, msg, interval)
+	case len(unavailable) > 0:
+		p.wait(ReasonAnalysisUnavailable, "The analysis is unavailable, so the step holds: "+strings.Join(unavailable, " "), interval)
+	case len(noData) > 0:
+		p.wait(ReasonNoData, "The checks have no data yet, so the step holds: "+strings.Join(noData, " "), interval)
+	case int(st.Step) >= len(steps):
+		p.transition(v1alpha1.PhasePromoting)
+		p.event(corev1.EventTypeNormal, ReasonPromoting, fmt.Sprintf("Every step passed; copying revision %s onto %s.", st.LastAppliedSpec, p.s.Canary.PrimaryDeploymentName()))
+		p.wait(ReasonPromoting, "Copying the canary's pod template onto the primary Deployment.", 0)
+	default:
+		p.advanceTo(st.Step+1, steps)
+	}
+}
+
+func (p *planner) advanceTo(step int32, steps []int32) {
+	st := p.st()
+	st.Step = step
+	st.CanaryWeight = steps[step-1]
+	st.StepStartedAt = nil
+	p.touch()
+	msg := fmt.Sprintf("Advancing to step %d of %d: %d%% of traffic to the canary.", step, len(steps), st.CanaryWeight)
+	p.event(corev1.EventTypeNormal, ReasonStepAdvanced, msg)
+	p.wait(ReasonWaitingForRoute, msg, pollInterval)
+}
+
+func (p *planner) promote() {
+	st := p.st()
+	if p.s.Target.Revision != st.LastAppliedSpec {
+		p.startRollout(fmt.Sprintf("Revision %s of Deployment %s supersedes revision %s before its promotion; restarting the analysis.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name, st.LastAppliedSpec))
+		return
+	}
+	p.scaleCanary(max(p.s.Primary.Replicas, 1))
+	if p.s.Primary.Revision != st.LastAppliedSpec {
+		p.plan.PromotePrimary = true
+		p.wait(ReasonPromoting, "Copying the canary's pod template onto the primary Deployment.", 0)
+		return
+	}
+	if !p.s.Primary.Ready {
+		p.wait(ReasonPromoting, "Waiting for the primary Deployment to roll out the promoted revision: "+orDefault(p.s.Primary.Message, "its pods are not available yet"), 0)
+		return
+	}
+	p.transition(v1alpha1.PhaseFinalising)
+	st.CanaryWeight = 0
+	st.StepStartedAt = nil
+	p.wait(ReasonFinalising, "The primary runs the promoted revision; routing all traffic back to it.", pollInterval)
+}
+
+func (p *planner) finalise() {
+	st := p.st()
+	st.CanaryWeight = 0
+	p.scaleCanary(max(p.s.Primary.Replicas, 1))
+	want := router.ForCanary(0)
+	if !p.s.Route.Found || p.s.Route.Weights != want || !p.s.Route.Accepted {
+		p.wait(ReasonFinalising, "Waiting for the route to send all traffic to the primary: "+orDefault(p.s.Route.Message, "it does not carry the new weights yet"), pollInterval)
+		return
+	}
+	p.transition(v1alpha1.PhaseSucceeded)
+	st.LastPromotedSpec = st.LastAppliedSpec
+	st.Step = 0
+	p.scaleCanary(0)
+	msg := fmt.Sprintf("Revision %s is promoted and serves all traffic.", st.LastPromotedSpec)
+	p.event(corev1.EventTypeNormal, ReasonSucceeded, "Promotion completed: "+msg)
+	p.done(ReasonSucceeded, msg)
+}
+
+// rollback sends all traffic back to the primary and scales the canary down at once: a
+// failing canary is worse than a few requests caught mid-switch.
+func (p *planner) rollback(reason, message string) {
+	st := p.st()
+	p.transition(v1alpha1.PhaseFailed)
+	st.CanaryWeight = 0
+	st.Step = 0
+	st.StepStartedAt = nil
+	p.scaleCanary(0)
+	msg := fmt.Sprintf("Rolled back revision %s; the primary serves all traffic. %s", st.LastAppliedSpec, message)
+	p.event(corev1.EventTypeWarning, ReasonRolledBack, msg)
+	p.plan.Stalled = true
+	p.notReady(reason, msg)
+	p.plan.RequeueAfter = 0
+}
+
+func (p *planner) transition(phase v1alpha1.CanaryPhase) {
+	p.st().Phase = phase
+	p.touch()
+}
+
+func (p *planner) touch() {
+	t := metav1.NewTime(p.s.Now)
+	p.st().LastTransitionTime = &t
+}
+
+func (p *planner) deadlinePassed() bool {
+	lt := p.st().LastTransitionTime
+	return lt != nil && p.s.Now.Sub(lt.Time) > p.s.Canary.ProgressDeadline()
+}
+
+// untilDeadline is how long until the progress deadline, plus a second so the next look is
+// past it.
+func (p *planner) untilDeadline() time.Duration {
+	lt := p.st().LastTransitionTime
+	if lt == nil {
+		return p.s.Canary.ProgressDeadline()
+	}
+	return max(lt.Add(p.s.Canary.ProgressDeadline()).Sub(p.s.Now)+time.Second, time.Second)
+}
+
+func (p *planner) untilNextCheck() time.Duration {
+	st := p.st()
+	next := st.StepStartedAt.Add(p.s.Canary.AnalysisInterval())
+	if st.LastCheckedAt != nil && !st.LastCheckedAt.Before(st.StepStartedAt) {
+		next = st.LastCheckedAt.Add(p.s.Canary.AnalysisInterval())
+	}
+	return max(next.Sub(p.s.Now), time.Second)
+}
+
+func (p *planner) scaleCanary(replicas int32) { p.plan.CanaryReplicas = &replicas }
+
+func (p *planner) event(eventType, reason, message string) {
+	p.plan.Events = append(p.plan.Events, Event{Type: eventType, Reason: reason, Message: message})
+}
+
+// wait keeps the rollout where it is; after 0 means "when something changes", which the
+// watches on the Deployments deliver.
+func (p *planner) wait(reason, message string, after time.Duration) {
+	p.plan.Ready, p.plan.Reason, p.plan.Message, p.plan.RequeueAfter = false, reason, message, after
+}
+
+func (p *planner) notReady(reason, message string) {
+	p.plan.Ready, p.plan.Reason, p.plan.Message = false, reason, message
+}
+
+func (p *planner) done(reason, message string) {
+	p.plan.Ready, p.plan.Reason, p.plan.Message, p.plan.RequeueAfter = true, reason, message, 0
+}
+
+// readyCondition is the current Ready condition's reason and message, kept while nothing new
+// happens.
+func readyCondition(c *v1alpha1.Canary) (reason, message string) {
+	for _, cond := range c.Status.Conditions {
+		if cond.Type == ConditionReady {
+			return cond.Reason, cond.Message
+		}
+	}
+	return "", ""
+}
+
+// ceilSecond rounds up to the next whole second: status times are stored in seconds, and an
+// analysis window must never reach back before the step began.
+func ceilSecond(t time.Time) *metav1.Time {
+	c := t.Truncate(time.Second)
+	if c.Before(t) {
+		c = c.Add(time.Second)
+	}
+	m := metav1.NewTime(c)
+	return &m
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

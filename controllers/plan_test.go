@@ -1,0 +1,351 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/router"
+)
+
+var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+func at(d time.Duration) *metav1.Time { t := metav1.NewTime(t0.Add(d)); return &t }
+
+// planCanary is a Canary with two steps, a 10s interval, threshold 2, deadline 60s.
+func planCanary(mods ...func(*v1alpha1.Canary)) *v1alpha1.Canary {
+	cn := &v1alpha1.Canary{
+		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: "shop", Generation: 3},
+		Spec: v1alpha1.CanarySpec{
+			TargetRef:               v1alpha1.TargetReference{Name: "podinfo"},
+			ProgressDeadlineSeconds: ptr.To[int32](60),
+			Service:                 v1alpha1.CanaryService{Port: 9898},
+			Analysis: v1alpha1.CanaryAnalysis{
+				Interval: "10s", Threshold: 2, StepWeights: []int32{10, 50},
+				Metrics: []v1alpha1.CanaryMetric{{Name: "request-success-rate", ThresholdRange: v1alpha1.ThresholdRange{Min: ptr.To(99.0)}}},
+			},
+		},
+	}
+	for _, m := range mods {
+		m(cn)
+	}
+	return cn
+}
+
+func withStatus(st v1alpha1.CanaryStatus) func(*v1alpha1.Canary) {
+	return func(c *v1alpha1.Canary) { c.Status = st }
+}
+
+var (
+	readyPrimary = Workload{Found: true, Ready: true, Replicas: 3, Revision: "rev1"}
+	acceptedAt   = func(canary int32) router.State {
+		return router.State{Found: true, Accepted: true, Weights: router.ForCanary(canary)}
+	}
+)
+
+// progressing is the status of a rollout of rev2 at the given step.
+func progressing(step, weight int32, mods ...func(*v1alpha1.CanaryStatus)) v1alpha1.CanaryStatus {
+	st := v1alpha1.CanaryStatus{
+		Phase: v1alpha1.PhaseProgressing, Step: step, CanaryWeight: weight,
+		LastAppliedSpec: "rev2", LastPromotedSpec: "rev1", LastTransitionTime: at(0),
+	}
+	for _, m := range mods {
+		m(&st)
+	}
+	return st
+}
+
+func check(v v1alpha1.Verdict) []v1alpha1.Decision {
+	return []v1alpha1.Decision{{Metric: "request-success-rate", Verdict: v, Message: "request-success-rate is " + string(v) + "."}}
+}
+
+func TestSteps(t *testing.T) {
+	tests := []struct {
+		name string
+		a    v1alpha1.CanaryAnalysis
+		want []int32
+	}{
+		{"stepWeight up to maxWeight", v1alpha1.CanaryAnalysis{StepWeight: ptr.To[int32](10), MaxWeight: ptr.To[int32](50)}, []int32{10, 20, 30, 40, 50}},
+		{"stepWeight ends exactly at maxWeight", v1alpha1.CanaryAnalysis{StepWeight: ptr.To[int32](20), MaxWeight: ptr.To[int32](50)}, []int32{20, 40, 50}},
+		{"stepWeight without maxWeight goes to 100", v1alpha1.CanaryAnalysis{StepWeight: ptr.To[int32](30)}, []int32{30, 60, 90, 100}},
+		{"stepWeights as written", v1alpha1.CanaryAnalysis{StepWeights: []int32{5, 10, 25, 50}}, []int32{5, 10, 25, 50}},
+		{"neither", v1alpha1.CanaryAnalysis{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, Steps(tt.a))
+		})
+	}
+}
+
+func TestComputePlan(t *testing.T) {
+	tests := []struct {
+		name string
+		snap Snapshot
+		// expectations
+		phase          v1alpha1.CanaryPhase
+		step           int32
+		weight         int32
+		failedChecks   int32
+		reason         string
+		ready, stalled bool
+		canaryReplicas *int32
+		promote        bool
+		event          string
+		check          func(t *testing.T, p Plan)
+	}{
+		{
+			name:  "bootstrap waits for the primary",
+			snap:  Snapshot{Canary: planCanary(), Target: Workload{Found: true, Revision: "rev1"}},
+			phase: v1alpha1.PhaseInitializing, reason: ReasonInitializing,
+		},
+		{
+			name:  "bootstrap waits for the route to carry all traffic to the primary",
+			snap:  Snapshot{Canary: planCanary(), Target: Workload{Found: true, Revision: "rev1"}, Primary: readyPrimary},
+			phase: v1alpha1.PhaseInitializing, reason: ReasonInitializing,
+		},
+		{
+			name:  "bootstrap done scales the target to zero",
+			snap:  Snapshot{Canary: planCanary(withStatus(v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseInitializing})), Target: Workload{Found: true, Revision: "rev1"}, Primary: readyPrimary, Route: acceptedAt(0)},
+			phase: v1alpha1.PhaseInitialized, reason: ReasonInitialized, ready: true, canaryReplicas: ptr.To[int32](0), event: ReasonInitialized,
+			check: func(t *testing.T, p Plan) {
+				assert.Equal(t, "rev1", p.Status.LastAppliedSpec)
+				assert.Equal(t, "rev1", p.Status.LastPromotedSpec)
+			},
+		},
+		{
+			name:  "idle with no new revision stays put",
+			snap:  Snapshot{Canary: planCanary(withStatus(v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseSucceeded, LastAppliedSpec: "rev1", LastPromotedSpec: "rev1"})), Target: Workload{Found: true, Revision: "rev1"}, Primary: readyPrimary, Route: acceptedAt(0)},
+			phase: v1alpha1.PhaseSucceeded, reason: ReasonSucceeded, ready: true, canaryReplicas: ptr.To[int32](0),
+		},
+		{
+			name:  "a new revision starts a rollout and scales the canary like the primary",
+			snap:  Snapshot{Canary: planCanary(withStatus(v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseInitialized, LastAppliedSpec: "rev1", LastPromotedSpec: "rev1"})), Target: Workload{Found: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0},
+			phase: v1alpha1.PhaseProgressing, step: 0, weight: 0, reason: ReasonWaitingForCanary, canaryReplicas: ptr.To[int32](3), event: ReasonNewRevision,
+			check: func(t *testing.T, p Plan) {
+				assert.Equal(t, "rev2", p.Status.LastAppliedSpec)
+				assert.Equal(t, t0, p.Status.LastTransitionTime.Time)
+			},
+		},
+		{
+			name:  "a failed rollout stays failed until the next revision",
+			snap:  Snapshot{Canary: planCanary(withStatus(v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseFailed, LastAppliedSpec: "rev2", LastPromotedSpec: "rev1"})), Target: Workload{Found: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(0)},
+			phase: v1alpha1.PhaseFailed, reason: ReasonRolledBack, stalled: true, canaryReplicas: ptr.To[int32](0),
+		},
+		{
+			name:  "waits for the canary to become ready",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(0, 0))), Target: Workload{Found: true, Revision: "rev2", Replicas: 3, Message: "1 of 3 available"}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0.Add(30 * time.Second)},
+			phase: v1alpha1.PhaseProgressing, reason: ReasonWaitingForCanary, canaryReplicas: ptr.To[int32](3),
+			check: func(t *testing.T, p Plan) {
+				assert.Contains(t, p.Message, "1 of 3 available")
+				assert.Equal(t, 31*time.Second, p.RequeueAfter, "looks again just past the deadline")
+			},
+		},
+		{
+			name:  "a canary not ready by the progress deadline is rolled back",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(0, 0))), Target: Workload{Found: true, Revision: "rev2", Replicas: 3, Message: "0 of 3 available"}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0.Add(61 * time.Second)},
+			phase: v1alpha1.PhaseFailed, weight: 0, reason: ReasonProgressDeadline, stalled: true, canaryReplicas: ptr.To[int32](0), event: ReasonRolledBack,
+			check: func(t *testing.T, p Plan) {
+				assert.Equal(t, router.Weights{Primary: 100, Canary: 0}, p.Weights)
+				assert.Contains(t, p.Message, "0 of 3 available")
+			},
+		},
+		{
+			name:  "a ready canary gets the first step's weight",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(0, 0))), Target: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0.Add(5 * time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, reason: ReasonWaitingForRoute, canaryReplicas: ptr.To[int32](3), event: ReasonStepAdvanced,
+			check: func(t *testing.T, p Plan) {
+				assert.Equal(t, router.Weights{Primary: 90, Canary: 10}, p.Weights)
+				assert.Nil(t, p.Status.StepStartedAt)
+			},
+		},
+		{
+			name:  "a step waits until the route accepts its weights",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10))), Target: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Primary: readyPrimary, Route: router.State{Found: true, Weights: router.ForCanary(10), Message: "waiting for Gateway infra/gw"}, Now: t0.Add(5 * time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, reason: ReasonWaitingForRoute, canaryReplicas: ptr.To[int32](3),
+			check: func(t *testing.T, p Plan) {
+				assert.Nil(t, p.Status.StepStartedAt)
+				assert.Contains(t, p.Message, "waiting for Gateway infra/gw")
+			},
+		},
+		{
+			name:  "a route that never accepts is rolled back at the deadline",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: router.State{Found: true, Weights: router.ForCanary(10)}, Now: t0.Add(61 * time.Second)},
+			phase: v1alpha1.PhaseFailed, reason: ReasonProgressDeadline, stalled: true, canaryReplicas: ptr.To[int32](0), event: ReasonRolledBack,
+		},
+		{
+			name:  "the step starts when the route accepts, rounded up to the second",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(10), Now: t0.Add(5*time.Second + 300*time.Millisecond)},
+			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, reason: ReasonAnalysing,
+			check: func(t *testing.T, p Plan) {
+				assert.Equal(t, t0.Add(6*time.Second), p.Status.StepStartedAt.Time)
+				assert.Equal(t, 10*time.Second+700*time.Millisecond, p.RequeueAfter)
+			},
+		},
+		{
+			name:  "passing checks advance to the next step",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0) }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(10), Checks: check(v1alpha1.VerdictPass), Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 2, weight: 50, reason: ReasonWaitingForRoute, event: ReasonStepAdvanced,
+			check: func(t *testing.T, p Plan) {
+				require.Len(t, p.Status.Decisions, 1)
+				assert.Equal(t, int32(1), p.Status.Decisions[0].Step, "the decision records the step it judged")
+				assert.Equal(t, int32(10), p.Status.Decisions[0].CanaryWeight)
+			},
+		},
+		{
+			name:  "passing checks at the last step promote",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0) }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(50), Checks: check(v1alpha1.VerdictPass), Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhasePromoting, step: 2, weight: 50, reason: ReasonPromoting, event: ReasonPromoting,
+		},
+		{
+			name:  "a failed check below the threshold holds the step",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0) }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(10), Checks: check(v1alpha1.VerdictFail), Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, failedChecks: 1, reason: ReasonCheckFailed, event: ReasonCheckFailed,
+			check: func(t *testing.T, p Plan) { assert.Equal(t, 10*time.Second, p.RequeueAfter) },
+		},
+		{
+			name:  "failed checks at the threshold roll back",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0); s.FailedChecks = 1 }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(50), Checks: check(v1alpha1.VerdictFail), Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhaseFailed, step: 0, weight: 0, failedChecks: 2, reason: ReasonCheckFailed, stalled: true, canaryReplicas: ptr.To[int32](0), event: ReasonRolledBack,
+			check: func(t *testing.T, p Plan) {
+				assert.Equal(t, router.Weights{Primary: 100}, p.Weights)
+				assert.Contains(t, p.Message, "request-success-rate is Fail.")
+			},
+		},
+		{
+			name:  "an unavailable provider holds the step without counting a failure",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0) }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(10), Checks: check(v1alpha1.VerdictError), Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, failedChecks: 0, reason: ReasonAnalysisUnavailable,
+		},
+		{
+			name:  "no data holds the step without counting a failure",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0) }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(10), Checks: check(v1alpha1.VerdictNoData), Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, failedChecks: 0, reason: ReasonNoData,
+		},
+		{
+			name:  "no metrics: an empty round of checks passes",
+			snap:  Snapshot{Canary: planCanary(func(c *v1alpha1.Canary) { c.Spec.Analysis.Metrics = nil }, withStatus(progressing(1, 10, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0) }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(10), Checks: []v1alpha1.Decision{}, Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 2, weight: 50, reason: ReasonWaitingForRoute, event: ReasonStepAdvanced,
+		},
+		{
+			name:  "a newer revision mid-rollout restarts the analysis at weight zero",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0); s.FailedChecks = 1 }))), Target: Workload{Found: true, Ready: true, Revision: "rev3"}, Primary: readyPrimary, Route: acceptedAt(50), Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 0, weight: 0, failedChecks: 0, reason: ReasonWaitingForCanary, canaryReplicas: ptr.To[int32](3), event: ReasonNewRevision,
+			check: func(t *testing.T, p Plan) {
+				assert.Equal(t, "rev3", p.Status.LastAppliedSpec)
+				assert.Equal(t, router.Weights{Primary: 100}, p.Weights)
+			},
+		},
+		{
+			name:  "promotion copies the template onto the primary",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) { s.Phase = v1alpha1.PhasePromoting }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(50)},
+			phase: v1alpha1.PhasePromoting, step: 2, weight: 50, reason: ReasonPromoting, promote: true,
+			check: func(t *testing.T, p Plan) {
+				assert.Equal(t, router.Weights{Primary: 50, Canary: 50}, p.Weights, "the canary keeps its share while the primary rolls out")
+			},
+			ready:   false,
+			stalled: false,
+		},
+		{
+			name:  "promotion waits for the primary to roll out",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) { s.Phase = v1alpha1.PhasePromoting }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: Workload{Found: true, Revision: "rev2", Replicas: 3, Message: "2 of 3 updated"}, Route: acceptedAt(50)},
+			phase: v1alpha1.PhasePromoting, step: 2, weight: 50, reason: ReasonPromoting,
+		},
+		{
+			name:  "a rolled-out primary takes all traffic back",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) { s.Phase = v1alpha1.PhasePromoting }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Route: acceptedAt(50)},
+			phase: v1alpha1.PhaseFinalising, step: 2, weight: 0, reason: ReasonFinalising, canaryReplicas: ptr.To[int32](3),
+		},
+		{
+			name:  "finalising waits for the route before scaling the canary down",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 0, func(s *v1alpha1.CanaryStatus) { s.Phase = v1alpha1.PhaseFinalising }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Route: acceptedAt(50)},
+			phase: v1alpha1.PhaseFinalising, step: 2, weight: 0, reason: ReasonFinalising, canaryReplicas: ptr.To[int32](3),
+		},
+		{
+			name:  "finalising done: succeeded, canary scaled to zero",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 0, func(s *v1alpha1.CanaryStatus) { s.Phase = v1alpha1.PhaseFinalising }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Route: acceptedAt(0)},
+			phase: v1alpha1.PhaseSucceeded, step: 0, weight: 0, reason: ReasonSucceeded, ready: true, canaryReplicas: ptr.To[int32](0), event: ReasonSucceeded,
+			check: func(t *testing.T, p Plan) { assert.Equal(t, "rev2", p.Status.LastPromotedSpec) },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := ComputePlan(tt.snap)
+			assert.Equal(t, tt.phase, p.Status.Phase, "phase")
+			assert.Equal(t, tt.step, p.Status.Step, "step")
+			assert.Equal(t, tt.weight, p.Status.CanaryWeight, "weight")
+			assert.Equal(t, router.ForCanary(tt.weight), p.Weights, "route weights follow status")
+			assert.Equal(t, tt.failedChecks, p.Status.FailedChecks, "failed checks")
+			assert.Equal(t, tt.reason, p.Reason, "reason (message: %s)", p.Message)
+			assert.Equal(t, tt.ready, p.Ready, "ready")
+			assert.Equal(t, tt.stalled, p.Stalled, "stalled")
+			assert.NotEmpty(t, p.Message)
+			assert.Equal(t, int64(3), p.Status.ObservedGeneration)
+			if tt.canaryReplicas != nil {
+				require.NotNil(t, p.CanaryReplicas, "canary replicas")
+				assert.Equal(t, *tt.canaryReplicas, *p.CanaryReplicas, "canary replicas")
+			}
+			assert.Equal(t, tt.promote, p.PromotePrimary, "promote primary")
+			if tt.event != "" {
+				require.NotEmpty(t, p.Events)
+				assert.Equal(t, tt.event, p.Events[len(p.Events)-1].Reason)
+				if tt.event == ReasonRolledBack || tt.event == ReasonCheckFailed {
+					assert.Equal(t, corev1.EventTypeWarning, p.Events[len(p.Events)-1].Type)
+				}
+			} else {
+				assert.Empty(t, p.Events)
+			}
+			if tt.check != nil {
+				tt.check(t, p)
+			}
+		})
+	}
+}
+
+func TestChecksDue(t *testing.T) {
+	base := func(mods ...func(*v1alpha1.CanaryStatus)) Snapshot {
+		return Snapshot{Canary: planCanary(withStatus(progressing(1, 10, mods...))), Target: Workload{Revision: "rev2"}}
+	}
+	started := func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0) }
+	tests := []struct {
+		name string
+		snap Snapshot
+		now  time.Duration
+		want bool
+	}{
+		{"not before the route accepted", base(), 30 * time.Second, false},
+		{"not before one interval into the step", base(started), 9 * time.Second, false},
+		{"one interval into the step", base(started), 10 * time.Second, true},
+		{"not again within an interval of the last check", base(started, func(s *v1alpha1.CanaryStatus) { s.LastCheckedAt = at(10 * time.Second) }), 19 * time.Second, false},
+		{"again an interval after the last check", base(started, func(s *v1alpha1.CanaryStatus) { s.LastCheckedAt = at(10 * time.Second) }), 20 * time.Second, true},
+		{"a check from an earlier step does not count", base(func(s *v1alpha1.CanaryStatus) {
+			s.StepStartedAt = at(10 * time.Second)
+			s.LastCheckedAt = at(9 * time.Second)
+		}), 20 * time.Second, true},
+		{"not when a newer revision arrived", func() Snapshot { s := base(started); s.Target.Revision = "rev3"; return s }(), 10 * time.Second, false},
+		{"not at step 0", base(started, func(s *v1alpha1.CanaryStatus) { s.Step = 0 }), 10 * time.Second, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.snap.Now = t0.Add(tt.now)
+			assert.Equal(t, tt.want, ChecksDue(tt.snap))
+		})
+	}
+}
+
+func TestCheckWindowNeverReachesBeforeTheStep(t *testing.T) {
+	s := Snapshot{Canary: planCanary(withStatus(progressing(1, 10, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0) })))}
+	m := v1alpha1.CanaryMetric{Name: "x", Interval: "1m"}
+
+	s.Now = t0.Add(25 * time.Second)
+	assert.Equal(t, 25*time.Second, CheckWindow(s, m), "capped at the step's age")
+	s.Now = t0.Add(5 * time.Minute)
+	assert.Equal(t, time.Minute, CheckWindow(s, m), "the metric's own interval")
+	assert.Equal(t, 10*time.Second, CheckWindow(s, v1alpha1.CanaryMetric{Name: "x"}), "the analysis interval by default")
+}

@@ -1,0 +1,66 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
+	"github.com/trafficctl/trafficctl/providers/router/gatewayapi"
+)
+
+// Options are the controller's settings that come from its command line.
+type Options struct {
+	// PrometheusAddress answers the queries of built-in metrics and of templates without an
+	// address of their own.
+	PrometheusAddress string
+	// QueryTimeout bounds every metric query.
+	QueryTimeout time.Duration
+	// Clock is the time source; the real clock when nil.
+	Clock clock.PassiveClock
+}
+
+// NewScheme registers every API the controller reads or writes.
+func NewScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(gatewayv1.Install(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}
+
+// Setup wires the Canary reconciler with its router and metric providers into a manager.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	timeout := opts.QueryTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	r := &CanaryReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("trafficctl"),
+		Clock:     clk,
+		Router:    gatewayapi.New(mgr.GetClient(), FieldManager),
+		Querier: func(address string) (MetricQuerier, error) {
+			if address == "" {
+				address = opts.PrometheusAddress
+			}
+			return prometheus.New(address, timeout)
+		},
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the canary controller: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/trafficctl/trafficctl/analysis"
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+)
+
+// AnnotationRevision on the primary Deployment names the revision trafficctl last copied onto it.
+const AnnotationRevision = "trafficctl.io/revision"
+
+func (r *CanaryReconciler) getTarget(ctx context.Context, cn *v1alpha1.Canary) (*appsv1.Deployment, error) {
+	target := &appsv1.Deployment{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.Spec.TargetRef.Name}, target); err != nil {
+		return nil, err
+	}
+	return target, nil
+}
+
+// snapshot reads the world the planner decides on: the target's revision and readiness, the
+// primary's, and the route's.
+func (r *CanaryReconciler) snapshot(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment) (Snapshot, error) {
+	s := Snapshot{Canary: cn, Now: r.Clock.Now()}
+
+	rev, err := r.revision(ctx, target)
+	if err != nil {
+		return s, err
+	}
+	s.Target = workloadOf(target)
+	s.Target.Revision = rev
+
+	primary := &appsv1.Deployment{}
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.PrimaryDeploymentName()}, primary); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return s, fmt.Errorf("reading primary deployment: %w", err)
+	default:
+		s.Primary = workloadOf(primary)
+		s.Primary.Revision = primary.Annotations[AnnotationRevision]
+	}
+
+	s.Route, err = r.Router.Observe(ctx, cn)
+	if err != nil {
+		return s, fmt.Errorf("reading route %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
+	}
+	return s, nil
+}
+
+// workloadOf sums up a Deployment: ready once the controller has seen its current spec and
+// every desired replica runs the current template and is available.
+func workloadOf(d *appsv1.Deployment) Workload {
+	w := Workload{Found: true, Replicas: 1}
+	if d.Spec.Replicas != nil {
+		w.Replicas = *d.Spec.Replicas
+	}
+	st := d.Status
+	switch {
+	case st.ObservedGeneration < d.Generation:
+		w.Message = fmt.Sprintf("Deployment %s has not yet observed generation %d", d.Name, d.Generation)
+	case st.UpdatedReplicas < w.Replicas:
+		w.Message = fmt.Sprintf("Deployment %s has %d of %d replicas on the current template", d.Name, st.UpdatedReplicas, w.Replicas)
+	case st.Replicas > st.UpdatedReplicas:
+		w.Message = fmt.Sprintf("Deployment %s still has %d replicas on an old template", d.Name, st.Replicas-st.UpdatedReplicas)
+	case st.AvailableReplicas < w.Replicas:
+		w.Message = fmt.Sprintf("Deployment %s has %d of %d replicas available", d.Name, st.AvailableReplicas, w.Replicas)
+	default:
+		w.Ready = true
+	}
+	return w
+}
+
+// revision hashes what makes a revision: the pod template, and the data of every ConfigMap and
+// Secret it mounts or reads, so a changed ConfigMap starts a rollout like a new image does.
+func (r *CanaryReconciler) revision(ctx context.Context, d *appsv1.Deployment) (string, error) {
+	h := sha256.New()
+	tpl, err := json.Marshal(d.Spec.Template)
+	if err != nil {
+		return "", fmt.Errorf("hashing pod template: %w", err)
+	}
+	h.Write(tpl)
+	for _, ref := range configRefs(&d.Spec.Template.Spec) {
+		fmt.Fprintf(h, "\x00%s/%s=", ref.kind, ref.name)
+		var data any
+		var obj client.Object
+		if ref.kind == "ConfigMap" {
+			cm := &corev1.ConfigMap{}
+			obj, data = cm, cm
+		} else {
+			sec := &corev1.Secret{}
+			obj, data = sec, sec
+		}
+		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: d.Namespace, Name: ref.name}, obj)
+		switch {
+		case apierrors.IsNotFound(err):
+			h.Write([]byte("<missing>"))
+			continue
+		case err != nil:
+			return "", fmt.Errorf("reading %s %s/%s used by the target: %w", ref.kind, d.Namespace, ref.name, err)
+		}
+		switch o := data.(type) {
+		case *corev1.ConfigMap:
+			b, _ := json.Marshal([]any{o.Data, o.BinaryData})
+			h.Write(b)
+		case *corev1.Secret:
+			b, _ := json.Marshal(o.Data)
+			h.Write(b)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+type configRef struct{ kind, name string }
+
+// configRefs lists, sorted and once each, the ConfigMaps and Secrets a pod spec uses.
+func configRefs(spec *corev1.PodSpec) []configRef {
+	seen := map[configRef]bool{}
+	add := func(kind, name string) {
+		if name != "" {
+			seen[configRef{kind, name}] = true
+		}
+	}
+	for _, v := range spec.Volumes {
+		if v.ConfigMap != nil {
+			add("ConfigMap", v.ConfigMap.Name)
+		}
+		if v.Secret != nil {
+			add("Secret", v.Secret.SecretName)
+		}
+		if v.Projected != nil {
+			for _, src := range v.Projected.Sources {
+				if src.ConfigMap != nil {
+					add("ConfigMap", src.ConfigMap.Name)
+				}
+				if src.Secret != nil {
+					add("Secret", src.Secret.Name)
+				}
+			}
+		}
+	}
+	containers := append(append([]corev1.Container(nil), spec.InitContainers...), spec.Containers...)
+	for _, c := range containers {
+		for _, ef := range c.EnvFrom {
+			if ef.ConfigMapRef != nil {
+				add("ConfigMap", ef.ConfigMapRef.Name)
+			}
+			if ef.SecretRef != nil {
+				add("Secret", ef.SecretRef.Name)
+			}
+		}
+		for _, e := range c.Env {
+			if e.ValueFrom == nil {
+				continue
+			}
+			if e.ValueFrom.ConfigMapKeyRef != nil {
+				add("ConfigMap", e.ValueFrom.ConfigMapKeyRef.Name)
+			}
+			if e.ValueFrom.SecretKeyRef != nil {
+				add("Secret", e.ValueFrom.SecretKeyRef.Name)
+			}
+		}
+	}
+	refs := make([]configRef, 0, len(seen))
+	for ref := range seen {
+		refs = append(refs, ref)
+	}
+	sort.Slice(refs, func(i, j int) bool {
+		if refs[i].kind != refs[j].kind {
+			return refs[i].kind < refs[j].kind
+		}
+		return refs[i].name < refs[j].name
+	})
+	return refs
+}
+
+// runChecks asks every metric of the Canary for its value over the current step's window.
+// Failures to ask become Error verdicts, never failed checks.
+func (r *CanaryReconciler) runChecks(ctx context.Context, s Snapshot) []v1alpha1.Decision {
+	cn := s.Canary
+	decisions := make([]v1alpha1.Decision, 0, len(cn.Spec.Analysis.Metrics))
+	for _, m := range cn.Spec.Analysis.Metrics {
+		vars := analysis.QueryVars{
+			Name: cn.Name, Namespace: cn.Namespace, Target: cn.Spec.TargetRef.Name,
+			Service: cn.ApexServiceName(), Primary: cn.PrimaryDeploymentName(), Canary: cn.Spec.TargetRef.Name,
+			Interval: analysis.Window(CheckWindow(s, m)),
+		}
+		query, address, err := r.queryOf(ctx, cn, m)
+		if err == nil {
+			query, err = analysis.Render(query, vars)
+		}
+		if err != nil {
+			decisions = append(decisions, analysis.Decide(m, query, 0, err))
+			continue
+		}
+		q, err := r.Querier(address)
+		if err != nil {
+			decisions = append(decisions, analysis.Decide(m, query, 0, err))
+			continue
+		}
+		value, err := q.Query(ctx, query, s.Now)
+		decisions = append(decisions, analysis.Decide(m, query, value, err))
+	}
+	return decisions
+}
+
+// queryOf finds a metric's query template and provider address: a built-in's, or its
+// MetricTemplate's.
+func (r *CanaryReconciler) queryOf(ctx context.Context, cn *v1alpha1.Canary, m v1alpha1.CanaryMetric) (query, address string, err error) {
+	if m.TemplateRef == nil {
+		q, ok := analysis.BuiltinQuery(m.Name)
+		if !ok {
+			return "", "", fmt.Errorf("%q is not a built-in metric and names no templateRef", m.Name)
+		}
+		return q, "", nil
+	}
+	ns := m.TemplateRef.Namespace
+	if ns == "" {
+		ns = cn.Namespace
+	}
+	var mt v1alpha1.MetricTemplate
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: m.TemplateRef.Name}, &mt); err != nil {
+		return "", "", fmt.Errorf("reading MetricTemplate %s/%s: %w", ns, m.TemplateRef.Name, err)
+	}
+	return mt.Spec.Query, mt.Spec.Provider.Address, nil
+}

@@ -1,0 +1,54 @@
+package controllers
+
+import (
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+)
+
+// Condition types. Ready, Reconciling and Stalled follow kstatus, so Argo CD, Flux and
+// `kubectl wait --for=condition=Ready` understand a Canary; Promoted says whether the last
+// revision made it to the primary.
+const (
+	ConditionReady       = "Ready"
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
+	ConditionPromoted    = "Promoted"
+)
+
+// setConditions writes the plan's verdict into the status conditions. Reconciling and Stalled
+// are present only while true, as kstatus expects of abnormal-true conditions.
+func setConditions(st *v1alpha1.CanaryStatus, generation int64, p Plan) {
+	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: generation,
+		})
+	}
+	ready := metav1.ConditionFalse
+	if p.Ready {
+		ready = metav1.ConditionTrue
+	}
+	set(ConditionReady, ready, p.Reason, p.Message)
+
+	switch {
+	case p.Stalled:
+		set(ConditionStalled, metav1.ConditionTrue, p.Reason, p.Message)
+		meta.RemoveStatusCondition(&st.Conditions, ConditionReconciling)
+	case p.Ready:
+		meta.RemoveStatusCondition(&st.Conditions, ConditionStalled)
+		meta.RemoveStatusCondition(&st.Conditions, ConditionReconciling)
+	default:
+		meta.RemoveStatusCondition(&st.Conditions, ConditionStalled)
+		set(ConditionReconciling, metav1.ConditionTrue, p.Reason, p.Message)
+	}
+
+	switch st.Phase {
+	case v1alpha1.PhaseInitialized, v1alpha1.PhaseSucceeded:
+		set(ConditionPromoted, metav1.ConditionTrue, string(st.Phase), "The last revision is promoted.")
+	case v1alpha1.PhaseFailed:
+		set(ConditionPromoted, metav1.ConditionFalse, ReasonRolledBack, "The last revision was rolled back.")
+	case v1alpha1.PhaseProgressing, v1alpha1.PhasePromoting, v1alpha1.PhaseFinalising:
+		set(ConditionPromoted, metav1.ConditionUnknown, string(st.Phase), "A rollout is in progress.")
+	}
+}

@@ -1,0 +1,312 @@
+package testprom
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+)
+
+const (
+	// ScrapeInterval is how often Prometheus scrapes its targets and evaluates rules. A rate()
+	// needs two samples in its window, so the first result comes about two intervals after the
+	// series appear.
+	ScrapeInterval = time.Second
+
+	// JobName is the job label of every scraped series.
+	JobName = "testprom"
+
+	readyTimeout  = 30 * time.Second
+	pollInterval  = 100 * time.Millisecond
+	startAttempts = 3
+	logTailLines  = 40
+)
+
+// Prometheus is a running Prometheus server on a loopback port, scraping fixed targets.
+type Prometheus struct {
+	url     string
+	dir     string
+	ownsDir bool
+	logPath string
+	logFile *os.File
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed once the process has exited
+	api     promv1.API
+
+	stopOnce sync.Once
+}
+
+// Start runs Prometheus for the test, scraping scrapeTargets (host:port of /metrics pages,
+// such as Exporter.Addr) every second. It is killed when the test ends, and the tail of its log
+// is printed if the test failed. A missing binary fails the test rather than skipping it: the
+// tests are meant to run against the real server.
+func Start(t testing.TB, scrapeTargets ...string) *Prometheus {
+	t.Helper()
+	p, err := start(t.TempDir(), false, scrapeTargets)
+	if err != nil {
+		t.Fatalf("start prometheus: %v", err)
+	}
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("prometheus log (%s), last lines:\n%s", p.logPath, p.LogTail(logTailLines))
+		}
+	})
+	return p
+}
+
+// StartProcess runs Prometheus like Start, for a TestMain that has no testing.TB. The caller
+// must call Stop, which also removes the server's storage.
+func StartProcess(scrapeTargets ...string) (*Prometheus, error) {
+	dir, err := os.MkdirTemp("", "testprom-")
+	if err != nil {
+		return nil, fmt.Errorf("create prometheus directory: %w", err)
+	}
+	p, err := start(dir, true, scrapeTargets)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return p, nil
+}
+
+func start(dir string, ownsDir bool, scrapeTargets []string) (*Prometheus, error) {
+	for _, target := range scrapeTargets {
+		if _, _, err := net.SplitHostPort(target); err != nil {
+			return nil, fmt.Errorf("scrape target %q is not host:port: %w", target, err)
+		}
+	}
+	binary, err := findBinary()
+	if err != nil {
+		return nil, err
+	}
+	configPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(configPath, config(scrapeTargets), 0o600); err != nil {
+		return nil, fmt.Errorf("write prometheus config: %w", err)
+	}
+
+	// The free port is only reserved until it is closed; if another process takes it before
+	// Prometheus binds, try again with another one.
+	for attempt := 1; ; attempt++ {
+		p, err := launch(binary, configPath, dir, ownsDir, attempt)
+		if err == nil {
+			return p, nil
+		}
+		if attempt < startAttempts && errors.Is(err, errAddressInUse) {
+			continue
+		}
+		return nil, err
+	}
+}
+
+var errAddressInUse = errors.New("listen address already in use")
+
+func launch(binary, configPath, dir string, ownsDir bool, attempt int) (*Prometheus, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, fmt.Sprintf("prometheus-%d.log", attempt))
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("create prometheus log: %w", err)
+	}
+	address := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cmd := exec.Command(binary,
+		"--config.file="+configPath,
+		"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprintf("data-%d", attempt)),
+		"--web.listen-address="+address,
+	)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	if err := startProcess(cmd); err != nil {
+		_ = logFile.Close()
+		return nil, fmt.Errorf("run %s: %w", binary, err)
+	}
+
+	p := &Prometheus{
+		url:     "http://" + address,
+		dir:     dir,
+		ownsDir: ownsDir,
+		logPath: logPath,
+		logFile: logFile,
+		cmd:     cmd,
+		exited:  make(chan struct{}),
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(p.exited)
+	}()
+	client, err := promapi.NewClient(promapi.Config{Address: p.url})
+	if err != nil {
+		p.kill()
+		return nil, fmt.Errorf("create prometheus client: %w", err)
+	}
+	p.api = promv1.NewAPI(client)
+
+	if err := p.waitReady(); err != nil {
+		p.kill()
+		tail := p.LogTail(logTailLines)
+		if strings.Contains(tail, "address already in use") {
+			err = fmt.Errorf("%w: %w", errAddressInUse, err)
+		}
+		return nil, fmt.Errorf("%w; log %s, last lines:\n%s", err, logPath, tail)
+	}
+	return p, nil
+}
+
+// config is the prometheus.yml for one job that scrapes targets, keeping the labels the
+// targets expose (namespace, pod) as they are.
+func config(targets []string) []byte {
+	quoted := make([]string, len(targets))
+	for i, target := range targets {
+		quoted[i] = strconv.Quote(target)
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n  evaluation_interval: %s\n",
+		model.Duration(ScrapeInterval), model.Duration(ScrapeInterval), model.Duration(ScrapeInterval))
+	fmt.Fprintf(&b, "scrape_configs:\n  - job_name: %s\n    honor_labels: true\n    static_configs:\n      - targets: [%s]\n",
+		JobName, strings.Join(quoted, ", "))
+	return b.Bytes()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitReady polls /-/ready until it answers 200, the process exits, or readyTimeout passes.
+func (p *Prometheus) waitReady() error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.NewTimer(readyTimeout)
+	defer deadline.Stop()
+	ticker := time.NewTicker(pollInterval)
+	defer ticker.Stop()
+	var lastErr error
+	for {
+		resp, err := client.Get(p.url + "/-/ready")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("/-/ready answered %s", resp.Status)
+		}
+		lastErr = err
+		select {
+		case <-p.exited:
+			return fmt.Errorf("prometheus exited before it was ready: %s", p.cmd.ProcessState)
+		case <-deadline.C:
+			return fmt.Errorf("prometheus not ready after %s: %w", readyTimeout, lastErr)
+		case <-ticker.C:
+		}
+	}
+}
+
+// URL is the server's base address, such as http://127.0.0.1:41234.
+func (p *Prometheus) URL() string { return p.url }
+
+// WaitForSeries polls the instant query until its result is not empty, and fails the test if
+// that takes longer than timeout. Rates need two scrapes inside their window, so a test waits
+// here before it asserts on values.
+func (p *Prometheus) WaitForSeries(t testing.TB, query string, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	if err := p.waitForSeries(ctx, query); err != nil {
+		t.Fatalf("wait %s for series of %s: %v\nprometheus log (%s), last lines:\n%s",
+			timeout, query, err, p.logPath, p.LogTail(logTailLines))
+	}
+}
+
+func (p *Prometheus) waitForSeries(ctx context.Context, query string) error {
+	ticker := time.NewTicker(pollInterval)
+	defer ticker.Stop()
+	last := "no answer yet"
+	for {
+		value, _, _, err := p.api.Query(ctx, query, time.Time{})
+		switch {
+		case err != nil:
+			last = "error: " + err.Error()
+		case !isEmpty(value):
+			return nil
+		default:
+			last = "empty result"
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("prometheus exited: %s", p.cmd.ProcessState)
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %s)", ctx.Err(), last)
+		case <-ticker.C:
+		}
+	}
+}
+
+// isEmpty reports whether a query result holds no series; a scalar is empty when it is NaN,
+// which is what scalar() of an empty vector gives.
+func isEmpty(value model.Value) bool {
+	switch v := value.(type) {
+	case model.Vector:
+		return len(v) == 0
+	case model.Matrix:
+		return len(v) == 0
+	case *model.Scalar:
+		return math.IsNaN(float64(v.Value))
+	case nil:
+		return true
+	default:
+		return false
+	}
+}
+
+// LogTail returns the last lines of the server's log, for a TestMain to print on failure. Call
+// it before Stop, which removes the log of a server started by StartProcess.
+func (p *Prometheus) LogTail(lines int) string {
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", p.logPath, err)
+	}
+	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+// Stop kills the server and waits for it to exit; for StartProcess it also removes the
+// storage. It is safe to call more than once.
+func (p *Prometheus) Stop() {
+	p.stopOnce.Do(func() {
+		p.kill()
+		if p.ownsDir {
+			_ = os.RemoveAll(p.dir)
+		}
+	})
+}
+
+// kill ends the process, waits until it has exited and closes its log.
+func (p *Prometheus) kill() {
+	_ = p.cmd.Process.Kill() // fails only if it has already exited
+	<-p.exited
+	_ = p.logFile.Close()
+}

@@ -1,0 +1,111 @@
+package gatewayapi
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/trafficctl/trafficctl/providers/router"
+)
+
+// observe reads the state of a route that exists. A user's route without an apex rule is an
+// InvalidRouteError; a route trafficctl owns without one is simply not split yet, which the next
+// Apply repairs.
+func observe(route *gatewayv1.HTTPRoute, b backends, userOwned bool) (router.State, error) {
+	w, ok := b.weights(route.Spec.Rules)
+	if !ok {
+		if userOwned {
+			return router.State{}, b.noApexRule()
+		}
+		return router.State{Found: true, Message: fmt.Sprintf(
+			"HTTPRoute %s/%s does not send traffic to Services %s and %s yet",
+			route.Namespace, route.Name, b.primary, b.canary)}, nil
+	}
+	accepted, message := acceptance(route)
+	return router.State{Found: true, Weights: w, Accepted: accepted, Message: message}, nil
+}
+
+// acceptance reports whether every parent of the route has accepted its current generation, and
+// when one has not, which one and why. A route with no parents has nothing to wait for.
+func acceptance(route *gatewayv1.HTTPRoute) (bool, string) {
+	for _, ref := range route.Spec.ParentRefs {
+		if pending := parentPending(route, ref); pending != "" {
+			return false, pending
+		}
+	}
+	return true, ""
+}
+
+// parentPending says why the parent ref has not accepted the route's current generation, or
+// returns "" when it has. Any status entry for the parent will do, since several controllers may
+// report on one parent.
+func parentPending(route *gatewayv1.HTTPRoute, ref gatewayv1.ParentReference) string {
+	var rejected *metav1.Condition
+	for _, status := range route.Status.Parents {
+		if !sameParent(status.ParentRef, ref, route.Namespace) {
+			continue
+		}
+		c := meta.FindStatusCondition(status.Conditions, string(gatewayv1.RouteConditionAccepted))
+		if c == nil || c.ObservedGeneration < route.Generation {
+			continue
+		}
+		if c.Status == metav1.ConditionTrue {
+			return ""
+		}
+		if c.Status == metav1.ConditionFalse {
+			rejected = c
+		}
+	}
+	if rejected != nil {
+		return fmt.Sprintf("%s did not accept HTTPRoute %s/%s: %s: %s",
+			describeParent(ref, route.Namespace), route.Namespace, route.Name, rejected.Reason, rejected.Message)
+	}
+	return fmt.Sprintf("waiting for %s to accept generation %d of HTTPRoute %s/%s",
+		describeParent(ref, route.Namespace), route.Generation, route.Namespace, route.Name)
+}
+
+// sameParent compares two parent references the way Gateway API defines them: an unset group,
+// kind or namespace means gateway.networking.k8s.io, Gateway and the route's namespace.
+func sameParent(a, b gatewayv1.ParentReference, routeNamespace string) bool {
+	return a.Name == b.Name &&
+		parentGroup(a) == parentGroup(b) &&
+		parentKind(a) == parentKind(b) &&
+		parentNamespace(a, routeNamespace) == parentNamespace(b, routeNamespace) &&
+		ptr.Deref(a.SectionName, "") == ptr.Deref(b.SectionName, "") &&
+		ptr.Deref(a.Port, 0) == ptr.Deref(b.Port, 0)
+}
+
+func describeParent(ref gatewayv1.ParentReference, routeNamespace string) string {
+	s := fmt.Sprintf("%s %s/%s", parentKind(ref), parentNamespace(ref, routeNamespace), ref.Name)
+	if ref.SectionName != nil {
+		s += fmt.Sprintf(" (section %s)", *ref.SectionName)
+	}
+	if ref.Port != nil {
+		s += fmt.Sprintf(" (port %d)", *ref.Port)
+	}
+	return s
+}
+
+func parentGroup(ref gatewayv1.ParentReference) gatewayv1.Group {
+	if ref.Group == nil {
+		return gatewayv1.GroupName
+	}
+	return *ref.Group
+}
+
+func parentKind(ref gatewayv1.ParentReference) gatewayv1.Kind {
+	if ref.Kind == nil {
+		return "Gateway"
+	}
+	return *ref.Kind
+}
+
+func parentNamespace(ref gatewayv1.ParentReference, routeNamespace string) gatewayv1.Namespace {
+	if ref.Namespace == nil {
+		return gatewayv1.Namespace(routeNamespace)
+	}
+	return *ref.Namespace
+}

@@ -1,0 +1,126 @@
+package gatewayapi
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/router"
+)
+
+const (
+	// managedByLabel marks the routes trafficctl creates, so people and tools can tell them apart
+	// from their own.
+	managedByLabel = "app.kubernetes.io/managed-by"
+	managedByValue = "trafficctl"
+)
+
+// Router writes a Canary's weights into its HTTPRoute. It holds no state of its own: everything
+// it needs to undo its changes lives in the route.
+type Router struct {
+	client       client.Client
+	fieldManager string
+}
+
+// New returns a Router that writes through c under fieldManager, the server-side apply manager
+// that owns trafficctl's fields (such as "trafficctl"). c's scheme must know gatewayv1 types.
+func New(c client.Client, fieldManager string) *Router {
+	return &Router{client: c, fieldManager: fieldManager}
+}
+
+// Apply sets the route's split to w: it creates or updates the route trafficctl owns, or takes
+// over the apex rules of the user's route. A route that cannot carry the split is reported as a
+// router.InvalidRouteError; a write that lost a race with another writer returns an error to
+// retry.
+func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, w router.Weights) error {
+	if cn.UserOwnsRoute() {
+		return r.applyUserRoute(ctx, cn, w)
+	}
+	return r.applyOwnedRoute(ctx, cn, w)
+}
+
+// Observe reads the route back: the weights its first apex rule carries, and whether every parent
+// has accepted its current generation, so a rollout waits for the data plane before it measures.
+func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (router.State, error) {
+	route := &gatewayv1.HTTPRoute{}
+	if err := r.client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.HTTPRouteName()}, route); err != nil {
+		if apierrors.IsNotFound(err) {
+			return router.State{Found: false}, nil
+		}
+		return router.State{}, fmt.Errorf("get HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
+	}
+	return observe(route, backendsOf(cn), cn.UserOwnsRoute())
+}
+
+// Release undoes Apply when a Canary goes away. A route trafficctl owns is left to the garbage
+// collector; a route the user owns gets its apex rules' original backendRefs back.
+func (r *Router) Release(ctx context.Context, cn *v1alpha1.Canary) error {
+	if !cn.UserOwnsRoute() {
+		return nil
+	}
+	return r.releaseUserRoute(ctx, cn)
+}
+
+// applyOwnedRoute writes the whole route trafficctl owns: one catch-all rule split between the
+// primary and canary Services.
+func (r *Router) applyOwnedRoute(ctx context.Context, cn *v1alpha1.Canary, w router.Weights) error {
+	b := backendsOf(cn)
+	rule := gatewayv1ac.HTTPRouteRule().
+		WithMatches(gatewayv1ac.HTTPRouteMatch().WithPath(
+			gatewayv1ac.HTTPPathMatch().WithType(gatewayv1.PathMatchPathPrefix).WithValue("/"))).
+		WithBackendRefs(
+			gatewayv1ac.HTTPBackendRef().WithName(gatewayv1.ObjectName(b.primary)).WithPort(cn.Spec.Service.Port).WithWeight(w.Primary),
+			gatewayv1ac.HTTPBackendRef().WithName(gatewayv1.ObjectName(b.canary)).WithPort(cn.Spec.Service.Port).WithWeight(w.Canary),
+		)
+
+	spec := gatewayv1ac.HTTPRouteSpec().WithRules(rule)
+	for _, p := range cn.Spec.Service.ParentRefs {
+		spec.WithParentRefs(parentRef(p))
+	}
+	for _, h := range cn.Spec.Service.Hostnames {
+		spec.WithHostnames(gatewayv1.Hostname(h))
+	}
+
+	route := gatewayv1ac.HTTPRoute(cn.HTTPRouteName(), cn.Namespace).
+		WithLabels(map[string]string{managedByLabel: managedByValue}).
+		WithOwnerReferences(metav1ac.OwnerReference().
+			WithAPIVersion(v1alpha1.GroupVersion.String()).
+			WithKind("Canary").
+			WithName(cn.Name).
+			WithUID(cn.UID).
+			WithController(true).
+			WithBlockOwnerDeletion(true)).
+		WithSpec(spec)
+
+	if err := r.client.Apply(ctx, route, client.ForceOwnership, client.FieldOwner(r.fieldManager)); err != nil {
+		return fmt.Errorf("apply HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
+	}
+	return nil
+}
+
+// parentRef converts the Canary's copy of a Gateway API parent reference.
+func parentRef(p v1alpha1.ParentReference) *gatewayv1ac.ParentReferenceApplyConfiguration {
+	ref := gatewayv1ac.ParentReference().WithName(gatewayv1.ObjectName(p.Name))
+	if p.Group != nil {
+		ref.WithGroup(gatewayv1.Group(*p.Group))
+	}
+	if p.Kind != nil {
+		ref.WithKind(gatewayv1.Kind(*p.Kind))
+	}
+	if p.Namespace != nil {
+		ref.WithNamespace(gatewayv1.Namespace(*p.Namespace))
+	}
+	if p.SectionName != nil {
+		ref.WithSectionName(gatewayv1.SectionName(*p.SectionName))
+	}
+	if p.Port != nil {
+		ref.WithPort(*p.Port)
+	}
+	return ref
+}
