@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -161,6 +162,9 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	}
 
 	snap, err := r.snapshot(ctx, cn, target)
+	if router.IsInvalidRoute(err) {
+		return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidRoute, errors.Unwrap(err))
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -167,6 +167,7 @@ type LocalObjectReference struct {
 type CanaryAnalysis struct {
 	// Interval between checks, and the least time a step lasts, such as 30s or 1m.
 	// +kubebuilder:default="1m"
+	// +kubebuilder:validation:MaxLength=16
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('1s')",message="analysis.interval must be a duration of at least 1s, such as 30s or 1m"
 	// +optional
 	Interval string `json:"interval,omitempty"`
@@ -219,6 +220,7 @@ type CanaryMetric struct {
 
 	// Interval is the longest window the query looks back over; it never reaches back before
 	// the current step's weights took effect. Defaults to the analysis interval.
+	// +kubebuilder:validation:MaxLength=16
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('1s')",message="metric interval must be a duration of at least 1s, such as 30s or 1m"
 	// +optional
 	Interval string `json:"interval,omitempty"`

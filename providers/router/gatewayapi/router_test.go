@@ -158,6 +158,39 @@ func TestUserRoute(t *testing.T) {
 	require.NoError(t, r.Release(ctx, cn))
 }
 
+// TestUserRouteEditedDuringRollout covers a user who adds another rule for the apex Service while
+// trafficctl holds the route: it is taken over too, and Release restores both rules.
+func TestUserRouteEditedDuringRollout(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	createUserRoute(t, ns, userRoute(ns))
+	cn := newCanary(t, ns, withUserRoute("storefront"))
+	r := gatewayapi.New(k8sClient, fieldManager)
+	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
+
+	edited := getRoute(t, ns, "storefront")
+	v2 := edited.Spec.Rules[0].DeepCopy()
+	v2.Matches[0].Path.Value = ptr.To("/v2")
+	v2.BackendRefs = []gatewayv1.HTTPBackendRef{serviceBackend("podinfo", 9898, 1)}
+	edited.Spec.Rules = append(edited.Spec.Rules, *v2)
+	require.NoError(t, k8sClient.Update(ctx, edited, client.FieldOwner("user")))
+	edited = getRoute(t, ns, "storefront")
+
+	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
+	route := getRoute(t, ns, "storefront")
+	for _, i := range []int{0, 3} {
+		assert.Equal(t, []gatewayv1.HTTPBackendRef{
+			serviceBackend("podinfo-primary", 9898, 80),
+			serviceBackend("podinfo-canary", 9898, 20),
+		}, route.Spec.Rules[i].BackendRefs, "rule %d", i)
+	}
+
+	require.NoError(t, r.Release(ctx, cn))
+	want := edited.Spec.DeepCopy()
+	want.Rules[0].BackendRefs = []gatewayv1.HTTPBackendRef{serviceBackend("podinfo", 9898, 1)}
+	assert.Equal(t, *want, getRoute(t, ns, "storefront").Spec)
+}
+
 func TestUserRouteWithoutApexRule(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
@@ -259,7 +292,7 @@ func TestUserRouteConflict(t *testing.T) {
 }
 
 // userRoute is a route a user wrote: an apex rule with a match, a filter and timeouts, a rule for
-// another Service, and a redirect with no backends.
+// another Service with defaulted matches, and a redirect with no backends.
 func userRoute(ns string) *gatewayv1.HTTPRoute {
 	return &gatewayv1.HTTPRoute{
 		ObjectMeta: metav1.ObjectMeta{
@@ -291,9 +324,7 @@ func userRoute(ns string) *gatewayv1.HTTPRoute {
 					Timeouts: &gatewayv1.HTTPRouteTimeouts{Request: ptr.To(gatewayv1.Duration("10s"))},
 				},
 				{
-					Matches: []gatewayv1.HTTPRouteMatch{{
-						Path: &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/static")},
-					}},
+					// No matches: the apiserver defaults them to a "/" prefix.
 					BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{
 						BackendObjectReference: gatewayv1.BackendObjectReference{Name: "static", Port: ptr.To(gatewayv1.PortNumber(80))},
 					}}},
