@@ -1,24 +1,32 @@
-# trafficctl: see README.md. `make demo` and `make test` install what they need into bin/.
+# trafficctl. The two commands a newcomer needs are `make demo` and `make test`; both install
+# what they need into bin/ (see hack/install-testenv.sh) and reuse it on the next run.
 SHELL := /usr/bin/env bash
 export GOTOOLCHAIN := local
 BIN := $(CURDIR)/bin
 K8S_VERSION := v1.37.1
 ASSETS := $(BIN)/k8s/$(K8S_VERSION)
 CONTROLLER_GEN := go tool controller-gen
+TEST_ENV := KUBEBUILDER_ASSETS=$(ASSETS) PROMETHEUS=$(BIN)/prometheus
 
 .PHONY: all
 all: build
 
+.PHONY: help
+help: ## List the targets.
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
 .PHONY: generate
-generate: ## Generate deepcopy code.
+generate: ## Generate deepcopy code for the API types.
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: ## Generate CRDs and RBAC into config/.
-	$(CONTROLLER_GEN) crd:allowDangerousTypes=true rbac:roleName=trafficctl-controller paths=./api/... paths=./controllers/... output:crd:artifacts:config=config/crd output:rbac:artifacts:config=config/rbac
+manifests: ## Generate the CRDs and the controller's ClusterRole into config/.
+	$(CONTROLLER_GEN) crd:allowDangerousTypes=true rbac:roleName=trafficctl-controller \
+		paths=./api/... paths=./controllers/... \
+		output:crd:artifacts:config=config/crd output:rbac:artifacts:config=config/rbac
 
 .PHONY: build
-build: ## Build the trafficctl binary into bin/.
+build: ## Build bin/trafficctl.
 	go build -o $(BIN)/trafficctl ./cmd/trafficctl
 
 .PHONY: testenv
@@ -26,15 +34,12 @@ testenv: ## Install etcd, kube-apiserver and Prometheus into bin/ (skips what is
 	hack/install-testenv.sh
 
 .PHONY: test
-test: testenv ## Run every test against the real apiserver and Prometheus.
-	KUBEBUILDER_ASSETS=$(ASSETS) PROMETHEUS=$(BIN)/prometheus go test ./... -count=1 -timeout 30m
-
-.PHONY: unit
-unit: ## Run only the tests that need no binaries.
-	go test ./... -short -count=1
-
-.PHONY: fmt vet
-fmt:
-	gofmt -l -w .
-vet:
+test: testenv generate manifests ## Run every test against a real kube-apiserver, etcd and Prometheus.
+	@if [[ -n "$$CI" ]] && ! git diff --quiet -- api config; then \
+		echo "make generate manifests changed files; run it and commit the result:"; git status --short -- api config; exit 1; fi
 	go vet ./...
+	$(TEST_ENV) go test ./... -count=1 -timeout 30m
+
+.PHONY: fmt
+fmt: ## Format the code.
+	gofmt -l -w .

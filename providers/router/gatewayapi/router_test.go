@@ -17,6 +17,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/internal/testenv"
 	"github.com/trafficctl/trafficctl/providers/router"
 	"github.com/trafficctl/trafficctl/providers/router/gatewayapi"
 )
@@ -259,7 +260,7 @@ func TestUserRouteConflict(t *testing.T) {
 	createUserRoute(t, ns, userRoute(ns))
 	cn := newCanary(t, ns, withUserRoute("storefront"))
 
-	racing, err := client.NewWithWatch(restConfig, client.Options{Scheme: scheme})
+	racing, err := client.NewWithWatch(env.Config, client.Options{Scheme: testenv.Scheme()})
 	require.NoError(t, err)
 	racing = interceptor.NewClient(racing, interceptor.Funcs{
 		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {

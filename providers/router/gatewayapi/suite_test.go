@@ -4,58 +4,32 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/internal/testenv"
 )
 
 // The suite runs against a real kube-apiserver and etcd, so the Gateway API CRDs' schema,
 // defaults and CEL rules, and server-side apply's field ownership, are the real ones.
 var (
-	restConfig *rest.Config
-	scheme     *runtime.Scheme
-	k8sClient  client.Client
+	env       *testenv.Env
+	k8sClient client.Client
 )
 
 func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
 
 func runSuite(m *testing.M) int {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: these tests need a real kube-apiserver and etcd; "+
-			"run `make test`, which installs them into bin/ and sets it")
-		return 1
-	}
-	gatewayAPIDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "find the sigs.k8s.io/gateway-api module for its CRDs: %v\n", err)
-		return 1
-	}
-
-	env := &envtest.Environment{
-		CRDDirectoryPaths: []string{
-			filepath.Join(strings.TrimSpace(string(gatewayAPIDir)), "config", "crd", "standard"),
-			filepath.Join("..", "..", "..", "config", "crd"),
-		},
-		ErrorIfCRDPathMissing: true,
-	}
-	restConfig, err = env.Start()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "start envtest: %v\n", err)
+	var err error
+	if env, err = testenv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() {
@@ -63,19 +37,7 @@ func runSuite(m *testing.M) int {
 			fmt.Fprintf(os.Stderr, "stop envtest: %v\n", err)
 		}
 	}()
-
-	scheme = runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, gatewayv1.Install, v1alpha1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			fmt.Fprintf(os.Stderr, "build scheme: %v\n", err)
-			return 1
-		}
-	}
-	k8sClient, err = client.New(restConfig, client.Options{Scheme: scheme})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build client: %v\n", err)
-		return 1
-	}
+	k8sClient = env.Client
 	return m.Run()
 }
 
@@ -87,12 +49,7 @@ func testContext(t *testing.T) context.Context {
 }
 
 // newNamespace gives each test a namespace of its own.
-func newNamespace(t *testing.T) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "gatewayapi-"}}
-	require.NoError(t, k8sClient.Create(testContext(t), ns))
-	return ns.Name
-}
+func newNamespace(t *testing.T) string { return env.Namespace(t) }
 
 // newCanary creates Canary podinfo (port 9898) in ns, changed by mods, so routes can be owned by a
 // real object with a UID.

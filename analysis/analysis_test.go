@@ -1,0 +1,95 @@
+package analysis
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/utils/ptr"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/metrics"
+)
+
+func TestJudge(t *testing.T) {
+	tests := []struct {
+		name    string
+		value   float64
+		r       v1alpha1.ThresholdRange
+		verdict v1alpha1.Verdict
+		bound   string
+	}{
+		{"above min", 99.5, v1alpha1.ThresholdRange{Min: ptr.To(99.0)}, v1alpha1.VerdictPass, ">= 99"},
+		{"at min", 99, v1alpha1.ThresholdRange{Min: ptr.To(99.0)}, v1alpha1.VerdictPass, ">= 99"},
+		{"below min", 98.999, v1alpha1.ThresholdRange{Min: ptr.To(99.0)}, v1alpha1.VerdictFail, ">= 99"},
+		{"above max", 501, v1alpha1.ThresholdRange{Max: ptr.To(500.0)}, v1alpha1.VerdictFail, "<= 500"},
+		{"within both", 5, v1alpha1.ThresholdRange{Min: ptr.To(1.0), Max: ptr.To(10.0)}, v1alpha1.VerdictPass, ">= 1 and <= 10"},
+		{"fractions keep three digits", 0.25, v1alpha1.ThresholdRange{Max: ptr.To(0.1234)}, v1alpha1.VerdictFail, "<= 0.123"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			verdict, bound := Judge(tt.value, tt.r)
+			assert.Equal(t, tt.verdict, verdict)
+			assert.Equal(t, tt.bound, bound)
+		})
+	}
+}
+
+func TestDecide(t *testing.T) {
+	m := v1alpha1.CanaryMetric{Name: "request-success-rate", ThresholdRange: v1alpha1.ThresholdRange{Min: ptr.To(99.0)}}
+
+	d := Decide(m, "q", 90.12345, nil)
+	assert.Equal(t, v1alpha1.VerdictFail, d.Verdict)
+	assert.Equal(t, "90.123", d.Value)
+	assert.Equal(t, "request-success-rate is 90.123, outside >= 99.", d.Message)
+	assert.Equal(t, "q", d.Query)
+
+	d = Decide(m, "q", 0, fmt.Errorf("query: %w", metrics.ErrNoData))
+	assert.Equal(t, v1alpha1.VerdictNoData, d.Verdict)
+	assert.Empty(t, d.Value)
+
+	d = Decide(m, "q", 0, errors.New("dial tcp 127.0.0.1:1: connection refused"))
+	assert.Equal(t, v1alpha1.VerdictError, d.Verdict)
+	assert.Contains(t, d.Message, "connection refused")
+}
+
+func TestRenderBuiltins(t *testing.T) {
+	vars := QueryVars{Namespace: "shop", Target: "podinfo", Interval: Window(30 * time.Second)}
+	q, ok := BuiltinQuery(BuiltinRequestSuccessRate)
+	require.True(t, ok)
+	out, err := Render(q, vars)
+	require.NoError(t, err)
+	assert.Equal(t, `100 * (1 - (sum(rate(http_requests_total{namespace="shop",pod=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)",code=~"5.."}[30s])) or vector(0)) / sum(rate(http_requests_total{namespace="shop",pod=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[30s])))`, out)
+
+	q, ok = BuiltinQuery(BuiltinRequestDuration)
+	require.True(t, ok)
+	out, err = Render(q, vars)
+	require.NoError(t, err)
+	assert.Equal(t, `1000 * histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="shop",pod=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[30s])))`, out)
+
+	_, ok = BuiltinQuery("latency")
+	assert.False(t, ok)
+}
+
+func TestRenderEscapesValues(t *testing.T) {
+	out, err := Render(`up{namespace="{{ .Namespace }}"}`, QueryVars{Namespace: `x"} or vector(1) or up{a="`})
+	require.NoError(t, err)
+	assert.Equal(t, `up{namespace="x\"} or vector(1) or up{a=\""}`, out, "a value cannot close its string")
+}
+
+func TestRenderErrors(t *testing.T) {
+	_, err := Render(`up{namespace="{{ .Namespace }"}`, QueryVars{})
+	assert.ErrorContains(t, err, "query template does not parse")
+	_, err = Render(`up{x="{{ .Nope }}"}`, QueryVars{})
+	assert.ErrorContains(t, err, "query template does not render")
+}
+
+func TestWindow(t *testing.T) {
+	assert.Equal(t, "1s", Window(200*time.Millisecond))
+	assert.Equal(t, "25s", Window(25*time.Second+900*time.Millisecond))
+	assert.Equal(t, "1m", Window(time.Minute))
+	assert.Equal(t, "1m30s", Window(90*time.Second))
+}
