@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
@@ -153,6 +154,60 @@ func TestFailingRevisionIsRolledBack(t *testing.T) {
 	rolledBack := c.events(controllers.ReasonRolledBack)
 	require.Len(t, rolledBack, 1)
 	assert.Contains(t, rolledBack[0], "request-success-rate is 90")
+}
+
+func TestChangedConfigMapStartsARollout(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.setTraffic(healthy, healthy)
+	c.create(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "podinfo-config", Namespace: c.ns}, Data: map[string]string{"color": "blue"}})
+	d := c.createTarget("podinfo:1.0", func(d *appsv1.Deployment) {
+		d.Spec.Template.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "podinfo-config"}}}}
+	})
+	c.startController()
+	c.create(c.newCanary())
+	before := c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+
+	cm := &corev1.ConfigMap{}
+	require.NoError(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: "podinfo-config"}, cm))
+	cm.Data["color"] = "green"
+	require.NoError(t, k8s.Update(context.Background(), cm))
+
+	cn := c.waitFor("promotion of the new configuration", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
+	assert.NotEqual(t, before.Status.LastPromotedSpec, cn.Status.LastPromotedSpec, "the ConfigMap's data is part of the revision")
+	assert.Equal(t, d.Spec.Template.Spec.Containers[0].Image, c.deployment("podinfo-primary").Spec.Template.Spec.Containers[0].Image)
+	c.eventuallyWeights([]int32{0, 10, 50, 0}, "the new configuration went through every step")
+}
+
+func TestStepWaitsForTheGatewayToAcceptTheWeights(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.setTraffic(healthy, healthy)
+	c.createTarget("podinfo:1.0")
+	c.startController()
+	c.create(c.newCanary())
+	c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+
+	c.holdRoutes.Store(true)
+	c.setImage("podinfo:2.0")
+	c.waitFor("the first step's weights", 30*time.Second, func(cn *v1alpha1.Canary) bool {
+		r := readyCondition(cn)
+		return cn.Status.Step == 1 && r != nil && r.Reason == controllers.ReasonWaitingForRoute
+	})
+	// Three analysis intervals pass with the route not accepted: the step must not start.
+	held := time.Now()
+	for time.Since(held) < 9*time.Second {
+		cn := c.canary()
+		require.Nil(t, cn.Status.StepStartedAt, "the step started before the Gateway accepted it")
+		require.Empty(t, cn.Status.Decisions, "checks ran before the Gateway accepted the step")
+		require.Equal(t, int32(1), cn.Status.Step)
+		time.Sleep(200 * time.Millisecond)
+	}
+	assert.Contains(t, readyMessage(c.canary()), "Waiting for the route to accept primary 90% / canary 10%")
+
+	c.holdRoutes.Store(false)
+	cn := c.waitFor("promotion once accepted", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
+	assert.NotEmpty(t, cn.Status.Decisions)
 }
 
 func TestProgressDeadlineRollsBackACanaryThatNeverBecomesReady(t *testing.T) {

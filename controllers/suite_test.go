@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,6 +85,8 @@ type cluster struct {
 	ns     string
 	mu     sync.Mutex
 	broken map[string]bool
+	// holdRoutes stops the stand-in Gateway from accepting route changes.
+	holdRoutes atomic.Bool
 	// routeWeights samples the canary weight of every route change seen, in order.
 	routeWeights []int32
 }
@@ -180,6 +183,9 @@ func (c *cluster) settleDeployments(ctx context.Context) {
 }
 
 func (c *cluster) acceptRoutes(ctx context.Context) {
+	if c.holdRoutes.Load() {
+		return
+	}
 	var list gatewayv1.HTTPRouteList
 	if err := k8s.List(ctx, &list, client.InNamespace(c.ns)); err != nil {
 		return
@@ -290,7 +296,7 @@ func (c *cluster) setTraffic(canary, primary testprom.Traffic) {
 	})
 }
 
-func (c *cluster) createTarget(image string) *appsv1.Deployment {
+func (c *cluster) createTarget(image string, mods ...func(*appsv1.Deployment)) *appsv1.Deployment {
 	c.t.Helper()
 	labels := map[string]string{"app": "podinfo"}
 	d := &appsv1.Deployment{
@@ -303,6 +309,9 @@ func (c *cluster) createTarget(image string) *appsv1.Deployment {
 				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image, Ports: []corev1.ContainerPort{{ContainerPort: 9898}}}}},
 			},
 		},
+	}
+	for _, m := range mods {
+		m(d)
 	}
 	require.NoError(c.t, k8s.Create(context.Background(), d))
 	return d
