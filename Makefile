@@ -30,15 +30,24 @@ build: ## Build bin/trafficctl.
 	go build -o $(BIN)/trafficctl ./cmd/trafficctl
 
 .PHONY: testenv
-testenv: ## Install etcd, kube-apiserver and Prometheus into bin/ (skips what is there).
-	hack/install-testenv.sh
+testenv: ## Install etcd, kube-apiserver, kube-controller-manager, kube-scheduler and Prometheus into bin/ (skips what is there).
+	hack/install-testenv.sh --with-controllers
+
+.PHONY: demo
+demo: testenv ## Run trafficctl end to end on this machine: a healthy rollout, then a faulty one.
+	@$(TEST_ENV) go run ./test/e2e/demo
 
 .PHONY: test
 test: testenv generate manifests ## Run every test against a real kube-apiserver, etcd and Prometheus.
 	@if [[ -n "$$CI" ]] && ! git diff --quiet -- api config; then \
 		echo "make generate manifests changed files; run it and commit the result:"; git status --short -- api config; exit 1; fi
 	go vet ./...
-	$(TEST_ENV) go test ./... -count=1 -timeout 30m
+	$(TEST_ENV) go test $$(go list ./... | grep -v /test/e2e) -count=1 -timeout 20m
+	$(TEST_ENV) go test ./test/e2e/... -count=1 -timeout 20m
+
+.PHONY: e2e
+e2e: testenv ## Run only the end-to-end scenarios.
+	$(TEST_ENV) go test ./test/e2e/... -count=1 -timeout 20m -v
 
 .PHONY: fmt
 fmt: ## Format the code.

@@ -179,8 +179,13 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	if err := r.Client.Status().Patch(ctx, cn, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return ctrl.Result{}, fmt.Errorf("recording the plan in status: %w", err)
 	}
+	log := ctrl.LoggerFrom(ctx)
+	for _, d := range snap.Checks {
+		log.Info("check", "metric", d.Metric, "verdict", d.Verdict, "value", d.Value, "bound", d.Bound, "step", plan.Status.Step, "message", d.Message)
+	}
 	for _, e := range plan.Events {
 		r.Recorder.Eventf(cn, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
+		log.Info(e.Message, "reason", e.Reason, "phase", plan.Status.Phase, "step", plan.Status.Step, "canaryWeight", plan.Status.CanaryWeight)
 	}
 
 	if err := r.act(ctx, cn, target, plan); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -21,6 +22,7 @@ type controllerOptions struct {
 	leaderElectionNS  string
 	prometheusAddress string
 	queryTimeout      time.Duration
+	watchNamespace    string
 	zap               zap.Options
 }
 
@@ -40,6 +42,7 @@ func newControllerCommand() *cobra.Command {
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so that only one replica acts at a time")
 	f.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election Lease; the controller's own when empty")
 	f.StringVar(&o.prometheusAddress, "prometheus-address", "http://prometheus:9090", "Prometheus that answers built-in metrics and templates without an address of their own")
+	f.StringVar(&o.watchNamespace, "watch-namespace", "", "act only on Canaries in this namespace; all namespaces when empty")
 	f.DurationVar(&o.queryTimeout, "query-timeout", 10*time.Second, "time limit of one metric query")
 	goflags := flag.NewFlagSet("controller", flag.ContinueOnError)
 	o.zap.BindFlags(goflags)
@@ -54,7 +57,12 @@ func (o *controllerOptions) run() error {
 	if err != nil {
 		return fmt.Errorf("no cluster to talk to: %w", err)
 	}
+	var cacheOpts cache.Options
+	if o.watchNamespace != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{o.watchNamespace: {}}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Cache:                   cacheOpts,
 		Scheme:                  controllers.NewScheme(),
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,

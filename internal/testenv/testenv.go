@@ -120,3 +120,9 @@ func ModuleDir(module string) (string, error) {
 	}
 	return dir, nil
 }
+
+// AddUser provisions a user of the apiserver, such as an admin for a kubeconfig file that
+// other processes use.
+func (e *Env) AddUser(u envtest.User) (*envtest.AuthenticatedUser, error) {
+	return e.env.AddUser(u, nil)
+}

@@ -85,7 +85,41 @@ func StartProcess(scrapeTargets ...string) (*Prometheus, error) {
 	return p, nil
 }
 
+// Options configure a Prometheus started by StartWith.
+type Options struct {
+	// Targets are host:port of /metrics pages scraped as they are (job JobName).
+	Targets []string
+	// FileSD is a file_sd JSON file of further targets with their labels (job "pods"), the way
+	// a kubernetes-pods scrape labels each pod's series with namespace and pod. Prometheus
+	// rereads it whenever it changes.
+	FileSD string
+	// Dir holds the configuration, storage and log; a new temporary directory when empty,
+	// removed by Stop.
+	Dir string
+}
+
+// StartWith runs Prometheus with the given options; the caller must call Stop.
+func StartWith(o Options) (*Prometheus, error) {
+	dir, owns := o.Dir, false
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "testprom-"); err != nil {
+			return nil, fmt.Errorf("create prometheus directory: %w", err)
+		}
+		owns = true
+	}
+	p, err := startConfig(dir, owns, o.Targets, o.FileSD)
+	if err != nil && owns {
+		_ = os.RemoveAll(dir)
+	}
+	return p, err
+}
+
 func start(dir string, ownsDir bool, scrapeTargets []string) (*Prometheus, error) {
+	return startConfig(dir, ownsDir, scrapeTargets, "")
+}
+
+func startConfig(dir string, ownsDir bool, scrapeTargets []string, fileSD string) (*Prometheus, error) {
 	for _, target := range scrapeTargets {
 		if _, _, err := net.SplitHostPort(target); err != nil {
 			return nil, fmt.Errorf("scrape target %q is not host:port: %w", target, err)
@@ -96,7 +130,7 @@ func start(dir string, ownsDir bool, scrapeTargets []string) (*Prometheus, error
 		return nil, err
 	}
 	configPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(configPath, config(scrapeTargets), 0o600); err != nil {
+	if err := os.WriteFile(configPath, config(scrapeTargets, fileSD), 0o600); err != nil {
 		return nil, fmt.Errorf("write prometheus config: %w", err)
 	}
 
@@ -172,7 +206,7 @@ func launch(binary, configPath, dir string, ownsDir bool, attempt int) (*Prometh
 
 // config is the prometheus.yml for one job that scrapes targets, keeping the labels the
 // targets expose (namespace, pod) as they are.
-func config(targets []string) []byte {
+func config(targets []string, fileSD string) []byte {
 	quoted := make([]string, len(targets))
 	for i, target := range targets {
 		quoted[i] = strconv.Quote(target)
@@ -182,6 +216,10 @@ func config(targets []string) []byte {
 		model.Duration(ScrapeInterval), model.Duration(ScrapeInterval), model.Duration(ScrapeInterval))
 	fmt.Fprintf(&b, "scrape_configs:\n  - job_name: %s\n    honor_labels: true\n    static_configs:\n      - targets: [%s]\n",
 		JobName, strings.Join(quoted, ", "))
+	if fileSD != "" {
+		fmt.Fprintf(&b, "  - job_name: pods\n    file_sd_configs:\n      - files: [%s]\n        refresh_interval: %s\n",
+			strconv.Quote(fileSD), model.Duration(ScrapeInterval))
+	}
 	return b.Bytes()
 }
 

@@ -66,5 +66,5 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:1234", "127.0.0.1:5678"]
 `
-	assert.Equal(t, want, string(config([]string{"127.0.0.1:1234", "127.0.0.1:5678"})))
+	assert.Equal(t, want, string(config([]string{"127.0.0.1:1234", "127.0.0.1:5678"}, "")))
 }

@@ -1,0 +1,24 @@
+// Package dataplane is a small Gateway for the end-to-end tests: it plays one Gateway API
+// Gateway on loopback, so that the HTTPRoutes trafficctl writes carry real traffic.
+//
+// It watches HTTPRoutes, Services and Pods through a controller-runtime cache. Every change of
+// a route or a Service rebuilds the routing table (table.go) from the cache and then reports,
+// in each attached route's status, that the Gateway has loaded the route's current generation
+// (status.go). A request is matched against the table with Gateway API precedence (match.go),
+// runs the rule's filters (filters.go), and is proxied to a Ready pod of a weighted choice of
+// the rule's Services (backends.go, proxy.go). The pods come from the cache on every request,
+// because there is no EndpointSlice controller to rely on: the apiserver rejects the loopback
+// pod addresses the tests use in EndpointSlices.
+//
+// What it exports for Prometheus (metrics.go) is labelled like Envoy's and Istio's own
+// metrics, so that the queries trafficctl's users write against a mesh work unchanged.
+//
+// Deliberate simplifications, each harmless for the tests:
+//   - The Gateway object need not exist; its listeners, allowedRoutes and ReferenceGrants are
+//     not consulted, so every route naming the Gateway is accepted and cross-namespace
+//     backends are allowed.
+//   - Regular expressions are Go's RE2 and must match the whole value, as in Envoy and Istio.
+//   - Hostname precedence orders candidates but a more specific route that has no matching
+//     rule falls through to a less specific one, rather than answering 404 as Envoy's virtual
+//     hosts do.
+package dataplane

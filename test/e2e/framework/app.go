@@ -1,0 +1,295 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/internal/testenv"
+	"github.com/trafficctl/trafficctl/test/e2e/load"
+)
+
+// Version is one release of the demo app: an image tag and the behaviour its pods get.
+type Version struct {
+	Tag       string
+	ErrorRate float64
+	Latency   time.Duration
+	Crash     bool
+}
+
+func (v Version) env() []corev1.EnvVar {
+	env := []corev1.EnvVar{{Name: "ERROR_RATE", Value: fmt.Sprint(v.ErrorRate)}, {Name: "LATENCY", Value: v.Latency.String()}}
+	if v.Crash {
+		env = append(env, corev1.EnvVar{Name: "CRASH", Value: "true"})
+	}
+	return env
+}
+
+// AppOptions describe one scenario: the first version, the Canary, the load.
+type AppOptions struct {
+	// Namespace is created for the app; it also names its host, <namespace>.example.com.
+	Namespace string
+	Initial   Version
+	Replicas  int32
+	// Canary adjusts the Canary before it is created.
+	Canary func(*v1alpha1.Canary)
+	// Rate is the load in requests per second; 0 for none.
+	Rate int
+}
+
+// App is the demo app podinfo in its own namespace, its Canary, a trafficctl controller
+// watching that namespace, and a load generator calling it through the data plane.
+type App struct {
+	env        *Env
+	Namespace  string
+	Host       string
+	Controller *Controller
+	Load       *load.Generator
+	c          client.Client
+
+	mu      sync.Mutex
+	weights []int32
+	stopRec context.CancelFunc
+	recDone chan struct{}
+}
+
+// Name is the name of the Deployment, the Canary and the apex Service.
+const Name = "podinfo"
+
+// NewApp sets the scenario up and waits until the Canary is Initialized.
+func (e *Env) NewApp(ctx context.Context, o AppOptions) (*App, error) {
+	a := &App{env: e, Namespace: o.Namespace, Host: o.Namespace + ".example.com", c: e.Cluster.Client()}
+	if err := a.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace}}); err != nil {
+		return nil, err
+	}
+	if err := a.recordRouteWeights(ctx); err != nil {
+		return nil, err
+	}
+	replicas := o.Replicas
+	if replicas == 0 {
+		replicas = 2
+	}
+	labels := map[string]string{"app": Name}
+	deploy := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: Name, Namespace: o.Namespace},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "app", Image: "demoapp:" + o.Initial.Tag, Env: o.Initial.env(),
+					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 9898}},
+					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+						HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(9898)},
+					}},
+				}}},
+			},
+		},
+	}
+	if err := a.c.Create(ctx, deploy); err != nil {
+		return nil, err
+	}
+	cn := &v1alpha1.Canary{
+		ObjectMeta: metav1.ObjectMeta{Name: Name, Namespace: o.Namespace},
+		Spec: v1alpha1.CanarySpec{
+			TargetRef:               v1alpha1.TargetReference{Name: Name},
+			ProgressDeadlineSeconds: ptr.To[int32](60),
+			Service: v1alpha1.CanaryService{
+				Port:       9898,
+				ParentRefs: []v1alpha1.ParentReference{{Name: GatewayName, Namespace: ptr.To(GatewayNamespace)}},
+				Hostnames:  []string{a.Host},
+			},
+			Analysis: v1alpha1.CanaryAnalysis{
+				// Prometheus hands new targets to its scraper every 5s; a 10s interval gives every
+				// check several scrapes of the canary's pods.
+				Interval: "10s", Threshold: 2, StepWeights: []int32{20, 50},
+				Metrics: []v1alpha1.CanaryMetric{
+					{Name: "request-success-rate", ThresholdRange: v1alpha1.ThresholdRange{Min: ptr.To(99.0)}},
+					{Name: "request-duration", ThresholdRange: v1alpha1.ThresholdRange{Max: ptr.To(100.0)}},
+				},
+			},
+		},
+	}
+	if o.Canary != nil {
+		o.Canary(cn)
+	}
+	if err := a.c.Create(ctx, cn); err != nil {
+		return nil, err
+	}
+	var err error
+	a.Controller, err = StartController(ctx, ControllerOptions{
+		Binary: e.Trafficctl, Kubeconfig: e.Cluster.Kubeconfig, Prometheus: e.Prometheus.URL(),
+		WatchNamespace: o.Namespace, LogDir: e.Dir, LogName: "trafficctl-" + o.Namespace + ".log",
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.WaitPhase(ctx, 90*time.Second, v1alpha1.PhaseInitialized); err != nil {
+		return nil, fmt.Errorf("initializing: %w", err)
+	}
+	if o.Rate > 0 {
+		if a.Load, err = load.Start(ctx, load.Options{URL: e.DataPlane.URL(), Host: a.Host, Rate: o.Rate}); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Release rolls out a new version by changing the Deployment's pod template, as a user or a
+// GitOps tool would.
+func (a *App) Release(ctx context.Context, v Version) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := &appsv1.Deployment{}
+		if err := a.c.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: Name}, d); err != nil {
+			return err
+		}
+		d.Spec.Template.Spec.Containers[0].Image = "demoapp:" + v.Tag
+		d.Spec.Template.Spec.Containers[0].Env = v.env()
+		return a.c.Update(ctx, d)
+	})
+}
+
+// Canary reads the Canary as stored.
+func (a *App) Canary(ctx context.Context) (*v1alpha1.Canary, error) {
+	cn := &v1alpha1.Canary{}
+	return cn, a.c.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: Name}, cn)
+}
+
+// Deployment reads one of the app's Deployments.
+func (a *App) Deployment(ctx context.Context, name string) (*appsv1.Deployment, error) {
+	d := &appsv1.Deployment{}
+	return d, a.c.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: name}, d)
+}
+
+// Wait polls the Canary until cond holds.
+func (a *App) Wait(ctx context.Context, timeout time.Duration, what string, cond func(*v1alpha1.Canary) bool) (*v1alpha1.Canary, error) {
+	var last *v1alpha1.Canary
+	err := eventually(ctx, timeout, func() (bool, error) {
+		cn, err := a.Canary(ctx)
+		if err != nil {
+			return false, err
+		}
+		last = cn
+		return cond(cn), nil
+	})
+	if err != nil {
+		return last, fmt.Errorf("waiting %s for %s: %w; %s", timeout, what, err, Describe(last))
+	}
+	return last, nil
+}
+
+// WaitPhase waits for one of the phases.
+func (a *App) WaitPhase(ctx context.Context, timeout time.Duration, phases ...v1alpha1.CanaryPhase) (*v1alpha1.Canary, error) {
+	return a.Wait(ctx, timeout, fmt.Sprint("phase ", phases), func(cn *v1alpha1.Canary) bool {
+		return slices.Contains(phases, cn.Status.Phase)
+	})
+}
+
+// Describe sums a Canary up in one line, for failures and progress.
+func Describe(cn *v1alpha1.Canary) string {
+	if cn == nil {
+		return "no canary"
+	}
+	ready := ""
+	if c := meta.FindStatusCondition(cn.Status.Conditions, "Ready"); c != nil {
+		ready = c.Reason + ": " + c.Message
+	}
+	return fmt.Sprintf("phase=%s step=%d weight=%d failedChecks=%d ready=%q", cn.Status.Phase, cn.Status.Step, cn.Status.CanaryWeight, cn.Status.FailedChecks, ready)
+}
+
+// RouteWeights is every canary weight the app's route carried, in order, from a watch.
+func (a *App) RouteWeights() []int32 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.weights)
+}
+
+func (a *App) recordRouteWeights(ctx context.Context) error {
+	wc, err := client.NewWithWatch(a.env.Cluster.Config(), client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		return err
+	}
+	w, err := wc.Watch(ctx, &gatewayv1.HTTPRouteList{}, client.InNamespace(a.Namespace))
+	if err != nil {
+		return err
+	}
+	recCtx, cancel := context.WithCancel(context.Background())
+	a.stopRec, a.recDone = cancel, make(chan struct{})
+	go func() {
+		defer close(a.recDone)
+		defer w.Stop()
+		for {
+			select {
+			case <-recCtx.Done():
+				return
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					return
+				}
+				r, isRoute := ev.Object.(*gatewayv1.HTTPRoute)
+				if !isRoute {
+					continue
+				}
+				for _, rule := range r.Spec.Rules {
+					for _, b := range rule.BackendRefs {
+						if string(b.Name) == Name+"-canary" {
+							a.mu.Lock()
+							if n := len(a.weights); n == 0 || a.weights[n-1] != ptr.Deref(b.Weight, 1) {
+								a.weights = append(a.weights, ptr.Deref(b.Weight, 1))
+							}
+							a.mu.Unlock()
+						}
+					}
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// Traffic measures what users saw over a period: the load generator's counts between now and
+// after d.
+func (a *App) Traffic(ctx context.Context, d time.Duration) (load.Counts, error) {
+	before := a.Load.Counts()
+	select {
+	case <-ctx.Done():
+		return load.Counts{}, ctx.Err()
+	case <-time.After(d):
+	}
+	return a.Load.Counts().Sub(before), nil
+}
+
+// ControllerLog is where the app's controller writes.
+func (a *App) ControllerLog() string {
+	return filepath.Join(a.env.Dir, "trafficctl-"+a.Namespace+".log")
+}
+
+// Stop stops the load, the controller and the route recorder; the namespace stays for
+// inspection until the cluster goes.
+func (a *App) Stop() {
+	if a.Load != nil {
+		a.Load.Stop()
+	}
+	if a.Controller != nil {
+		a.Controller.Stop()
+	}
+	if a.stopRec != nil {
+		a.stopRec()
+		<-a.recDone
+	}
+}
