@@ -101,9 +101,8 @@ func rollout(ctx context.Context, out io.Writer, app *framework.App, name string
 	if err := app.Release(ctx, v); err != nil {
 		return result{}, err
 	}
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "time\tphase\tstep\troute (primary/canary)\tusers on "+v.Tag+"\terrors\tlatest checks")
-	tw.Flush()
+	const row = "%5s  %-12s  %4s  %-22s  %-14s  %-7s  %s\n"
+	fmt.Fprintf(out, row, "time", "phase", "step", "route primary/canary", "users on "+v.Tag, "errors", "latest checks")
 	last := app.Load.Counts()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -120,10 +119,9 @@ func rollout(ctx context.Context, out io.Writer, app *framework.App, name string
 		now := app.Load.Counts()
 		second := now.Sub(last)
 		last = now
-		fmt.Fprintf(tw, "%4.0fs\t%s\t%d\t%d%% / %d%%\t%3.0f%%\t%.1f%%\t%s\n",
-			time.Since(start).Seconds(), cn.Status.Phase, cn.Status.Step, 100-cn.Status.CanaryWeight, cn.Status.CanaryWeight,
-			100*second.Share(v.Tag), 100*second.ErrorRate(), checks(cn))
-		tw.Flush()
+		fmt.Fprintf(out, row, fmt.Sprintf("%.0fs", time.Since(start).Seconds()), cn.Status.Phase, fmt.Sprint(cn.Status.Step),
+			fmt.Sprintf("%d%% / %d%%", 100-cn.Status.CanaryWeight, cn.Status.CanaryWeight),
+			fmt.Sprintf("%.0f%%", 100*second.Share(v.Tag)), fmt.Sprintf("%.1f%%", 100*second.ErrorRate()), checks(cn))
 		settled := cn.Status.LastAppliedSpec != "" && time.Since(start) > 2*time.Second &&
 			(cn.Status.Phase == v1alpha1.PhaseSucceeded || cn.Status.Phase == v1alpha1.PhaseFailed)
 		if settled {
