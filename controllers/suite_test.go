@@ -87,8 +87,8 @@ type cluster struct {
 	broken map[string]bool
 	// holdRoutes stops the stand-in Gateway from accepting route changes.
 	holdRoutes atomic.Bool
-	// routeWeights samples the canary weight of every route change seen, in order.
-	routeWeights []int32
+	// weights is every canary weight the namespace's routes carried, in order.
+	weights *testenv.WeightLog
 }
 
 const gatewayController = "example.com/test-gateway"
@@ -111,42 +111,11 @@ func newCluster(t *testing.T) *cluster {
 			}
 		}
 	}()
-	watching := make(chan struct{})
-	go func() {
-		defer close(watching)
-		c.watchRouteWeights(ctx)
-	}()
-	t.Cleanup(func() { cancel(); <-done; <-watching })
+	weights, err := testenv.WatchCanaryWeights(env.Config, c.ns, "podinfo-canary")
+	require.NoError(t, err)
+	c.weights = weights
+	t.Cleanup(func() { cancel(); <-done; weights.Stop() })
 	return c
-}
-
-// watchRouteWeights records the canary weight of every version of every route in the
-// namespace, in order, from a watch: no change is missed however briefly it lasts.
-func (c *cluster) watchRouteWeights(ctx context.Context) {
-	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: testenv.Scheme()})
-	if err != nil {
-		c.t.Errorf("creating a watching client: %v", err)
-		return
-	}
-	w, err := wc.Watch(ctx, &gatewayv1.HTTPRouteList{}, client.InNamespace(c.ns))
-	if err != nil {
-		c.t.Errorf("watching routes: %v", err)
-		return
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return
-			}
-			if r, isRoute := ev.Object.(*gatewayv1.HTTPRoute); isRoute {
-				c.recordWeights(r)
-			}
-		}
-	}
 }
 
 // breakDeployment keeps a Deployment from ever having available replicas, like a crashing pod.
@@ -210,21 +179,6 @@ func (c *cluster) acceptRoutes(ctx context.Context) {
 	}
 }
 
-func (c *cluster) recordWeights(r *gatewayv1.HTTPRoute) {
-	for _, rule := range r.Spec.Rules {
-		for _, b := range rule.BackendRefs {
-			if string(b.Name) == "podinfo-canary" {
-				w := ptr.Deref(b.Weight, 1)
-				c.mu.Lock()
-				if n := len(c.routeWeights); n == 0 || c.routeWeights[n-1] != w {
-					c.routeWeights = append(c.routeWeights, w)
-				}
-				c.mu.Unlock()
-			}
-		}
-	}
-}
-
 // eventuallyWeights waits until the route has gone through exactly the given canary weights:
 // the route is written after the status that asks for it, so it may trail by a moment.
 func (c *cluster) eventuallyWeights(want []int32, msg string) {
@@ -242,11 +196,7 @@ func (c *cluster) eventuallyReplicas(name string, want int32, msg string) {
 	assert.Eventually(c.t, func() bool { return ptr.Deref(c.deployment(name).Spec.Replicas, -1) == want }, 10*time.Second, 50*time.Millisecond, msg)
 }
 
-func (c *cluster) weightsSeen() []int32 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]int32(nil), c.routeWeights...)
-}
+func (c *cluster) weightsSeen() []int32 { return c.weights.Weights() }
 
 // startController runs a controller manager that watches only this test's namespace, and
 // returns the function that stops it.

@@ -11,17 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trafficctl/trafficctl/controllers"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
-
-	"github.com/trafficctl/trafficctl/api/v1alpha1"
 )
 
 // Env is a running kube-apiserver and etcd.
@@ -66,14 +62,8 @@ func Start() (*Env, error) {
 	return &Env{Config: cfg, Client: c, env: env}, nil
 }
 
-// Scheme knows every API the tests read or write.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(gatewayv1.Install(s))
-	utilruntime.Must(v1alpha1.AddToScheme(s))
-	return s
-}
+// Scheme knows every API the tests read or write: the controller's own.
+func Scheme() *runtime.Scheme { return controllers.NewScheme() }
 
 // Stop stops the apiserver, then etcd.
 func (e *Env) Stop() error { return e.env.Stop() }

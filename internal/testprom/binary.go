@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/trafficctl/trafficctl/internal/testenv"
 )
 
 // BinaryEnv names the environment variable that points at the prometheus binary; `make test`
@@ -20,7 +22,7 @@ func findBinary() (string, error) {
 		}
 		return path, nil
 	}
-	root, err := moduleRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		return "", fmt.Errorf("find the prometheus binary: %w; set %s or run `make test`", err, BinaryEnv)
 	}
@@ -40,23 +42,4 @@ func checkExecutable(path string) error {
 		return errors.New("not an executable file")
 	}
 	return nil
-}
-
-// moduleRoot walks up from the working directory (a package directory under `go test`) to
-// the directory that holds go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }

@@ -76,12 +76,14 @@ func (b backends) portOf(rule gatewayv1.HTTPRouteRule) int32 {
 	return b.port
 }
 
-// weights reads the split from the first apex rule. ok is false when no rule is an apex rule.
+// weights reads the split from the first apex rule. ok is false when no rule is an apex rule;
+// a rule that still sends traffic to the apex Service carries no split yet: zero weights, which
+// never equal the weights trafficctl asks for, so nothing waits on a route it has not written.
 func (b backends) weights(rules []gatewayv1.HTTPRouteRule) (w router.Weights, ok bool) {
 	for _, rule := range rules {
 		toApex, split := b.classify(rule)
 		if !split && toApex {
-			return router.Weights{Primary: 100, Canary: 0}, true
+			return router.Weights{}, true
 		}
 		if !split {
 			continue

@@ -24,6 +24,11 @@ func observe(route *gatewayv1.HTTPRoute, b backends, userOwned bool) (router.Sta
 			"HTTPRoute %s/%s does not send traffic to Services %s and %s yet",
 			route.Namespace, route.Name, b.primary, b.canary)}, nil
 	}
+	if w == (router.Weights{}) {
+		return router.State{Found: true, Message: fmt.Sprintf(
+			"HTTPRoute %s/%s still sends traffic to Service %s, not yet to %s and %s",
+			route.Namespace, route.Name, b.apex, b.primary, b.canary)}, nil
+	}
 	accepted, message := acceptance(route)
 	return router.State{Found: true, Weights: w, Accepted: accepted, Message: message}, nil
 }

@@ -154,9 +154,9 @@ func TestWeights(t *testing.T) {
 			rules: []gatewayv1.HTTPRouteRule{rule(ref("static", nil)), rule(ref("podinfo", nil, otherNamespace)), rule(ref("podinfo", nil, serviceImport))},
 		},
 		{
-			name:   "apex Service not taken over yet",
+			name:   "apex Service not taken over yet: no split",
 			rules:  []gatewayv1.HTTPRouteRule{rule(ref("static", nil)), rule(ref("podinfo", ptr.To[int32](7)))},
-			want:   router.Weights{Primary: 100, Canary: 0},
+			want:   router.Weights{},
 			wantOK: true,
 		},
 		{

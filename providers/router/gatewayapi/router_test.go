@@ -115,7 +115,10 @@ func TestUserRoute(t *testing.T) {
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.Weights{Primary: 100, Canary: 0}, state.Weights, "before the takeover the apex Service has all traffic")
+	assert.True(t, state.Found)
+	assert.Equal(t, router.Weights{}, state.Weights, "before the takeover the route carries no split")
+	assert.False(t, state.Accepted, "nothing to accept before trafficctl wrote its split")
+	assert.Contains(t, state.Message, "still sends traffic to Service podinfo")
 
 	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
 

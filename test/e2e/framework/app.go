@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,7 +15,6 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/internal/testenv"
@@ -61,10 +59,7 @@ type App struct {
 	Load       *load.Generator
 	c          client.Client
 
-	mu      sync.Mutex
-	weights []int32
-	stopRec context.CancelFunc
-	recDone chan struct{}
+	weights *testenv.WeightLog
 }
 
 // Name is the name of the Deployment, the Canary and the apex Service.
@@ -76,7 +71,8 @@ func (e *Env) NewApp(ctx context.Context, o AppOptions) (*App, error) {
 	if err := a.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace}}); err != nil {
 		return nil, err
 	}
-	if err := a.recordRouteWeights(ctx); err != nil {
+	var err error
+	if a.weights, err = testenv.WatchCanaryWeights(e.Cluster.Config(), o.Namespace, Name+"-canary"); err != nil {
 		return nil, err
 	}
 	replicas := o.Replicas
@@ -131,7 +127,6 @@ func (e *Env) NewApp(ctx context.Context, o AppOptions) (*App, error) {
 	if err := a.c.Create(ctx, cn); err != nil {
 		return nil, err
 	}
-	var err error
 	a.Controller, err = StartController(ctx, ControllerOptions{
 		Binary: e.Trafficctl, Kubeconfig: e.Cluster.Kubeconfig, Prometheus: e.Prometheus.URL(),
 		WatchNamespace: o.Namespace, LogDir: e.Dir, LogName: "trafficctl-" + o.Namespace + ".log",
@@ -213,54 +208,7 @@ func Describe(cn *v1alpha1.Canary) string {
 }
 
 // RouteWeights is every canary weight the app's route carried, in order, from a watch.
-func (a *App) RouteWeights() []int32 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.Clone(a.weights)
-}
-
-func (a *App) recordRouteWeights(ctx context.Context) error {
-	wc, err := client.NewWithWatch(a.env.Cluster.Config(), client.Options{Scheme: testenv.Scheme()})
-	if err != nil {
-		return err
-	}
-	w, err := wc.Watch(ctx, &gatewayv1.HTTPRouteList{}, client.InNamespace(a.Namespace))
-	if err != nil {
-		return err
-	}
-	recCtx, cancel := context.WithCancel(context.Background())
-	a.stopRec, a.recDone = cancel, make(chan struct{})
-	go func() {
-		defer close(a.recDone)
-		defer w.Stop()
-		for {
-			select {
-			case <-recCtx.Done():
-				return
-			case ev, ok := <-w.ResultChan():
-				if !ok {
-					return
-				}
-				r, isRoute := ev.Object.(*gatewayv1.HTTPRoute)
-				if !isRoute {
-					continue
-				}
-				for _, rule := range r.Spec.Rules {
-					for _, b := range rule.BackendRefs {
-						if string(b.Name) == Name+"-canary" {
-							a.mu.Lock()
-							if n := len(a.weights); n == 0 || a.weights[n-1] != ptr.Deref(b.Weight, 1) {
-								a.weights = append(a.weights, ptr.Deref(b.Weight, 1))
-							}
-							a.mu.Unlock()
-						}
-					}
-				}
-			}
-		}
-	}()
-	return nil
-}
+func (a *App) RouteWeights() []int32 { return a.weights.Weights() }
 
 // Traffic measures what users saw over a period: the load generator's counts between now and
 // after d.
@@ -288,8 +236,7 @@ func (a *App) Stop() {
 	if a.Controller != nil {
 		a.Controller.Stop()
 	}
-	if a.stopRec != nil {
-		a.stopRec()
-		<-a.recDone
+	if a.weights != nil {
+		a.weights.Stop()
 	}
 }
