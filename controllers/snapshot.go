@@ -91,36 +91,38 @@ func (r *CanaryReconciler) revision(ctx context.Context, d *appsv1.Deployment) (
 	h.Write(tpl)
 	for _, ref := range configRefs(&d.Spec.Template.Spec) {
 		fmt.Fprintf(h, "\x00%s/%s=", ref.kind, ref.name)
-		var data any
-		var obj client.Object
-		if ref.kind == "ConfigMap" {
-			cm := &corev1.ConfigMap{}
-			obj, data = cm, cm
-		} else {
-			sec := &corev1.Secret{}
-			obj, data = sec, sec
+		data, err := r.configData(ctx, d.Namespace, ref)
+		if err != nil {
+			return "", err
 		}
-		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: d.Namespace, Name: ref.name}, obj)
-		switch {
-		case apierrors.IsNotFound(err):
-			h.Write([]byte("<missing>"))
-			continue
-		case err != nil:
-			return "", fmt.Errorf("reading %s %s/%s used by the target: %w", ref.kind, d.Namespace, ref.name, err)
-		}
-		switch o := data.(type) {
-		case *corev1.ConfigMap:
-			b, _ := json.Marshal([]any{o.Data, o.BinaryData})
-			h.Write(b)
-		case *corev1.Secret:
-			b, _ := json.Marshal(o.Data)
-			h.Write(b)
-		}
+		h.Write(data)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
 type configRef struct{ kind, name string }
+
+// configData is what of a ConfigMap or Secret makes a revision: its data, or a marker when it
+// does not exist (the pods will not start without it; creating it is a change).
+func (r *CanaryReconciler) configData(ctx context.Context, namespace string, ref configRef) ([]byte, error) {
+	key := client.ObjectKey{Namespace: namespace, Name: ref.name}
+	var obj client.Object
+	var data func() any
+	if ref.kind == "ConfigMap" {
+		cm := &corev1.ConfigMap{}
+		obj, data = cm, func() any { return []any{cm.Data, cm.BinaryData} }
+	} else {
+		sec := &corev1.Secret{}
+		obj, data = sec, func() any { return sec.Data }
+	}
+	switch err := r.APIReader.Get(ctx, key, obj); {
+	case apierrors.IsNotFound(err):
+		return []byte("<missing>"), nil
+	case err != nil:
+		return nil, fmt.Errorf("reading %s %s used by the target: %w", ref.kind, key, err)
+	}
+	return json.Marshal(data())
+}
 
 // configRefs lists, sorted and once each, the ConfigMaps and Secrets a pod spec uses.
 func configRefs(spec *corev1.PodSpec) []configRef {

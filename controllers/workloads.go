@@ -149,9 +149,14 @@ func (r *CanaryReconciler) ensureServices(ctx context.Context, cn *v1alpha1.Cana
 		{cn.CanaryServiceName(), sel},
 	}
 	for _, s := range services {
-		owned, err := r.ownsOrAbsent(ctx, cn, s.name)
+		existing, err := r.getService(ctx, cn.Namespace, s.name)
 		if err != nil {
 			return err
+		}
+		// An apex Service that existed before the Canary is adopted but never owned.
+		owned := existing == nil || metav1.IsControlledBy(existing, cn)
+		if existing != nil && serviceUpToDate(existing, cn, s.selector, owned) {
+			continue
 		}
 		port := cn.ServiceTargetPort()
 		svc := corev1ac.Service(s.name, cn.Namespace).
@@ -176,16 +181,31 @@ func (r *CanaryReconciler) ensureServices(ctx context.Context, cn *v1alpha1.Cana
 	return nil
 }
 
-// ownsOrAbsent reports whether a Service is, or will be, the Canary's own: absent, or already
-// carrying its owner reference.
-func (r *CanaryReconciler) ownsOrAbsent(ctx context.Context, cn *v1alpha1.Canary, name string) (bool, error) {
+func (r *CanaryReconciler) getService(ctx context.Context, namespace, name string) (*corev1.Service, error) {
 	svc := &corev1.Service{}
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: name}, svc)
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, svc)
 	switch {
 	case apierrors.IsNotFound(err):
-		return true, nil
+		return nil, nil
 	case err != nil:
-		return false, fmt.Errorf("reading service %s/%s: %w", cn.Namespace, name, err)
+		return nil, fmt.Errorf("reading service %s/%s: %w", namespace, name, err)
 	}
-	return metav1.IsControlledBy(svc, cn), nil
+	return svc, nil
+}
+
+// serviceUpToDate reports whether a Service already is what ensureServices would apply, so
+// the reconcile loop does not write it again on every pass.
+func serviceUpToDate(svc *corev1.Service, cn *v1alpha1.Canary, selector map[string]string, owned bool) bool {
+	if !maps.Equal(svc.Spec.Selector, selector) || svc.Labels[LabelManagedBy] != ManagedByValue {
+		return false
+	}
+	if owned && !metav1.IsControlledBy(svc, cn) {
+		return false
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Name == cn.ServicePortName() && p.Port == cn.Spec.Service.Port && p.TargetPort == cn.ServiceTargetPort() && p.Protocol == corev1.ProtocolTCP {
+			return true
+		}
+	}
+	return false
 }
