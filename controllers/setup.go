@@ -11,6 +11,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
 	"github.com/trafficctl/trafficctl/providers/router/gatewayapi"
@@ -32,6 +34,7 @@ func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(gatewayv1.Install(s))
+	utilruntime.Must(istionetv1.AddToScheme(s))
 	utilruntime.Must(v1alpha1.AddToScheme(s))
 	return s
 }

@@ -35,9 +35,36 @@ func (c *Canary) HTTPRouteName() string {
 	return c.ApexServiceName()
 }
 
+// VirtualServiceName is the VirtualService carrying the split (provider istio): the user's when
+// virtualServiceRef is set, otherwise the one trafficctl creates under the apex Service's name.
+func (c *Canary) VirtualServiceName() string {
+	if c.Spec.Service.VirtualServiceRef != nil {
+		return c.Spec.Service.VirtualServiceRef.Name
+	}
+	return c.ApexServiceName()
+}
+
+// RouteKind and RouteName name the object that carries the split, for messages and watches.
+func (c *Canary) RouteKind() string {
+	if c.Spec.Provider == ProviderIstio {
+		return "VirtualService"
+	}
+	return "HTTPRoute"
+}
+
+// RouteName is the name of the object RouteKind names.
+func (c *Canary) RouteName() string {
+	if c.Spec.Provider == ProviderIstio {
+		return c.VirtualServiceName()
+	}
+	return c.HTTPRouteName()
+}
+
 // UserOwnsRoute reports whether the route belongs to the user, who keeps everything in it
 // but the apex rules' backends.
-func (c *Canary) UserOwnsRoute() bool { return c.Spec.Service.HTTPRouteRef != nil }
+func (c *Canary) UserOwnsRoute() bool {
+	return c.Spec.Service.HTTPRouteRef != nil || c.Spec.Service.VirtualServiceRef != nil
+}
 
 // ServiceTargetPort is the pods' port: service.targetPort, or service.port.
 func (c *Canary) ServiceTargetPort() intstr.IntOrString {

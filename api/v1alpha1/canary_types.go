@@ -2,16 +2,19 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Provider names the data plane whose routing objects a Canary writes.
-// +kubebuilder:validation:Enum=gatewayapi
+// +kubebuilder:validation:Enum=gatewayapi;istio
 type Provider string
 
 const (
 	// ProviderGatewayAPI writes backend weights into a Gateway API HTTPRoute.
 	ProviderGatewayAPI Provider = "gatewayapi"
+	// ProviderIstio writes destination weights into an Istio VirtualService.
+	ProviderIstio Provider = "istio"
 )
 
 // Canary declares that new revisions of a Deployment reach users step by step, each step gated
@@ -38,6 +41,8 @@ type Canary struct {
 // revision must prove itself.
 //
 // +kubebuilder:validation:XValidation:rule="self.provider != 'gatewayapi' || has(self.service.parentRefs) || has(self.service.httpRouteRef)",message="provider gatewayapi needs service.parentRefs (an HTTPRoute trafficctl creates) or service.httpRouteRef (an HTTPRoute you own)"
+// +kubebuilder:validation:XValidation:rule="self.provider == 'gatewayapi' || (!has(self.service.parentRefs) && !has(self.service.hostnames) && !has(self.service.httpRouteRef))",message="service.parentRefs, service.hostnames and service.httpRouteRef belong to provider gatewayapi"
+// +kubebuilder:validation:XValidation:rule="self.provider == 'istio' || (!has(self.service.gateways) && !has(self.service.hosts) && !has(self.service.virtualServiceRef) && !has(self.service.trafficPolicy) && !has(self.service.timeout) && !has(self.service.retries))",message="service.gateways, hosts, virtualServiceRef, trafficPolicy, timeout and retries belong to provider istio"
 type CanarySpec struct {
 	// Provider is the data plane whose routing objects carry the traffic split.
 	// +kubebuilder:default=gatewayapi
@@ -88,6 +93,7 @@ type TargetReference struct {
 // <name>-canary), and the route between them.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.httpRouteRef) || (!has(self.parentRefs) && !has(self.hostnames))",message="service.parentRefs and service.hostnames describe an HTTPRoute trafficctl creates; with service.httpRouteRef your route keeps its own, so leave them out"
+// +kubebuilder:validation:XValidation:rule="!has(self.virtualServiceRef) || (!has(self.gateways) && !has(self.hosts) && !has(self.timeout) && !has(self.retries))",message="service.gateways, hosts, timeout and retries describe a VirtualService trafficctl creates; with service.virtualServiceRef your VirtualService keeps its own, so leave them out"
 type CanaryService struct {
 	// Name of the apex Service; defaults to the target's name.
 	// +kubebuilder:validation:MaxLength=55
@@ -125,6 +131,56 @@ type CanaryService struct {
 	// back as they were when the Canary is deleted; every other rule, filter and field stays yours.
 	// +optional
 	HTTPRouteRef *LocalObjectReference `json:"httpRouteRef,omitempty"`
+
+	// Gateways of the VirtualService trafficctl creates (provider istio), such as
+	// istio-system/public-gateway; the mesh alone when unset.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	Gateways []string `json:"gateways,omitempty"`
+
+	// Hosts of the VirtualService trafficctl creates (provider istio); the apex Service when unset.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	Hosts []string `json:"hosts,omitempty"`
+
+	// VirtualServiceRef names a VirtualService in the Canary's namespace that you own (provider
+	// istio). trafficctl only rewrites the destinations of the HTTP routes that send traffic to the
+	// apex Service, and puts them back as they were when the Canary is deleted.
+	// +optional
+	VirtualServiceRef *LocalObjectReference `json:"virtualServiceRef,omitempty"`
+
+	// TrafficPolicy of the primary's and the canary's DestinationRules (provider istio), as Istio
+	// writes it, such as {tls: {mode: ISTIO_MUTUAL}}.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	// +optional
+	TrafficPolicy *runtime.RawExtension `json:"trafficPolicy,omitempty"`
+
+	// Timeout of requests through the VirtualService trafficctl creates, such as 5s.
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$')",message="service.timeout must be a duration such as 5s"
+	// +optional
+	Timeout string `json:"timeout,omitempty"`
+
+	// Retries of requests through the VirtualService trafficctl creates.
+	// +optional
+	Retries *HTTPRetry `json:"retries,omitempty"`
+}
+
+// HTTPRetry mirrors Istio's HTTPRetry, so the API package depends on apimachinery alone.
+type HTTPRetry struct {
+	// Attempts is how many times a request is retried.
+	// +kubebuilder:validation:Minimum=0
+	Attempts int32 `json:"attempts"`
+	// PerTryTimeout bounds each attempt, such as 2s.
+	// +kubebuilder:validation:MaxLength=16
+	// +optional
+	PerTryTimeout string `json:"perTryTimeout,omitempty"`
+	// RetryOn lists the conditions that retry, such as gateway-error,connect-failure.
+	// +optional
+	RetryOn string `json:"retryOn,omitempty"`
 }
 
 // ParentReference mirrors the Gateway API ParentReference, so the API package depends on

@@ -43,10 +43,15 @@ func Start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	istio, err := ModuleDir("istio.io/api")
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
 		CRDDirectoryPaths: []string{
 			filepath.Join(root, "config", "crd"),
 			filepath.Join(gw, "config", "crd", "standard"),
+			filepath.Join(istio, "kubernetes", "customresourcedefinitions.gen.yaml"),
 		},
 		ErrorIfCRDPathMissing: true,
 	}
