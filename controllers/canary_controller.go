@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
@@ -55,7 +54,11 @@ type CanaryReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
-	Router    Router
+	// Routers holds a Router for every provider whose route objects this cluster serves.
+	Routers map[v1alpha1.Provider]Router
+	// RouteTypes are the route objects (HTTPRoute, VirtualService) of those providers, watched
+	// so that a route's status or a user's edit wakes its Canary.
+	RouteTypes []client.Object
 	// Querier returns the metric provider at an address; "" means the controller's default.
 	Querier func(address string) (MetricQuerier, error)
 }
@@ -76,17 +79,32 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("indexing canaries by target: %w", err)
 	}
 	if err := indexer.IndexField(ctx, &v1alpha1.Canary{}, indexRouteName, func(o client.Object) []string {
-		return []string{o.(*v1alpha1.Canary).HTTPRouteName()}
+		return []string{o.(*v1alpha1.Canary).RouteName()}
 	}); err != nil {
 		return fmt.Errorf("indexing canaries by route: %w", err)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Canary{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesBy(indexTargetName))).
-		Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(r.canariesBy(indexRouteName))).
-		Complete(r)
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesBy(indexTargetName)))
+	for _, t := range r.RouteTypes {
+		b = b.Watches(t, handler.EnqueueRequestsFromMapFunc(r.canariesBy(indexRouteName)))
+	}
+	return b.Complete(r)
+}
+
+// router is the Router of the Canary's provider, or an error a user can act on when this
+// cluster does not serve that provider's route objects.
+func (r *CanaryReconciler) router(cn *v1alpha1.Canary) (Router, error) {
+	provider := cn.Spec.Provider
+	if provider == "" {
+		provider = v1alpha1.ProviderGatewayAPI
+	}
+	if rt, ok := r.Routers[provider]; ok {
+		return rt, nil
+	}
+	return nil, fmt.Errorf("provider %s needs the %s CRD, which this cluster does not serve; install it and restart trafficctl, or choose another provider", provider, cn.RouteKind())
 }
 
 func (r *CanaryReconciler) canariesBy(index string) handler.MapFunc {
@@ -154,6 +172,10 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	if err := validateTarget(target); err != nil {
 		return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidTarget, err)
 	}
+	rt, err := r.router(cn)
+	if err != nil {
+		return ctrl.Result{}, r.stall(ctx, cn, ReasonProviderUnavailable, err)
+	}
 	if err := r.ensurePrimary(ctx, cn, target); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -161,7 +183,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 		return ctrl.Result{}, err
 	}
 
-	snap, err := r.snapshot(ctx, cn, target)
+	snap, err := r.snapshot(ctx, cn, target, rt)
 	if router.IsInvalidRoute(err) {
 		return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidRoute, errors.Unwrap(err))
 	}
@@ -188,7 +210,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 		log.Info(e.Message, "reason", e.Reason, "phase", plan.Status.Phase, "step", plan.Status.Step, "canaryWeight", plan.Status.CanaryWeight)
 	}
 
-	if err := r.act(ctx, cn, target, plan); err != nil {
+	if err := r.act(ctx, cn, target, rt, plan); err != nil {
 		if router.IsInvalidRoute(err) {
 			return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidRoute, err)
 		}
@@ -199,8 +221,8 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 }
 
 // act converges the cluster on the plan that status now records.
-func (r *CanaryReconciler) act(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, plan Plan) error {
-	if err := r.Router.Apply(ctx, cn, plan.Weights); err != nil {
+func (r *CanaryReconciler) act(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, rt Router, plan Plan) error {
+	if err := rt.Apply(ctx, cn, plan.Weights); err != nil {
 		return fmt.Errorf("writing route weights: %w", err)
 	}
 	if plan.PromotePrimary {
@@ -255,8 +277,10 @@ func (r *CanaryReconciler) finalize(ctx context.Context, cn *v1alpha1.Canary) er
 	if !controllerutil.ContainsFinalizer(cn, Finalizer) {
 		return nil
 	}
-	if err := r.Router.Release(ctx, cn); err != nil {
-		return fmt.Errorf("restoring route %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
+	if rt, err := r.router(cn); err == nil {
+		if err := rt.Release(ctx, cn); err != nil {
+			return fmt.Errorf("restoring %s %s/%s: %w", cn.RouteKind(), cn.Namespace, cn.RouteName(), err)
+		}
 	}
 	patch := client.MergeFrom(cn.DeepCopy())
 	controllerutil.RemoveFinalizer(cn, Finalizer)

@@ -93,6 +93,7 @@ const (
 	ReasonTargetNotFound      = "TargetNotFound"
 	ReasonInvalidRoute        = "InvalidRoute"
 	ReasonInvalidTarget       = "InvalidTarget"
+	ReasonProviderUnavailable = "ProviderUnavailable"
 	ReasonSuspended           = "Suspended"
 	ReasonReconcileError      = "ReconcileError"
 )

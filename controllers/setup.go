@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -54,13 +57,45 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("trafficctl"),
 		Clock:     clk,
-		Router:    gatewayapi.New(mgr.GetClient(), FieldManager),
+		Routers:   map[v1alpha1.Provider]Router{},
 		Querier: func(address string) (MetricQuerier, error) {
 			if address == "" {
 				address = opts.PrometheusAddress
 			}
 			return prometheus.New(address, timeout)
 		},
+	}
+	// A router only for the route objects this cluster serves: watching a kind the apiserver does
+	// not know would keep the manager from starting.
+	served := func(obj client.Object) (bool, error) {
+		gvk, err := apiutil.GVKForObject(obj, mgr.GetScheme())
+		if err != nil {
+			return false, err
+		}
+		_, err = mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+		if meta.IsNoMatchError(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	providers := []struct {
+		provider v1alpha1.Provider
+		route    client.Object
+		router   Router
+	}{
+		{v1alpha1.ProviderGatewayAPI, &gatewayv1.HTTPRoute{}, gatewayapi.New(mgr.GetClient(), FieldManager)},
+	}
+	for _, p := range providers {
+		ok, err := served(p.route)
+		if err != nil {
+			return fmt.Errorf("looking up %T: %w", p.route, err)
+		}
+		if !ok {
+			mgr.GetLogger().Info("route kind not served by this cluster; its provider is unavailable", "provider", p.provider, "kind", fmt.Sprintf("%T", p.route))
+			continue
+		}
+		r.Routers[p.provider] = p.router
+		r.RouteTypes = append(r.RouteTypes, p.route)
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the canary controller: %w", err)

@@ -30,7 +30,7 @@ func (r *CanaryReconciler) getTarget(ctx context.Context, cn *v1alpha1.Canary) (
 
 // snapshot reads the world the planner decides on: the target's revision and readiness, the
 // primary's, and the route's.
-func (r *CanaryReconciler) snapshot(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment) (Snapshot, error) {
+func (r *CanaryReconciler) snapshot(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, rt Router) (Snapshot, error) {
 	s := Snapshot{Canary: cn, Now: r.Clock.Now()}
 
 	rev, err := r.revision(ctx, target)
@@ -50,9 +50,9 @@ func (r *CanaryReconciler) snapshot(ctx context.Context, cn *v1alpha1.Canary, ta
 		s.Primary.Revision = primary.Annotations[AnnotationRevision]
 	}
 
-	s.Route, err = r.Router.Observe(ctx, cn)
+	s.Route, err = rt.Observe(ctx, cn)
 	if err != nil {
-		return s, fmt.Errorf("reading route %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
+		return s, fmt.Errorf("reading %s %s/%s: %w", cn.RouteKind(), cn.Namespace, cn.RouteName(), err)
 	}
 	return s, nil
 }
