@@ -42,12 +42,24 @@ test: testenv generate manifests ## Run every test against a real kube-apiserver
 	@if [[ -n "$$CI" ]] && ! git diff --quiet -- api config; then \
 		echo "make generate manifests changed files; run it and commit the result:"; git status --short -- api config; exit 1; fi
 	go vet ./...
+	$(MAKE) --no-print-directory lint
 	$(TEST_ENV) go test $$(go list ./... | grep -v /test/e2e) -count=1 -timeout 20m
 	$(TEST_ENV) go test ./test/e2e/... -count=1 -timeout 20m
 
 .PHONY: e2e
 e2e: testenv ## Run only the end-to-end scenarios.
 	$(TEST_ENV) go test ./test/e2e/... -count=1 -timeout 20m -v
+
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+$(GOLANGCI_LINT):
+	GOBIN=$(BIN)/.lint go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN)/.lint/golangci-lint $@
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run the linters STYLE.md asks for (.golangci.yml).
+	$(GOLANGCI_LINT) run ./...
 
 .PHONY: fmt
 fmt: ## Format the code.

@@ -70,7 +70,7 @@ func ensureNamespace(t *testing.T, name string) {
 // rules and admission all run, nothing is stored.
 func dryRunApply(t *testing.T, u *unstructured.Unstructured) {
 	t.Helper()
-	err := env.Client.Patch(context.Background(), u, client.Apply, client.FieldOwner("config-test"), client.DryRunAll, client.ForceOwnership)
+	err := env.Client.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("config-test"), client.DryRunAll, client.ForceOwnership)
 	require.NoError(t, err, "%s %s", u.GetKind(), u.GetName())
 }
 

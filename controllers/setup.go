@@ -19,6 +19,7 @@ import (
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
 	"github.com/trafficctl/trafficctl/providers/router/gatewayapi"
+	"github.com/trafficctl/trafficctl/providers/router/istio"
 )
 
 // Options are the controller's settings that come from its command line.
@@ -84,6 +85,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		router   Router
 	}{
 		{v1alpha1.ProviderGatewayAPI, &gatewayv1.HTTPRoute{}, gatewayapi.New(mgr.GetClient(), FieldManager)},
+		{v1alpha1.ProviderIstio, &istionetv1.VirtualService{}, istio.New(mgr.GetClient(), FieldManager)},
 	}
 	for _, p := range providers {
 		ok, err := served(p.route)

@@ -32,7 +32,7 @@ func newControllerCommand() *cobra.Command {
 		Use:   "controller",
 		Short: "Run the controller that carries out rollouts",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(*cobra.Command, []string) error {
 			return o.run()
 		},
 	}

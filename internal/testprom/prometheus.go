@@ -279,7 +279,7 @@ func (p *Prometheus) WaitForSeries(t testing.TB, query string, timeout time.Dura
 func (p *Prometheus) waitForSeries(ctx context.Context, query string) error {
 	ticker := time.NewTicker(pollInterval)
 	defer ticker.Stop()
-	last := "no answer yet"
+	var last string
 	for {
 		value, _, _, err := p.api.Query(ctx, query, time.Time{})
 		switch {

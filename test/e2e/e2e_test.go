@@ -272,3 +272,31 @@ func TestCrashingCanaryFailsOnTheProgressDeadline(t *testing.T) {
 	assert.Equal(t, 1.0, all.Share("1.0.0"), "every request of the whole attempt answered by the primary: %v", all.ByVersion)
 	assert.Zero(t, all.ErrorRate())
 }
+
+func TestIstioVirtualServiceRollout(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	app := newApp(t, ctx, framework.AppOptions{Namespace: "istio", Canary: func(cn *v1alpha1.Canary) {
+		host := cn.Spec.Service.Hostnames[0]
+		cn.Spec.Provider = v1alpha1.ProviderIstio
+		cn.Spec.Service.ParentRefs, cn.Spec.Service.Hostnames = nil, nil
+		cn.Spec.Service.Hosts = []string{host}
+		cn.Spec.Service.Gateways = []string{framework.GatewayNamespace + "/" + framework.GatewayName}
+	}})
+	assertOnlyVersion(t, ctx, app, "1.0.0")
+
+	require.NoError(t, app.Release(ctx, v2))
+	_, err := app.Wait(ctx, rolloutTimeout, "the 50% step to be analysed", func(cn *v1alpha1.Canary) bool {
+		return cn.Status.CanaryWeight == 50 && cn.Status.StepStartedAt != nil
+	})
+	require.NoError(t, err)
+	mid, err := app.Traffic(ctx, 2*time.Second)
+	require.NoError(t, err)
+	assert.InDelta(t, 0.5, mid.Share("2.0.0"), 0.2, "about half the users on the canary at 50%%: %v", mid.ByVersion)
+
+	cn, err := app.WaitPhase(ctx, rolloutTimeout, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed)
+	require.NoError(t, err)
+	require.Equal(t, v1alpha1.PhaseSucceeded, cn.Status.Phase, framework.Describe(cn))
+	assert.Equal(t, []int32{0, 20, 50, 0}, app.RouteWeights(), "the VirtualService walked every step")
+	assertOnlyVersion(t, ctx, app, "2.0.0")
+}

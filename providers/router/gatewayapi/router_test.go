@@ -388,7 +388,7 @@ func assertFieldsOwned(t *testing.T, route *gatewayv1.HTTPRoute, manager string,
 	var fields strings.Builder
 	for _, entry := range route.ManagedFields {
 		if entry.Manager == manager && entry.FieldsV1 != nil {
-			fields.Write(entry.FieldsV1.Raw)
+			fields.Write(entry.FieldsV1.GetRawBytes())
 		}
 	}
 	for _, f := range owned {

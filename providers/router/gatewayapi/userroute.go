@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8sjson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -123,7 +124,7 @@ func (r *Router) releaseUserRoute(ctx context.Context, cn *v1alpha1.Canary) erro
 // field manager must carry them: an apply without them would delete the rules.
 func (r *Router) applyRules(ctx context.Context, route *userRoute, record string) error {
 	patch := &unstructured.Unstructured{}
-	patch.SetGroupVersionKind(gatewayv1.SchemeGroupVersion.WithKind("HTTPRoute"))
+	patch.SetGroupVersionKind(schema.FromAPIVersionAndKind(gatewayv1.GroupVersion.String(), "HTTPRoute"))
 	patch.SetNamespace(route.obj.GetNamespace())
 	patch.SetName(route.obj.GetName())
 	patch.SetResourceVersion(route.obj.GetResourceVersion())
@@ -145,7 +146,7 @@ func (r *Router) applyRules(ctx context.Context, route *userRoute, record string
 // plain error, wrapping the NotFound: the user may be about to create it.
 func (r *Router) getUserRoute(ctx context.Context, b backends) (*userRoute, error) {
 	obj := &unstructured.Unstructured{}
-	obj.SetGroupVersionKind(gatewayv1.SchemeGroupVersion.WithKind("HTTPRoute"))
+	obj.SetGroupVersionKind(schema.FromAPIVersionAndKind(gatewayv1.GroupVersion.String(), "HTTPRoute"))
 	if err := r.client.Get(ctx, client.ObjectKey{Namespace: b.namespace, Name: b.route}, obj); err != nil {
 		return nil, fmt.Errorf("get HTTPRoute %s/%s: %w", b.namespace, b.route, err)
 	}

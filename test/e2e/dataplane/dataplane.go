@@ -8,13 +8,17 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -40,6 +44,10 @@ type Options struct {
 	// routes with a parentRef to it, and only those. Defaults "public-gw" and "infra".
 	GatewayName      string
 	GatewayNamespace string
+	// IstioGateway is the same Gateway as Istio VirtualServices name it in spec.gateways,
+	// "<namespace>/<name>"; the data plane serves the VirtualServices that name it, and only
+	// those. Default: GatewayNamespace/GatewayName.
+	IstioGateway string
 	// ControllerName is how the data plane signs its entries in route status; default
 	// "trafficctl.io/e2e-dataplane".
 	ControllerName string
@@ -74,6 +82,9 @@ func (o Options) withDefaults() Options {
 	if o.GatewayNamespace == "" {
 		o.GatewayNamespace = DefaultGatewayNamespace
 	}
+	if o.IstioGateway == "" {
+		o.IstioGateway = o.GatewayNamespace + "/" + o.GatewayName
+	}
 	if o.ControllerName == "" {
 		o.ControllerName = DefaultControllerName
 	}
@@ -89,9 +100,13 @@ func (o Options) withDefaults() Options {
 // DataPlane is a running Gateway: its proxy, its metrics endpoint, and the watch that keeps
 // its routing table and the routes' status current.
 type DataPlane struct {
-	opts    Options
-	log     logr.Logger
-	gateway gatewayRef
+	opts         Options
+	log          logr.Logger
+	gateway      gatewayRef
+	istioGateway gatewayRef
+	// istio is set when the apiserver knows VirtualServices, which are then watched and
+	// served.
+	istio bool
 
 	// cache serves every read on the request path; apiReader reads fresh objects before a
 	// status write; client writes.
@@ -131,13 +146,18 @@ func Start(ctx context.Context, o Options) (_ *DataPlane, err error) {
 		return nil, errors.New("dataplane: Options.Config is required")
 	}
 	o = o.withDefaults()
+	istioNamespace, istioName, ok := strings.Cut(o.IstioGateway, "/")
+	if !ok || istioNamespace == "" || istioName == "" {
+		return nil, fmt.Errorf("dataplane: Options.IstioGateway %q is not <namespace>/<name>", o.IstioGateway)
+	}
 	d := &DataPlane{
-		opts:      o,
-		log:       o.Logger,
-		gateway:   gatewayRef{namespace: o.GatewayNamespace, name: o.GatewayName},
-		metrics:   newMetrics(),
-		transport: newTransport(),
-		done:      make(chan struct{}),
+		opts:         o,
+		log:          o.Logger,
+		gateway:      gatewayRef{namespace: o.GatewayNamespace, name: o.GatewayName},
+		istioGateway: gatewayRef{namespace: istioNamespace, name: istioName},
+		metrics:      newMetrics(),
+		transport:    newTransport(),
+		done:         make(chan struct{}),
 	}
 	d.proxy = d.newReverseProxy()
 	d.table.Store(buildTable(nil, d.gateway))
@@ -145,6 +165,7 @@ func Start(ctx context.Context, o Options) (_ *DataPlane, err error) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(gatewayv1.Install(scheme))
+	utilruntime.Must(istionetv1.AddToScheme(scheme))
 	mgr, err := ctrl.NewManager(o.Config, ctrl.Options{
 		Scheme:                 scheme,
 		Logger:                 d.log,
@@ -158,9 +179,19 @@ func Start(ctx context.Context, o Options) (_ *DataPlane, err error) {
 	}
 	d.cache, d.apiReader, d.client = mgr.GetCache(), mgr.GetAPIReader(), mgr.GetClient()
 	d.endpoints = newResolver(d.cache)
+	// Without Istio's CRDs the data plane is a Gateway API Gateway alone.
+	if _, err := mgr.GetRESTMapper().RESTMapping(istionetv1.SchemeGroupVersion.WithKind("VirtualService").GroupKind(), istionetv1.SchemeGroupVersion.Version); err == nil {
+		d.istio = true
+	} else if !meta.IsNoMatchError(err) {
+		return nil, fmt.Errorf("looking up VirtualServices in the apiserver: %w", err)
+	}
+	watched := []client.Object{&gatewayv1.HTTPRoute{}, &corev1.Service{}, &corev1.Pod{}}
+	if d.istio {
+		watched = append(watched, &istionetv1.VirtualService{})
+	}
 	// The request path reads Pods; informers are registered now so that the sync below
 	// covers them.
-	for _, obj := range []client.Object{&gatewayv1.HTTPRoute{}, &corev1.Service{}, &corev1.Pod{}} {
+	for _, obj := range watched {
 		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 			return nil, fmt.Errorf("watching %T: %w", obj, err)
 		}
@@ -169,10 +200,13 @@ func Start(ctx context.Context, o Options) (_ *DataPlane, err error) {
 	everything := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{{}}
 	})
-	if err := ctrl.NewControllerManagedBy(mgr).Named("dataplane").
+	builder := ctrl.NewControllerManagedBy(mgr).Named("dataplane").
 		Watches(&gatewayv1.HTTPRoute{}, everything).
-		Watches(&corev1.Service{}, everything).
-		Complete(reconcile.Func(d.sync)); err != nil {
+		Watches(&corev1.Service{}, everything)
+	if d.istio {
+		builder = builder.Watches(&istionetv1.VirtualService{}, everything)
+	}
+	if err := builder.Complete(reconcile.Func(d.sync)); err != nil {
 		return nil, fmt.Errorf("creating the data plane's controller: %w", err)
 	}
 
@@ -242,7 +276,8 @@ func Start(ctx context.Context, o Options) (_ *DataPlane, err error) {
 	if _, err := d.rebuild(runCtx); err != nil {
 		return nil, err
 	}
-	d.log.Info("data plane started", "gateway", d.gateway, "url", d.URL(), "metrics", d.metricsAddr)
+	d.log.Info("data plane started", "gateway", d.gateway, "istioGateway", d.istioGateway, "istio", d.istio,
+		"url", d.URL(), "metrics", d.metricsAddr)
 	return d, nil
 }
 
@@ -259,36 +294,61 @@ func (d *DataPlane) Stop() {
 	<-d.done
 }
 
-// sync rebuilds the routing table from the cache and then reports, in every route's status,
-// what the table loaded.
+// sync rebuilds the routing table from the cache and then reports, in the status of every
+// route and VirtualService, what the table loaded.
 func (d *DataPlane) sync(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
-	routes, err := d.rebuild(ctx)
+	snap, err := d.rebuild(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	t := d.table.Load()
 	var errs []error
-	for i := range routes {
-		if err := d.reportStatus(ctx, &routes[i], t); err != nil {
-			errs = append(errs, fmt.Errorf("reporting the status of HTTPRoute %s/%s: %w", routes[i].Namespace, routes[i].Name, err))
+	for i := range snap.routes {
+		if err := d.reportStatus(ctx, &snap.routes[i], t); err != nil {
+			errs = append(errs, fmt.Errorf("reporting the status of HTTPRoute %s/%s: %w", snap.routes[i].Namespace, snap.routes[i].Name, err))
+		}
+	}
+	for _, vs := range snap.virtualServices {
+		v, served := t.istio.services[types.NamespacedName{Namespace: vs.Namespace, Name: vs.Name}]
+		if !served {
+			continue // Istio's status is not per gateway: another one reports it.
+		}
+		if err := d.reportIstioStatus(ctx, vs, v); err != nil {
+			errs = append(errs, fmt.Errorf("reporting the status of VirtualService %s/%s: %w", vs.Namespace, vs.Name, err))
 		}
 	}
 	// An error retries the whole sync with backoff; it is cheap and idempotent.
 	return reconcile.Result{}, errors.Join(errs...)
 }
 
-// rebuild loads a new routing table from the cache and returns the routes it was built from.
-func (d *DataPlane) rebuild(ctx context.Context) ([]gatewayv1.HTTPRoute, error) {
+// snapshot is what a routing table is built from.
+type snapshot struct {
+	routes          []gatewayv1.HTTPRoute
+	virtualServices []*istionetv1.VirtualService
+}
+
+// rebuild loads a new routing table from the cache and returns what it was built from.
+func (d *DataPlane) rebuild(ctx context.Context) (snapshot, error) {
 	d.buildMu.Lock()
 	defer d.buildMu.Unlock()
 	routes := &gatewayv1.HTTPRouteList{}
 	if err := d.cache.List(ctx, routes); err != nil {
-		return nil, fmt.Errorf("listing HTTPRoutes: %w", err)
+		return snapshot{}, fmt.Errorf("listing HTTPRoutes: %w", err)
 	}
-	t := buildTable(routes.Items, d.gateway)
+	snap := snapshot{routes: routes.Items}
+	if d.istio {
+		vss := &istionetv1.VirtualServiceList{}
+		if err := d.cache.List(ctx, vss); err != nil {
+			return snapshot{}, fmt.Errorf("listing VirtualServices: %w", err)
+		}
+		snap.virtualServices = vss.Items
+	}
+	t := buildTable(snap.routes, d.gateway)
+	t.istio = buildIstioTable(snap.virtualServices, d.istioGateway)
 	d.table.Store(t)
-	d.log.V(1).Info("routing table loaded", "routes", len(t.routes), "matches", len(t.candidates))
-	return routes.Items, nil
+	d.log.V(1).Info("routing table loaded", "routes", len(t.routes), "matches", len(t.candidates),
+		"virtualServices", len(t.istio.services))
+	return snap, nil
 }
 
 // rand draws from Options.Rand, one caller at a time.

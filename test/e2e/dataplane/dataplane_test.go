@@ -417,7 +417,7 @@ func TestMetrics(t *testing.T) {
 	assert.Equal(t, 3.0, value(m["istio_requests_total"], noPod))
 
 	assert.Equal(t, 10.0, value(m["dataplane_requests_total"], map[string]string{
-		"route_namespace": f.ns, "route_name": "podinfo", "backend": f.backend("podinfo-primary"), "code": "200"}))
+		"route_kind": kindHTTPRoute, "route_namespace": f.ns, "route_name": "podinfo", "backend": f.backend("podinfo-primary"), "code": "200"}))
 	assert.Equal(t, 3.0, value(m["dataplane_requests_total"], map[string]string{
-		"route_namespace": f.ns, "route_name": "broken", "backend": f.backend("podinfo-canary"), "code": "503"}))
+		"route_kind": kindHTTPRoute, "route_namespace": f.ns, "route_name": "broken", "backend": f.backend("podinfo-canary"), "code": "503"}))
 }

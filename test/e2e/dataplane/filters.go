@@ -138,7 +138,8 @@ func redirectLocation(r *http.Request, rf *gatewayv1.HTTPRequestRedirectFilter, 
 	if rf.Hostname != nil {
 		host = string(*rf.Hostname)
 	}
-	if port != 0 && !(scheme == "http" && port == 80) && !(scheme == "https" && port == 443) {
+	defaultPort := (scheme == "http" && port == 80) || (scheme == "https" && port == 443)
+	if port != 0 && !defaultPort {
 		host = net.JoinHostPort(host, strconv.Itoa(port))
 	}
 	path := r.URL.Path

@@ -58,7 +58,7 @@ func newMetrics() *metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dataplane_requests_total",
 			Help: "Requests the data plane answered, by route and backend; for debugging tests.",
-		}, []string{"route_namespace", "route_name", "backend", "code"}),
+		}, []string{"route_kind", "route_namespace", "route_name", "backend", "code"}),
 	}
 	m.registry.MustRegister(m.envoyRequests, m.envoyTime, m.istioRequests, m.istioDuration, m.requests)
 	return m
@@ -88,9 +88,21 @@ func (m *metrics) upstream(b backendRef, ep endpoint, code int, elapsed time.Dur
 	m.istioDuration.WithLabelValues(labels...).Observe(ms)
 }
 
+// Kinds of the routes a request can take, as the route_kind label names them.
+const (
+	kindHTTPRoute      = "HTTPRoute"
+	kindVirtualService = "VirtualService"
+)
+
+// routeID names the route a request took, of either API; the zero routeID means none.
+type routeID struct {
+	kind string
+	key  types.NamespacedName
+}
+
 // routed records one client request; route and backend are empty when none was chosen.
-func (m *metrics) routed(route types.NamespacedName, backend string, code int) {
-	m.requests.WithLabelValues(route.Namespace, route.Name, backend, strconv.Itoa(code)).Inc()
+func (m *metrics) routed(route routeID, backend string, code int) {
+	m.requests.WithLabelValues(route.kind, route.key.Namespace, route.key.Name, backend, strconv.Itoa(code)).Inc()
 }
 
 // envoyClusterName names a backend's cluster <namespace>_<service>_<port>, so that a query can

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"time"
 
-	"k8s.io/apimachinery/pkg/types"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -23,46 +22,68 @@ const statusClientClosedRequest = 499
 // mirrored.
 const maxMirrorBody = 8 << 20
 
-// ServeHTTP routes one request: the winning match, its rule's filters, a weighted backend, a
-// Ready pod of it, and the proxied response with an X-Backend header naming the Service.
+// ServeHTTP routes one request: the winning match of a VirtualService or else of an
+// HTTPRoute, its rule's filters, a weighted backend, a Ready pod of it, and the proxied
+// response with an X-Backend header naming the Service.
 func (d *DataPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w, code: http.StatusOK}
-	c := d.table.Load().match(r)
-	if c == nil {
-		http.Error(rec, "no route matches the request", http.StatusNotFound)
-		d.metrics.routed(types.NamespacedName{}, "", http.StatusNotFound)
+	t := d.table.Load()
+	if choice := t.istio.match(r, listenerPort(r)); choice != nil {
+		d.serveIstio(rec, r, choice)
 		return
 	}
-	ru, routeKey := c.rule, c.rule.route.key
-	ctx := r.Context()
-	if ru.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, ru.timeout)
-		defer cancel()
+	c := t.match(r)
+	if c == nil {
+		http.Error(rec, "no route matches the request", http.StatusNotFound)
+		d.metrics.routed(routeID{}, "", http.StatusNotFound)
+		return
 	}
+	ru := c.rule
+	via := routeID{kind: kindHTTPRoute, key: ru.route.key}
+	ctx, cancel := withTimeout(r.Context(), ru.timeout)
+	defer cancel()
 	out := r.Clone(ctx)
 	var f filtered
 	applyFilters(out, ru.filters, &c.match, listenerPort(r), &f)
 	if f.redirect != nil {
 		rec.Header().Set("Location", f.redirect.location)
 		rec.WriteHeader(f.redirect.code)
-		d.metrics.routed(routeKey, "", f.redirect.code)
+		d.metrics.routed(via, "", f.redirect.code)
 		return
 	}
 	i := pick(ru.backends, d.rand)
 	if i < 0 {
 		http.Error(rec, "the matching rule has no backend with a weight above zero", http.StatusInternalServerError)
-		d.metrics.routed(routeKey, "", http.StatusInternalServerError)
+		d.metrics.routed(via, "", http.StatusInternalServerError)
 		return
 	}
 	b := ru.backends[i]
 	var backendFiltered filtered // a backend's filters may not redirect
 	applyFilters(out, b.filters, &c.match, listenerPort(r), &backendFiltered)
 	f.responseHeaders = append(f.responseHeaders, backendFiltered.responseHeaders...)
-	d.startMirrors(out, append(f.mirrors, backendFiltered.mirrors...), ru)
+	var sampled []backendRef
+	for _, m := range append(f.mirrors, backendFiltered.mirrors...) {
+		if mirrored(m, d.rand) {
+			sampled = append(sampled, newBackendRef(m.BackendRef, via.key.Namespace))
+		}
+	}
+	d.startMirrors(out, sampled, via, ru.timeout)
+	d.forward(rec, out, b, via, f.responseHeaders)
+}
 
+// withTimeout bounds ctx by timeout, unless it is 0.
+func withTimeout(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout > 0 {
+		return context.WithTimeout(ctx, timeout)
+	}
+	return ctx, func() {}
+}
+
+// forward proxies out to a Ready pod of b, whose response, its headers changed by
+// responseHeaders, is the answer; the request is counted as one routed through via.
+func (d *DataPlane) forward(rec *recorder, out *http.Request, b backendRef, via routeID, responseHeaders []*gatewayv1.HTTPHeaderFilter) {
 	start := time.Now()
-	ep, err := d.endpoints.resolve(ctx, b)
+	ep, err := d.endpoints.resolve(out.Context(), b)
 	if err != nil {
 		code := http.StatusServiceUnavailable
 		if errors.Is(err, errBackendNotFound) {
@@ -71,13 +92,13 @@ func (d *DataPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.Header().Set("X-Backend", b.String())
 		http.Error(rec, err.Error(), code)
 		d.metrics.upstream(b, endpoint{}, code, time.Since(start))
-		d.metrics.routed(routeKey, b.String(), code)
+		d.metrics.routed(via, b.String(), code)
 		return
 	}
-	call := &upstreamCall{target: &url.URL{Scheme: "http", Host: ep.addr}, backend: b, responseHeaders: f.responseHeaders}
+	call := &upstreamCall{target: &url.URL{Scheme: "http", Host: ep.addr}, backend: b, responseHeaders: responseHeaders}
 	d.proxy.ServeHTTP(rec, out.WithContext(context.WithValue(out.Context(), callKey{}, call)))
 	d.metrics.upstream(b, ep, rec.code, time.Since(start))
-	d.metrics.routed(routeKey, b.String(), rec.code)
+	d.metrics.routed(via, b.String(), rec.code)
 }
 
 // callKey carries an upstreamCall in a request's context, from ServeHTTP to the reverse proxy's
@@ -136,16 +157,10 @@ func (d *DataPlane) newReverseProxy() *httputil.ReverseProxy {
 	}
 }
 
-// startMirrors sends a copy of out to each mirror that samples it, in the background; the
+// startMirrors sends a copy of out to each of the sampled mirrors, in the background; the
 // client never waits for a mirror or sees its response. The body is read once and replayed to
-// the backend and every mirror.
-func (d *DataPlane) startMirrors(out *http.Request, mirrors []*gatewayv1.HTTPRequestMirrorFilter, ru *rule) {
-	var sampled []backendRef
-	for _, m := range mirrors {
-		if mirrored(m, d.rand) {
-			sampled = append(sampled, newBackendRef(m.BackendRef, ru.route.key.Namespace))
-		}
-	}
+// the backend and every mirror. timeout is the route's; 0 means the default.
+func (d *DataPlane) startMirrors(out *http.Request, sampled []backendRef, via routeID, timeout time.Duration) {
 	if len(sampled) == 0 {
 		return
 	}
@@ -155,12 +170,11 @@ func (d *DataPlane) startMirrors(out *http.Request, mirrors []*gatewayv1.HTTPReq
 		rest := out.Body
 		out.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), rest))
 		if err != nil || len(b) > maxMirrorBody {
-			d.log.V(1).Info("request not mirrored: its body could not be copied", "route", ru.route.key)
+			d.log.V(1).Info("request not mirrored: its body could not be copied", "kind", via.kind, "route", via.key)
 			return
 		}
 		body = b
 	}
-	timeout := ru.timeout
 	if timeout == 0 {
 		timeout = defaultTimeout
 	}

@@ -55,6 +55,9 @@ type table struct {
 	// candidates are the matches of every servable route in Gateway API precedence order,
 	// leaving out hostnames, which depend on the request.
 	candidates []candidate
+	// istio holds the VirtualServices the Gateway serves; they are consulted before the
+	// HTTPRoutes.
+	istio istioTable
 }
 
 // route is one HTTPRoute generation, compiled.

@@ -196,7 +196,7 @@ func Build(ctx context.Context, pkg, name string) (string, error) {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%w: go build %s: %v\n%s", errNotBuilt, pkg, err, b)
+		return "", fmt.Errorf("%w: go build %s: %w\n%s", errNotBuilt, pkg, err, b)
 	}
 	return out, nil
 }

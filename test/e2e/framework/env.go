@@ -107,7 +107,7 @@ func eventually(ctx context.Context, timeout time.Duration, cond func() (bool, e
 		select {
 		case <-ctx.Done():
 			if last != nil {
-				return fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
+				return fmt.Errorf("%w (last error: %w)", ctx.Err(), last)
 			}
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):

@@ -1,0 +1,67 @@
+package istio
+
+import (
+	"fmt"
+
+	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+
+	"github.com/trafficctl/trafficctl/providers/router"
+)
+
+// reconciledCondition is the condition istiod's status writer sets once the mesh's proxies have
+// the VirtualService's current configuration.
+const reconciledCondition = "Reconciled"
+
+// observe reads the state of a VirtualService that exists. A user's VirtualService without an apex
+// route is an InvalidRouteError; one trafficctl owns without one is simply not split yet, which the
+// next Apply repairs.
+func observe(vs *istionetv1.VirtualService, d destinations, userOwned bool) (router.State, error) {
+	w, ok := d.weights(vs.Spec.GetHttp())
+	if !ok {
+		if userOwned {
+			return router.State{}, d.noApexRoute()
+		}
+		return router.State{Found: true, Message: fmt.Sprintf(
+			"VirtualService %s/%s does not send traffic to Services %s and %s yet",
+			vs.Namespace, vs.Name, d.primary, d.canary)}, nil
+	}
+	if w == (router.Weights{}) {
+		return router.State{Found: true, Message: fmt.Sprintf(
+			"VirtualService %s/%s still sends traffic to Service %s, not yet to %s and %s",
+			vs.Namespace, vs.Name, d.apex, d.primary, d.canary)}, nil
+	}
+	accepted, message := acceptance(vs)
+	return router.State{Found: true, Weights: w, Accepted: accepted, Message: message}, nil
+}
+
+// acceptance reports whether Istio has reconciled the VirtualService's current generation, and
+// when it has not, what is pending. Istio writes a status only when istiod's status feature is on;
+// a VirtualService without one gives no signal, so it counts as accepted.
+func acceptance(vs *istionetv1.VirtualService) (bool, string) {
+	status := &vs.Status
+	if observed := status.GetObservedGeneration(); observed != 0 && observed < vs.Generation {
+		return false, fmt.Sprintf("waiting for Istio to reconcile generation %d of VirtualService %s/%s; it has seen generation %d",
+			vs.Generation, vs.Namespace, vs.Name, observed)
+	}
+	for _, c := range status.GetConditions() {
+		if c.GetType() != reconciledCondition {
+			continue
+		}
+		if c.GetObservedGeneration() != 0 && c.GetObservedGeneration() < vs.Generation {
+			return false, fmt.Sprintf("waiting for Istio to reconcile generation %d of VirtualService %s/%s; its %s condition is about generation %d",
+				vs.Generation, vs.Namespace, vs.Name, reconciledCondition, c.GetObservedGeneration())
+		}
+		if c.GetStatus() != "True" {
+			message := fmt.Sprintf("Istio has not reconciled VirtualService %s/%s: condition %s is %q",
+				vs.Namespace, vs.Name, reconciledCondition, c.GetStatus())
+			if c.GetReason() != "" {
+				message += ": " + c.GetReason()
+			}
+			if c.GetMessage() != "" {
+				message += ": " + c.GetMessage()
+			}
+			return false, message
+		}
+	}
+	return true, ""
+}

@@ -1,0 +1,156 @@
+package istio
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	istiometa "istio.io/api/meta/v1alpha1"
+	istionetapi "istio.io/api/networking/v1"
+	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/trafficctl/trafficctl/providers/router"
+)
+
+func TestAcceptance(t *testing.T) {
+	tests := []struct {
+		name         string
+		status       *istiometa.IstioStatus
+		wantAccepted bool
+		wantMessage  string
+	}{
+		{
+			name:         "no status: Istio reports nothing, so nothing to wait for",
+			status:       &istiometa.IstioStatus{},
+			wantAccepted: true,
+		},
+		{
+			name:         "current generation, no conditions",
+			status:       &istiometa.IstioStatus{ObservedGeneration: 3},
+			wantAccepted: true,
+		},
+		{
+			name:         "a later generation counts",
+			status:       &istiometa.IstioStatus{ObservedGeneration: 4},
+			wantAccepted: true,
+		},
+		{
+			name:        "an earlier generation",
+			status:      &istiometa.IstioStatus{ObservedGeneration: 2},
+			wantMessage: "waiting for Istio to reconcile generation 3 of VirtualService shop/podinfo; it has seen generation 2",
+		},
+		{
+			name: "reconciled",
+			status: &istiometa.IstioStatus{ObservedGeneration: 3, Conditions: []*istiometa.IstioCondition{
+				{Type: "Reconciled", Status: "True", ObservedGeneration: 3},
+			}},
+			wantAccepted: true,
+		},
+		{
+			name: "not reconciled yet",
+			status: &istiometa.IstioStatus{ObservedGeneration: 3, Conditions: []*istiometa.IstioCondition{
+				{Type: "Reconciled", Status: "False", Reason: "InProgress", Message: "2/3 proxies up to date."},
+			}},
+			wantMessage: `Istio has not reconciled VirtualService shop/podinfo: condition Reconciled is "False": InProgress: 2/3 proxies up to date.`,
+		},
+		{
+			name: "reconciled an earlier generation",
+			status: &istiometa.IstioStatus{ObservedGeneration: 3, Conditions: []*istiometa.IstioCondition{
+				{Type: "Reconciled", Status: "True", ObservedGeneration: 2},
+			}},
+			wantMessage: "waiting for Istio to reconcile generation 3 of VirtualService shop/podinfo; its Reconciled condition is about generation 2",
+		},
+		{
+			name: "other conditions do not count",
+			status: &istiometa.IstioStatus{ObservedGeneration: 3, Conditions: []*istiometa.IstioCondition{
+				{Type: "Warning", Status: "True"},
+			}},
+			wantAccepted: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vs := &istionetv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "podinfo", Generation: 3}}
+			tt.status.DeepCopyInto(&vs.Status)
+			accepted, message := acceptance(vs)
+			assert.Equal(t, tt.wantAccepted, accepted)
+			assert.Equal(t, tt.wantMessage, message)
+		})
+	}
+}
+
+func TestService(t *testing.T) {
+	d := destinations{namespace: "shop", apex: "podinfo", primary: "podinfo-primary", canary: "podinfo-canary"}
+	tests := []struct {
+		host     string
+		wantName string
+		wantForm hostForm
+	}{
+		{host: "podinfo", wantName: "podinfo", wantForm: shortHost},
+		{host: "podinfo.shop", wantName: "podinfo", wantForm: ".shop"},
+		{host: "podinfo.shop.svc", wantName: "podinfo", wantForm: ".shop.svc"},
+		{host: "podinfo.shop.svc.cluster.local", wantName: "podinfo", wantForm: ".shop.svc.cluster.local"},
+		{host: "podinfo-primary.shop.svc.cluster.local", wantName: "podinfo-primary", wantForm: ".shop.svc.cluster.local"},
+		{host: "podinfo.other"},
+		{host: "podinfo.other.svc.cluster.local"},
+		{host: "podinfo.example.com"},
+		{host: ".shop"},
+		{host: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			name, form := d.service(tt.host)
+			assert.Equal(t, tt.wantName, name)
+			assert.Equal(t, tt.wantForm, form)
+		})
+	}
+}
+
+func TestWeights(t *testing.T) {
+	d := destinations{namespace: "shop", apex: "podinfo", primary: "podinfo-primary", canary: "podinfo-canary"}
+	to := func(host string, weight int32) *istionetapi.HTTPRouteDestination {
+		return &istionetapi.HTTPRouteDestination{Destination: &istionetapi.Destination{Host: host}, Weight: weight}
+	}
+	route := func(dsts ...*istionetapi.HTTPRouteDestination) *istionetapi.HTTPRoute {
+		return &istionetapi.HTTPRoute{Route: dsts}
+	}
+	tests := []struct {
+		name   string
+		routes []*istionetapi.HTTPRoute
+		want   router.Weights
+		wantOK bool
+	}{
+		{name: "no routes"},
+		{name: "no apex route", routes: []*istionetapi.HTTPRoute{route(to("static", 0))}},
+		{
+			name:   "still to the apex Service",
+			routes: []*istionetapi.HTTPRoute{route(to("podinfo.shop.svc.cluster.local", 0))},
+			wantOK: true,
+		},
+		{
+			name:   "the first apex route counts",
+			routes: []*istionetapi.HTTPRoute{route(to("static", 0)), route(to("podinfo-primary", 70), to("podinfo-canary", 30)), route(to("podinfo", 0))},
+			want:   router.Weights{Primary: 70, Canary: 30},
+			wantOK: true,
+		},
+		{
+			name:   "a zero weight",
+			routes: []*istionetapi.HTTPRoute{route(to("podinfo-primary.shop", 100), to("podinfo-canary.shop", 0))},
+			want:   router.Weights{Primary: 100},
+			wantOK: true,
+		},
+		{
+			name:   "a lone destination without a weight takes everything",
+			routes: []*istionetapi.HTTPRoute{route(to("podinfo-canary", 0))},
+			want:   router.Weights{Canary: 100},
+			wantOK: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, ok := d.weights(tt.routes)
+			assert.Equal(t, tt.want, w)
+			assert.Equal(t, tt.wantOK, ok)
+		})
+	}
+}

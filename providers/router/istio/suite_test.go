@@ -1,0 +1,148 @@
+package istio_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/internal/testenv"
+)
+
+// The suite runs against a real kube-apiserver and etcd, so the Istio CRDs' schema and CEL rules,
+// and server-side apply's field ownership, are the real ones.
+var (
+	env       *testenv.Env
+	k8sClient client.Client
+)
+
+func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
+
+func runSuite(m *testing.M) int {
+	var err error
+	if env, err = testenv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "stop envtest: %v\n", err)
+		}
+	}()
+	k8sClient = env.Client
+	return m.Run()
+}
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newNamespace gives each test a namespace of its own.
+func newNamespace(t *testing.T) string { return env.Namespace(t) }
+
+// newCanary creates Canary podinfo (provider istio, port 9898) in ns, changed by mods, so the
+// objects trafficctl writes can be owned by a real object with a UID.
+func newCanary(t *testing.T, ns string, mods ...func(*v1alpha1.Canary)) *v1alpha1.Canary {
+	t.Helper()
+	cn := &v1alpha1.Canary{
+		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: ns},
+		Spec: v1alpha1.CanarySpec{
+			Provider:  v1alpha1.ProviderIstio,
+			TargetRef: v1alpha1.TargetReference{Name: "podinfo"},
+			Service:   v1alpha1.CanaryService{Port: 9898},
+			Analysis:  v1alpha1.CanaryAnalysis{StepWeights: []int32{10, 50}},
+		},
+	}
+	for _, mod := range mods {
+		mod(cn)
+	}
+	require.NoError(t, k8sClient.Create(testContext(t), cn))
+	return cn
+}
+
+// withUserRoute points the Canary at the user's VirtualService name.
+func withUserRoute(name string) func(*v1alpha1.Canary) {
+	return func(cn *v1alpha1.Canary) {
+		cn.Spec.Service.VirtualServiceRef = &v1alpha1.LocalObjectReference{Name: name}
+	}
+}
+
+// withTrafficPolicy sets service.trafficPolicy to the JSON policy.
+func withTrafficPolicy(policy string) func(*v1alpha1.Canary) {
+	return func(cn *v1alpha1.Canary) {
+		cn.Spec.Service.TrafficPolicy = &runtime.RawExtension{Raw: []byte(policy)}
+	}
+}
+
+// get reads kind (VirtualService or DestinationRule) ns/name as stored, unknown fields included.
+func get(t *testing.T, kind, ns, name string) *unstructured.Unstructured {
+	t.Helper()
+	obj := &unstructured.Unstructured{}
+	obj.SetAPIVersion("networking.istio.io/v1")
+	obj.SetKind(kind)
+	require.NoError(t, k8sClient.Get(testContext(t), client.ObjectKey{Namespace: ns, Name: name}, obj))
+	return obj
+}
+
+func getVS(t *testing.T, ns, name string) *unstructured.Unstructured {
+	t.Helper()
+	return get(t, "VirtualService", ns, name)
+}
+
+// fromYAML is the object written in manifest, in namespace ns.
+func fromYAML(t *testing.T, ns, manifest string) *unstructured.Unstructured {
+	t.Helper()
+	obj := &unstructured.Unstructured{}
+	require.NoError(t, yaml.Unmarshal([]byte(manifest), &obj.Object))
+	obj.SetNamespace(ns)
+	return obj
+}
+
+// spec is obj's spec, or a field under it.
+func spec(t *testing.T, obj *unstructured.Unstructured, fields ...string) any {
+	t.Helper()
+	v, found, err := unstructured.NestedFieldCopy(obj.Object, append([]string{"spec"}, fields...)...)
+	require.NoError(t, err)
+	require.True(t, found, "%s has spec %v", obj.GetName(), fields)
+	return v
+}
+
+// setStatus plays istiod's status writer: it replaces the VirtualService's status.
+func setStatus(t *testing.T, ns, name string, status map[string]any) {
+	t.Helper()
+	vs := getVS(t, ns, name)
+	vs.Object["status"] = status
+	require.NoError(t, k8sClient.Status().Update(testContext(t), vs))
+}
+
+// assertFieldsOwned checks the fields manager owns through server-side apply or update: owned
+// must appear in its managed fields, notOwned must not.
+func assertFieldsOwned(t *testing.T, obj *unstructured.Unstructured, manager string, owned, notOwned []string) {
+	t.Helper()
+	var fields strings.Builder
+	for _, entry := range obj.GetManagedFields() {
+		if entry.Manager == manager && entry.FieldsV1 != nil {
+			fields.Write(entry.FieldsV1.GetRawBytes())
+		}
+	}
+	for _, f := range owned {
+		assert.Contains(t, fields.String(), f, "%s owns %s", manager, f)
+	}
+	for _, f := range notOwned {
+		assert.NotContains(t, fields.String(), f, "%s does not own %s", manager, f)
+	}
+}
