@@ -8,6 +8,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
@@ -66,6 +67,7 @@ type CanaryReconciler struct {
 const (
 	indexTargetName = ".spec.targetRef.name"
 	indexRouteName  = ".spec.routeName"
+	indexHPAName    = ".spec.autoscalerRef.name"
 )
 
 // SetupWithManager registers the reconciler and its watches: the Canary itself, the objects
@@ -83,11 +85,21 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return fmt.Errorf("indexing canaries by route: %w", err)
 	}
+	if err := indexer.IndexField(ctx, &v1alpha1.Canary{}, indexHPAName, func(o client.Object) []string {
+		if ref := o.(*v1alpha1.Canary).Spec.AutoscalerRef; ref != nil {
+			return []string{ref.Name}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("indexing canaries by autoscaler: %w", err)
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Canary{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesBy(indexTargetName)))
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesBy(indexTargetName))).
+		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(r.canariesBy(indexHPAName)))
 	for _, t := range r.RouteTypes {
 		b = b.Watches(t, handler.EnqueueRequestsFromMapFunc(r.canariesBy(indexRouteName)))
 	}
@@ -128,6 +140,7 @@ func (r *CanaryReconciler) canariesBy(index string) handler.MapFunc {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -178,6 +191,18 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 		return ctrl.Result{}, r.stall(ctx, cn, ReasonProviderUnavailable, err)
 	}
 	if err := r.ensurePrimary(ctx, cn, target); err != nil {
+		return ctrl.Result{}, err
+	}
+	var invalidHPA *invalidAutoscalerError
+	switch err := r.ensurePrimaryAutoscaler(ctx, cn); {
+	case errors.As(err, &invalidHPA):
+		return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidAutoscaler, err)
+	case errors.As(err, new(errAutoscalerNotFound)):
+		if herr := r.recordHalt(ctx, cn, ReasonAutoscalerNotFound, upperFirst(err.Error())+"; the primary is not autoscaled until it does.", false); herr != nil {
+			return ctrl.Result{}, herr
+		}
+		return ctrl.Result{}, err
+	case err != nil:
 		return ctrl.Result{}, err
 	}
 	if err := r.ensureServices(ctx, cn, target); err != nil {

@@ -94,6 +94,8 @@ const (
 	ReasonInvalidRoute        = "InvalidRoute"
 	ReasonInvalidTarget       = "InvalidTarget"
 	ReasonProviderUnavailable = "ProviderUnavailable"
+	ReasonAutoscalerNotFound  = "AutoscalerNotFound"
+	ReasonInvalidAutoscaler   = "InvalidAutoscaler"
 	ReasonSuspended           = "Suspended"
 	ReasonReconcileError      = "ReconcileError"
 )

@@ -26,6 +26,15 @@ func (c *Canary) CanaryServiceName() string { return c.ApexServiceName() + "-can
 // PrimaryDeploymentName is the Deployment that runs the last promoted revision.
 func (c *Canary) PrimaryDeploymentName() string { return c.Spec.TargetRef.Name + "-primary" }
 
+// PrimaryAutoscalerName is the copy of the user's HorizontalPodAutoscaler that scales the
+// primary; empty without autoscalerRef.
+func (c *Canary) PrimaryAutoscalerName() string {
+	if c.Spec.AutoscalerRef == nil {
+		return ""
+	}
+	return c.Spec.AutoscalerRef.Name + "-primary"
+}
+
 // HTTPRouteName is the HTTPRoute carrying the split: the user's when httpRouteRef is set,
 // otherwise the one trafficctl creates under the apex Service's name.
 func (c *Canary) HTTPRouteName() string {

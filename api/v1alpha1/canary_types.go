@@ -53,6 +53,12 @@ type CanarySpec struct {
 	// trafficctl keeps the last promoted revision running as <name>-primary.
 	TargetRef TargetReference `json:"targetRef"`
 
+	// AutoscalerRef names the HorizontalPodAutoscaler (autoscaling/v2) of the target. trafficctl
+	// keeps a copy of it, <name>-primary, that scales the primary and follows every change of
+	// yours; yours keeps scaling the canary while a rollout runs.
+	// +optional
+	AutoscalerRef *AutoscalerReference `json:"autoscalerRef,omitempty"`
+
 	// ProgressDeadlineSeconds is how long a rollout may wait for the canary to become ready or
 	// for the route to accept new weights before it is rolled back.
 	// +kubebuilder:default=600
@@ -86,6 +92,24 @@ type TargetReference struct {
 	// Name of the target.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=244
+	Name string `json:"name"`
+}
+
+// AutoscalerReference names a HorizontalPodAutoscaler in the Canary's namespace.
+type AutoscalerReference struct {
+	// APIVersion of the autoscaler.
+	// +kubebuilder:default="autoscaling/v2"
+	// +kubebuilder:validation:Enum="autoscaling/v2"
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+	// Kind of the autoscaler.
+	// +kubebuilder:default=HorizontalPodAutoscaler
+	// +kubebuilder:validation:Enum=HorizontalPodAutoscaler
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Name of the autoscaler.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=245
 	Name string `json:"name"`
 }
 
