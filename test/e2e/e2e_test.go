@@ -117,6 +117,13 @@ func assertOnlyVersion(t *testing.T, ctx context.Context, app *framework.App, ve
 	return seen
 }
 
+// assertRouteWeights asserts the exact sequence of canary weights the route carried, waiting a
+// moment for a last write that follows the status the test saw.
+func assertRouteWeights(t *testing.T, ctx context.Context, app *framework.App, want []int32, msg string) {
+	t.Helper()
+	assert.Equal(t, want, app.WaitRouteWeights(ctx, want, 10*time.Second), msg)
+}
+
 func failedDecision(cn *v1alpha1.Canary) *v1alpha1.Decision {
 	for i := range cn.Status.Decisions {
 		if cn.Status.Decisions[i].Verdict == v1alpha1.VerdictFail {
@@ -146,7 +153,7 @@ func TestHealthyRevisionIsPromoted(t *testing.T) {
 	cn, err := app.WaitPhase(ctx, rolloutTimeout, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed)
 	require.NoError(t, err)
 	require.Equal(t, v1alpha1.PhaseSucceeded, cn.Status.Phase, framework.Describe(cn))
-	assert.Equal(t, []int32{0, 20, 50, 0}, app.RouteWeights())
+	assertRouteWeights(t, ctx, app, []int32{0, 20, 50, 0}, "the route walked every step")
 	assertOnlyVersion(t, ctx, app, "2.0.0")
 	primary, err := app.Deployment(ctx, "podinfo-primary")
 	require.NoError(t, err)
@@ -178,7 +185,7 @@ func TestErrorsAreRolledBack(t *testing.T) {
 	require.NotNil(t, d)
 	assert.Equal(t, "request-success-rate", d.Metric)
 	assert.Contains(t, d.Message, "outside >= 99")
-	assert.Equal(t, []int32{0, 20, 0}, app.RouteWeights(), "rolled back from the first step")
+	assertRouteWeights(t, ctx, app, []int32{0, 20, 0}, "rolled back from the first step")
 
 	// Users are back on the good version, and the gateway's error rate returns to its baseline.
 	assertOnlyVersion(t, ctx, app, "1.0.0")
@@ -227,7 +234,7 @@ func TestControllerKilledMidRolloutResumes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, v1alpha1.PhaseSucceeded, cn.Status.Phase, framework.Describe(cn))
 	assert.Equal(t, killed.Status.LastAppliedSpec, cn.Status.LastPromotedSpec, "the same rollout finished")
-	assert.Equal(t, []int32{0, 10, 20, 30, 50, 0}, app.RouteWeights(), "no step repeated or skipped across the kill")
+	assertRouteWeights(t, ctx, app, []int32{0, 10, 20, 30, 50, 0}, "no step repeated or skipped across the kill")
 	assertOnlyVersion(t, ctx, app, "2.0.0")
 }
 
@@ -245,7 +252,7 @@ func TestNewerRevisionSupersedesMidRollout(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, v1alpha1.PhaseSucceeded, cn.Status.Phase, framework.Describe(cn))
 	assert.NotEqual(t, first.Status.LastAppliedSpec, cn.Status.LastPromotedSpec)
-	assert.Equal(t, []int32{0, 20, 0, 20, 50, 0}, app.RouteWeights(), "the newer revision started from the first step")
+	assertRouteWeights(t, ctx, app, []int32{0, 20, 0, 20, 50, 0}, "the newer revision started from the first step")
 	assertOnlyVersion(t, ctx, app, "3.0.0")
 }
 
@@ -267,7 +274,7 @@ func TestCrashingCanaryFailsOnTheProgressDeadline(t *testing.T) {
 	assert.Contains(t, ready.Message, "did not become ready within 15s")
 	assert.True(t, strings.Contains(ready.Message, "replicas available") || strings.Contains(ready.Message, "replicas on the current template"), ready.Message)
 
-	assert.Equal(t, []int32{0}, app.RouteWeights(), "traffic never left the primary")
+	assertRouteWeights(t, ctx, app, []int32{0}, "traffic never left the primary")
 	all := app.Load.Counts().Sub(before)
 	assert.Equal(t, 1.0, all.Share("1.0.0"), "every request of the whole attempt answered by the primary: %v", all.ByVersion)
 	assert.Zero(t, all.ErrorRate())
@@ -297,6 +304,6 @@ func TestIstioVirtualServiceRollout(t *testing.T) {
 	cn, err := app.WaitPhase(ctx, rolloutTimeout, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed)
 	require.NoError(t, err)
 	require.Equal(t, v1alpha1.PhaseSucceeded, cn.Status.Phase, framework.Describe(cn))
-	assert.Equal(t, []int32{0, 20, 50, 0}, app.RouteWeights(), "the VirtualService walked every step")
+	assertRouteWeights(t, ctx, app, []int32{0, 20, 50, 0}, "the VirtualService walked every step")
 	assertOnlyVersion(t, ctx, app, "2.0.0")
 }

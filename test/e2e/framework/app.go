@@ -210,6 +210,14 @@ func Describe(cn *v1alpha1.Canary) string {
 // RouteWeights is every canary weight the app's route carried, in order, from a watch.
 func (a *App) RouteWeights() []int32 { return a.weights.Weights() }
 
+// WaitRouteWeights waits until the route has carried exactly the given canary weights. The
+// controller writes the route just after the status that asks for it, so a test that saw a
+// phase may have to wait a moment for the route.
+func (a *App) WaitRouteWeights(ctx context.Context, want []int32, timeout time.Duration) []int32 {
+	_ = eventually(ctx, timeout, func() (bool, error) { return slices.Equal(a.RouteWeights(), want), nil })
+	return a.RouteWeights()
+}
+
 // Traffic measures what users saw over a period: the load generator's counts between now and
 // after d.
 func (a *App) Traffic(ctx context.Context, d time.Duration) (load.Counts, error) {
