@@ -57,6 +57,9 @@ func Start() (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// envtest may have started etcd and the apiserver before failing (a CRD that does not
+		// install, say); stop whatever runs, or it outlives the test.
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting kube-apiserver and etcd: %w", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
