@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,17 +25,7 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	var err error
-	if env, err = testenv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 
 // objects decodes every object of a multi-document YAML file.
 func objects(t *testing.T, path string) []*unstructured.Unstructured {

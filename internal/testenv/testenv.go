@@ -124,3 +124,20 @@ func ModuleDir(module string) (string, error) {
 func (e *Env) AddUser(u envtest.User) (*envtest.AuthenticatedUser, error) {
 	return e.env.AddUser(u, nil)
 }
+
+// Main is what a package's TestMain calls, os.Exit(testenv.Main(m, &env)): it starts the
+// control plane, runs the tests, and stops it again, whatever the tests did.
+func Main(m *testing.M, env **Env) int {
+	e, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*env = e
+	defer func() {
+		if err := e.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "stopping the control plane: %v\n", err)
+		}
+	}()
+	return m.Run()
+}

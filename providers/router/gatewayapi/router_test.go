@@ -28,7 +28,7 @@ func TestOwnedRoute(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
 	cn := newCanary(t, ns)
-	r := gatewayapi.New(k8sClient, fieldManager)
+	r := gatewayapi.New(env.Client, fieldManager)
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
@@ -111,7 +111,7 @@ func TestUserRoute(t *testing.T) {
 	ns := newNamespace(t)
 	original := createUserRoute(t, ns, userRoute(ns))
 	cn := newCanary(t, ns, withUserRoute("storefront"))
-	r := gatewayapi.New(k8sClient, fieldManager)
+	r := gatewayapi.New(env.Client, fieldManager)
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
@@ -158,7 +158,7 @@ func TestUserRoute(t *testing.T) {
 	// Releasing twice, or a route that is gone, is nothing to do.
 	require.NoError(t, r.Release(ctx, cn))
 	assert.Equal(t, route.ResourceVersion, getRoute(t, ns, "storefront").ResourceVersion)
-	require.NoError(t, k8sClient.Delete(ctx, route))
+	require.NoError(t, env.Client.Delete(ctx, route))
 	require.NoError(t, r.Release(ctx, cn))
 }
 
@@ -169,7 +169,7 @@ func TestUserRouteEditedDuringRollout(t *testing.T) {
 	ns := newNamespace(t)
 	createUserRoute(t, ns, userRoute(ns))
 	cn := newCanary(t, ns, withUserRoute("storefront"))
-	r := gatewayapi.New(k8sClient, fieldManager)
+	r := gatewayapi.New(env.Client, fieldManager)
 	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
 
 	edited := getRoute(t, ns, "storefront")
@@ -177,7 +177,7 @@ func TestUserRouteEditedDuringRollout(t *testing.T) {
 	v2.Matches[0].Path.Value = ptr.To("/v2")
 	v2.BackendRefs = []gatewayv1.HTTPBackendRef{serviceBackend("podinfo", 9898, 1)}
 	edited.Spec.Rules = append(edited.Spec.Rules, *v2)
-	require.NoError(t, k8sClient.Update(ctx, edited, client.FieldOwner("user")))
+	require.NoError(t, env.Client.Update(ctx, edited, client.FieldOwner("user")))
 	edited = getRoute(t, ns, "storefront")
 
 	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
@@ -202,7 +202,7 @@ func TestUserRouteWithoutApexRule(t *testing.T) {
 	route.Spec.Rules = route.Spec.Rules[1:]
 	original := createUserRoute(t, ns, route)
 	cn := newCanary(t, ns, withUserRoute("storefront"))
-	r := gatewayapi.New(k8sClient, fieldManager)
+	r := gatewayapi.New(env.Client, fieldManager)
 
 	err := r.Apply(ctx, cn, router.Weights{Primary: 90, Canary: 10})
 	require.Error(t, err)
@@ -221,7 +221,7 @@ func TestMissingUserRoute(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
 	cn := newCanary(t, ns, withUserRoute("storefront"))
-	r := gatewayapi.New(k8sClient, fieldManager)
+	r := gatewayapi.New(env.Client, fieldManager)
 
 	err := r.Apply(ctx, cn, router.Weights{Primary: 90, Canary: 10})
 	require.Error(t, err)
@@ -238,7 +238,7 @@ func TestApplyRejectsOutOfRangeWeight(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
 	owned := newCanary(t, ns)
-	r := gatewayapi.New(k8sClient, fieldManager)
+	r := gatewayapi.New(env.Client, fieldManager)
 
 	err := r.Apply(ctx, owned, router.Weights{Primary: 2000000, Canary: 0})
 	require.Error(t, err)
@@ -289,7 +289,7 @@ func TestUserRouteConflict(t *testing.T) {
 	assert.NotContains(t, route.Annotations, gatewayapi.OriginalBackendsAnnotation)
 
 	// The retry reads the new version and succeeds.
-	require.NoError(t, gatewayapi.New(k8sClient, fieldManager).Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
+	require.NoError(t, gatewayapi.New(env.Client, fieldManager).Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
 	route = getRoute(t, ns, "storefront")
 	assert.Equal(t, ptr.To(gatewayv1.PortNumber(8080)), route.Spec.Rules[1].BackendRefs[0].Port)
 	assert.Equal(t, serviceBackend("podinfo-primary", 9898, 80), route.Spec.Rules[0].BackendRefs[0])
@@ -354,7 +354,7 @@ func userRoute(ns string) *gatewayv1.HTTPRoute {
 // it, defaults included.
 func createUserRoute(t *testing.T, ns string, route *gatewayv1.HTTPRoute) *gatewayv1.HTTPRoute {
 	t.Helper()
-	require.NoError(t, k8sClient.Create(testContext(t), route, client.FieldOwner("user")))
+	require.NoError(t, env.Client.Create(testContext(t), route, client.FieldOwner("user")))
 	return getRoute(t, ns, route.Name)
 }
 

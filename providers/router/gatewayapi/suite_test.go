@@ -2,7 +2,6 @@ package gatewayapi_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -19,27 +18,9 @@ import (
 
 // The suite runs against a real kube-apiserver and etcd, so the Gateway API CRDs' schema,
 // defaults and CEL rules, and server-side apply's field ownership, are the real ones.
-var (
-	env       *testenv.Env
-	k8sClient client.Client
-)
+var env *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
-
-func runSuite(m *testing.M) int {
-	var err error
-	if env, err = testenv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "stop envtest: %v\n", err)
-		}
-	}()
-	k8sClient = env.Client
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 
 func testContext(t *testing.T) context.Context {
 	t.Helper()
@@ -70,7 +51,7 @@ func newCanary(t *testing.T, ns string, mods ...func(*v1alpha1.Canary)) *v1alpha
 	for _, mod := range mods {
 		mod(cn)
 	}
-	require.NoError(t, k8sClient.Create(testContext(t), cn))
+	require.NoError(t, env.Client.Create(testContext(t), cn))
 	return cn
 }
 
@@ -86,7 +67,7 @@ func withUserRoute(name string) func(*v1alpha1.Canary) {
 func getRoute(t *testing.T, ns, name string) *gatewayv1.HTTPRoute {
 	t.Helper()
 	route := &gatewayv1.HTTPRoute{}
-	require.NoError(t, k8sClient.Get(testContext(t), client.ObjectKey{Namespace: ns, Name: name}, route))
+	require.NoError(t, env.Client.Get(testContext(t), client.ObjectKey{Namespace: ns, Name: name}, route))
 	return route
 }
 
@@ -109,5 +90,5 @@ func acceptRoute(t *testing.T, ns, name string) {
 			}},
 		})
 	}
-	require.NoError(t, k8sClient.Status().Update(testContext(t), route))
+	require.NoError(t, env.Client.Status().Update(testContext(t), route))
 }

@@ -32,7 +32,7 @@ func TestOwnedVirtualService(t *testing.T) {
 		cn.Spec.Service.Timeout = "5s"
 		cn.Spec.Service.Retries = &v1alpha1.HTTPRetry{Attempts: 3, PerTryTimeout: "2s", RetryOn: "gateway-error,connect-failure"}
 	}, withTrafficPolicy(`{"tls":{"mode":"ISTIO_MUTUAL"},"connectionPool":{"http":{"http1MaxPendingRequests":100}}}`))
-	r := istio.New(k8sClient, fieldManager)
+	r := istio.New(env.Client, fieldManager)
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
@@ -100,7 +100,7 @@ func TestOwnedVirtualServiceDefaults(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
 	cn := newCanary(t, ns, func(cn *v1alpha1.Canary) { cn.Spec.Service.Name = "shop" })
-	r := istio.New(k8sClient, fieldManager)
+	r := istio.New(env.Client, fieldManager)
 
 	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 100, Canary: 0}))
 	assert.Equal(t, map[string]any{
@@ -118,7 +118,7 @@ func TestObserveStatus(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
 	cn := newCanary(t, ns)
-	r := istio.New(k8sClient, fieldManager)
+	r := istio.New(env.Client, fieldManager)
 	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 90, Canary: 10}))
 	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
 	require.Equal(t, int64(2), getVS(t, ns, "podinfo").GetGeneration())
@@ -169,7 +169,7 @@ func TestUserVirtualService(t *testing.T) {
 	ns := newNamespace(t)
 	original := createUserVS(t, ns, userVS)
 	cn := newCanary(t, ns, withUserRoute("storefront"), withTrafficPolicy(`{"loadBalancer":{"simple":"LEAST_REQUEST"}}`))
-	r := istio.New(k8sClient, fieldManager)
+	r := istio.New(env.Client, fieldManager)
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
@@ -224,7 +224,7 @@ func TestUserVirtualService(t *testing.T) {
 	// Releasing twice, or a VirtualService that is gone, is nothing to do.
 	require.NoError(t, r.Release(ctx, cn))
 	assert.Equal(t, vs.GetResourceVersion(), getVS(t, ns, "storefront").GetResourceVersion())
-	require.NoError(t, k8sClient.Delete(ctx, vs))
+	require.NoError(t, env.Client.Delete(ctx, vs))
 	require.NoError(t, r.Release(ctx, cn))
 }
 
@@ -252,7 +252,7 @@ spec:
   - route: [{destination: {host: podinfo.example.com}}]
 `)
 	cn := newCanary(t, ns, withUserRoute("storefront"))
-	r := istio.New(k8sClient, fieldManager)
+	r := istio.New(env.Client, fieldManager)
 
 	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 70, Canary: 30}))
 	routes := httpRoutes(t, getVS(t, ns, "storefront"))
@@ -278,7 +278,7 @@ func TestUserVirtualServiceEditedDuringRollout(t *testing.T) {
 	ns := newNamespace(t)
 	createUserVS(t, ns, userVS)
 	cn := newCanary(t, ns, withUserRoute("storefront"))
-	r := istio.New(k8sClient, fieldManager)
+	r := istio.New(env.Client, fieldManager)
 	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
 
 	edited := getVS(t, ns, "storefront")
@@ -288,7 +288,7 @@ func TestUserVirtualServiceEditedDuringRollout(t *testing.T) {
 		"route": []any{map[string]any{"destination": map[string]any{"host": "podinfo"}}},
 	})
 	require.NoError(t, unstructured.SetNestedSlice(edited.Object, http, "spec", "http"))
-	require.NoError(t, k8sClient.Update(ctx, edited, client.FieldOwner("user")))
+	require.NoError(t, env.Client.Update(ctx, edited, client.FieldOwner("user")))
 	edited = getVS(t, ns, "storefront")
 
 	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
@@ -311,10 +311,10 @@ func TestUserVirtualServiceWithoutApexRoute(t *testing.T) {
 	vs := fromYAML(t, ns, userVS)
 	http := httpRoutes(t, vs)
 	require.NoError(t, unstructured.SetNestedSlice(vs.Object, http[1:], "spec", "http"))
-	require.NoError(t, k8sClient.Create(ctx, vs, client.FieldOwner("user")))
+	require.NoError(t, env.Client.Create(ctx, vs, client.FieldOwner("user")))
 	original := getVS(t, ns, "storefront")
 	cn := newCanary(t, ns, withUserRoute("storefront"))
-	r := istio.New(k8sClient, fieldManager)
+	r := istio.New(env.Client, fieldManager)
 
 	err := r.Apply(ctx, cn, router.Weights{Primary: 90, Canary: 10})
 	require.Error(t, err)
@@ -333,7 +333,7 @@ func TestMissingUserVirtualService(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
 	cn := newCanary(t, ns, withUserRoute("storefront"))
-	r := istio.New(k8sClient, fieldManager)
+	r := istio.New(env.Client, fieldManager)
 
 	err := r.Apply(ctx, cn, router.Weights{Primary: 90, Canary: 10})
 	require.Error(t, err)
@@ -349,7 +349,7 @@ func TestMissingUserVirtualService(t *testing.T) {
 func TestApplyRejectsInvalidTrafficPolicy(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
-	r := istio.New(k8sClient, fieldManager)
+	r := istio.New(env.Client, fieldManager)
 
 	for name, policy := range map[string]string{
 		"bad-tls-mode":        `{"tls":{"mode":"SOMETIMES"}}`,
@@ -377,7 +377,7 @@ func TestApplyRejectsOutOfRangeWeights(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
 	owned := newCanary(t, ns)
-	r := istio.New(k8sClient, fieldManager)
+	r := istio.New(env.Client, fieldManager)
 
 	for _, w := range []router.Weights{{Primary: 120, Canary: -20}, {Primary: 50, Canary: 40}, {Primary: 0, Canary: 0}} {
 		err := r.Apply(ctx, owned, w)
@@ -440,7 +440,7 @@ func TestUserVirtualServiceConflict(t *testing.T) {
 	assert.NotContains(t, vs.GetAnnotations(), istio.OriginalDestinationsAnnotation)
 
 	// The retry reads the new version and succeeds.
-	require.NoError(t, istio.New(k8sClient, fieldManager).Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
+	require.NoError(t, istio.New(env.Client, fieldManager).Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
 	routes := httpRoutes(t, getVS(t, ns, "storefront"))
 	assert.Equal(t, "7s", routes[1].(map[string]any)["timeout"])
 	assert.Equal(t, split("podinfo-primary", 9898, 80, "podinfo-canary", 20), routes[0].(map[string]any)["route"])
@@ -496,7 +496,7 @@ spec:
 func createUserVS(t *testing.T, ns, manifest string) *unstructured.Unstructured {
 	t.Helper()
 	vs := fromYAML(t, ns, replaceNS(manifest, ns))
-	require.NoError(t, k8sClient.Create(testContext(t), vs, client.FieldOwner("user")))
+	require.NoError(t, env.Client.Create(testContext(t), vs, client.FieldOwner("user")))
 	return getVS(t, ns, vs.GetName())
 }
 
@@ -554,7 +554,7 @@ func assertNotFound(t *testing.T, kind, ns, name string) {
 	obj := &unstructured.Unstructured{}
 	obj.SetAPIVersion("networking.istio.io/v1")
 	obj.SetKind(kind)
-	err := k8sClient.Get(testContext(t), client.ObjectKey{Namespace: ns, Name: name}, obj)
+	err := env.Client.Get(testContext(t), client.ObjectKey{Namespace: ns, Name: name}, obj)
 	assert.True(t, apierrors.IsNotFound(err), "%s %s/%s does not exist: %v", kind, ns, name, err)
 }
 

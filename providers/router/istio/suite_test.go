@@ -2,7 +2,6 @@ package istio_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -22,27 +21,9 @@ import (
 
 // The suite runs against a real kube-apiserver and etcd, so the Istio CRDs' schema and CEL rules,
 // and server-side apply's field ownership, are the real ones.
-var (
-	env       *testenv.Env
-	k8sClient client.Client
-)
+var env *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
-
-func runSuite(m *testing.M) int {
-	var err error
-	if env, err = testenv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "stop envtest: %v\n", err)
-		}
-	}()
-	k8sClient = env.Client
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 
 func testContext(t *testing.T) context.Context {
 	t.Helper()
@@ -70,7 +51,7 @@ func newCanary(t *testing.T, ns string, mods ...func(*v1alpha1.Canary)) *v1alpha
 	for _, mod := range mods {
 		mod(cn)
 	}
-	require.NoError(t, k8sClient.Create(testContext(t), cn))
+	require.NoError(t, env.Client.Create(testContext(t), cn))
 	return cn
 }
 
@@ -94,7 +75,7 @@ func get(t *testing.T, kind, ns, name string) *unstructured.Unstructured {
 	obj := &unstructured.Unstructured{}
 	obj.SetAPIVersion("networking.istio.io/v1")
 	obj.SetKind(kind)
-	require.NoError(t, k8sClient.Get(testContext(t), client.ObjectKey{Namespace: ns, Name: name}, obj))
+	require.NoError(t, env.Client.Get(testContext(t), client.ObjectKey{Namespace: ns, Name: name}, obj))
 	return obj
 }
 
@@ -126,7 +107,7 @@ func setStatus(t *testing.T, ns, name string, status map[string]any) {
 	t.Helper()
 	vs := getVS(t, ns, name)
 	vs.Object["status"] = status
-	require.NoError(t, k8sClient.Status().Update(testContext(t), vs))
+	require.NoError(t, env.Client.Status().Update(testContext(t), vs))
 }
 
 // assertFieldsOwned checks the fields manager owns through server-side apply or update: owned

@@ -26,7 +26,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -38,18 +37,7 @@ import (
 // playing a Gateway in that namespace, and its own pods, so tests run in parallel.
 var env *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
-
-func runSuite(m *testing.M) int {
-	ctrl.SetLogger(testLogger())
-	var err error
-	if env, err = testenv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 
 // testLogger keeps the data plane quiet unless TEST_LOG=debug.
 func testLogger() logr.Logger {

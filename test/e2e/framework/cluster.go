@@ -2,7 +2,6 @@ package framework
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -183,8 +182,6 @@ func WaitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 	}
 }
 
-var errNotBuilt = errors.New("not built")
-
 // Build compiles a main package of this module into bin/, returning the binary's path.
 func Build(ctx context.Context, pkg, name string) (string, error) {
 	root, err := testenv.RepoRoot()
@@ -196,7 +193,7 @@ func Build(ctx context.Context, pkg, name string) (string, error) {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%w: go build %s: %w\n%s", errNotBuilt, pkg, err, b)
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return out, nil
 }

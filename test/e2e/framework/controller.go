@@ -78,6 +78,3 @@ func (c *Controller) Stop() {
 
 // Tail is the end of the controller's log.
 func (c *Controller) Tail(n int) string { return c.proc.Tail(n) }
-
-// Pid is the running controller's process id.
-func (c *Controller) Pid() int { return c.proc.Pid() }

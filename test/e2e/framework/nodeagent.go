@@ -366,18 +366,6 @@ func (a *NodeAgent) writeFileSD() error {
 	return os.Rename(tmp, a.fileSD)
 }
 
-// PodAddr is the host:port a running pod's process listens on, for tests that talk to a pod.
-func (a *NodeAgent) PodAddr(namespace, name string) (string, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, r := range a.pods {
-		if r.key.Namespace == namespace && r.key.Name == name {
-			return net.JoinHostPort(r.ip, strconv.Itoa(int(r.port))), true
-		}
-	}
-	return "", false
-}
-
 // Running counts the pod processes the agent runs.
 func (a *NodeAgent) Running() int {
 	a.mu.Lock()

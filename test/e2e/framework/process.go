@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -36,9 +35,6 @@ type Process struct {
 	LogPath string
 	cmd     *exec.Cmd
 	done    chan struct{}
-	err     error
-	mu      sync.Mutex
-	stopped bool
 }
 
 // StartProcess starts a process.
@@ -62,21 +58,15 @@ func StartProcess(_ context.Context, o ProcessOptions) (*Process, error) {
 	}
 	p := &Process{Name: o.Name, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
-		p.err = cmd.Wait()
+		_ = cmd.Wait()
 		log.Close()
 		close(p.done)
 	}()
 	return p, nil
 }
 
-// Pid is the process id.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
-
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
-
-// ExitErr is how the process ended; valid once Done is closed.
-func (p *Process) ExitErr() error { return p.err }
 
 // Stop asks the process to end (SIGTERM), and kills it if it has not after five seconds.
 func (p *Process) Stop() { p.signal(syscall.SIGTERM, 5*time.Second) }
@@ -85,9 +75,6 @@ func (p *Process) Stop() { p.signal(syscall.SIGTERM, 5*time.Second) }
 func (p *Process) Kill() { p.signal(syscall.SIGKILL, 0) }
 
 func (p *Process) signal(sig syscall.Signal, grace time.Duration) {
-	p.mu.Lock()
-	p.stopped = true
-	p.mu.Unlock()
 	select {
 	case <-p.done:
 		return
