@@ -33,10 +33,10 @@ const FieldManager = "trafficctl"
 
 // Router converges the route objects of a Canary on a traffic split.
 type Router interface {
-	// Apply writes the weights, creating the route objects trafficctl owns. A route that cannot
+	// Apply writes the routing, creating the route objects trafficctl owns. A route that cannot
 	// be used as it stands yields a router.InvalidRouteError.
-	Apply(ctx context.Context, cn *v1alpha1.Canary, w router.Weights) error
-	// Observe reads back the weights the route carries and whether its parents accepted them.
+	Apply(ctx context.Context, cn *v1alpha1.Canary, r router.Routing) error
+	// Observe reads back the routing the route carries and whether its parents accepted it.
 	Observe(ctx context.Context, cn *v1alpha1.Canary) (router.State, error)
 	// Release gives a user-owned route back exactly as the user wrote it.
 	Release(ctx context.Context, cn *v1alpha1.Canary) error
@@ -186,6 +186,9 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	if err := validateTarget(target); err != nil {
 		return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidTarget, err)
 	}
+	if err := router.ValidateMatch(cn.Spec.Analysis.Match); err != nil {
+		return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidSpec, err)
+	}
 	rt, err := r.router(cn)
 	if err != nil {
 		return ctrl.Result{}, r.stall(ctx, cn, ReasonProviderUnavailable, err)
@@ -248,8 +251,8 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 
 // act converges the cluster on the plan that status now records.
 func (r *CanaryReconciler) act(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, rt Router, plan Plan) error {
-	if err := rt.Apply(ctx, cn, plan.Weights); err != nil {
-		return fmt.Errorf("writing route weights: %w", err)
+	if err := rt.Apply(ctx, cn, plan.Routing); err != nil {
+		return fmt.Errorf("writing the routing: %w", err)
 	}
 	if plan.PromotePrimary {
 		if err := r.promotePrimary(ctx, cn, target, plan.Status.LastAppliedSpec); err != nil {

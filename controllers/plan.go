@@ -10,6 +10,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/providers/router/kubernetes"
 )
 
 // Snapshot is everything the planner looks at, read once per reconcile. The Canary's status is
@@ -48,8 +49,8 @@ type Workload struct {
 // the two finishes the same step instead of repeating it.
 type Plan struct {
 	Status v1alpha1.CanaryStatus
-	// Weights the route must carry.
-	Weights router.Weights
+	// Routing is what the route must carry.
+	Routing router.Routing
 	// CanaryReplicas is the replica count to set on the target; nil leaves it alone.
 	CanaryReplicas *int32
 	// PromotePrimary asks for the target's pod template to be copied onto the primary.
@@ -86,6 +87,8 @@ const (
 	ReasonAnalysisUnavailable = "AnalysisUnavailable"
 	ReasonNoData              = "NoData"
 	ReasonPromoting           = "Promoting"
+	ReasonSwitching           = "Switching"
+	ReasonInvalidSpec         = "InvalidSpec"
 	ReasonFinalising          = "Finalising"
 	ReasonSucceeded           = "Succeeded"
 	ReasonRolledBack          = "RolledBack"
@@ -166,7 +169,7 @@ func ComputePlan(s Snapshot) Plan {
 	p := planner{s: s, plan: Plan{Status: *s.Canary.Status.DeepCopy()}}
 	p.plan.Status.ObservedGeneration = s.Canary.Generation
 	p.step()
-	p.plan.Weights = router.ForCanary(p.plan.Status.CanaryWeight)
+	p.plan.Routing = RoutingFor(s.Canary, &p.plan.Status)
 	return p.plan
 }
 
@@ -204,7 +207,12 @@ func (p *planner) initialize() {
 		p.wait(ReasonInitializing, fmt.Sprintf("Waiting for the primary Deployment to become ready: %s", orDefault(p.s.Primary.Message, "it is being created")), 0)
 		return
 	}
-	if want := router.ForCanary(0); !p.s.Route.Found || p.s.Route.Weights != want || !p.s.Route.Accepted {
+	if want := router.Primary(); !p.s.Route.Found || p.s.Route.Routing != want || !p.s.Route.Accepted {
+		if StrategyOf(p.s.Canary) == StrategyReplicaRatio {
+			// The apex Service selects the target's pods too: all traffic is on the primary only
+			// once they are gone.
+			p.scaleCanary(0)
+		}
 		p.wait(ReasonInitializing, "Waiting for the route to send all traffic to the primary: "+orDefault(p.s.Route.Message, "it does not exist yet"), pollInterval)
 		return
 	}
@@ -249,7 +257,7 @@ func (p *planner) startRollout(message string) {
 	st.StepStartedAt = nil
 	st.LastCheckedAt = nil
 	st.Decisions = nil
-	p.scaleCanary(max(p.s.Primary.Replicas, 1))
+	p.scaleCanary(p.canaryReplicas(Stages(p.s.Canary)[0].Weight))
 	p.event(corev1.EventTypeNormal, ReasonNewRevision, message)
 	p.wait(ReasonWaitingForCanary, "Waiting for the canary Deployment to become ready.", 0)
 }
@@ -260,8 +268,13 @@ func (p *planner) progress() {
 		p.startRollout(fmt.Sprintf("Revision %s of Deployment %s supersedes revision %s mid-rollout; restarting the analysis.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name, st.LastAppliedSpec))
 		return
 	}
-	steps := Steps(p.s.Canary.Spec.Analysis)
-	p.scaleCanary(max(p.s.Primary.Replicas, 1))
+	steps := Stages(p.s.Canary)
+	if st.Step == 0 {
+		p.scaleCanary(p.canaryReplicas(steps[0].Weight))
+	} else {
+		p.keepRatio(steps[st.Step-1].Weight)
+		p.scaleCanary(p.canaryReplicas(st.CanaryWeight))
+	}
 
 	if st.Step == 0 {
 		if !p.s.Target.Ready {
@@ -277,10 +290,10 @@ func (p *planner) progress() {
 		return
 	}
 
-	want := router.ForCanary(st.CanaryWeight)
-	if !p.s.Route.Found || p.s.Route.Weights != want || !p.s.Route.Accepted {
+	want := RoutingFor(p.s.Canary, st)
+	if !p.s.Route.Found || p.s.Route.Routing != want || !p.s.Route.Accepted {
 		msg := fmt.Sprintf("Waiting for the route to accept %s.", want)
-		if p.s.Route.Message != "" && p.s.Route.Weights == want {
+		if p.s.Route.Message != "" && p.s.Route.Routing == want {
 			msg = fmt.Sprintf("Waiting for the route to accept %s: %s", want, p.s.Route.Message)
 		}
 		if p.deadlinePassed() {
@@ -293,13 +306,13 @@ func (p *planner) progress() {
 	}
 	if st.StepStartedAt == nil {
 		st.StepStartedAt = ceilSecond(p.s.Now)
-		p.wait(ReasonAnalysing, fmt.Sprintf("Step %d of %d: the route sends %d%% of traffic to the canary; checks run in %s.", st.Step, len(steps), st.CanaryWeight, p.s.Canary.AnalysisInterval()), st.StepStartedAt.Sub(p.s.Now)+p.s.Canary.AnalysisInterval())
+		p.wait(ReasonAnalysing, fmt.Sprintf("Step %d of %d: the route carries %s; checks run in %s.", st.Step, len(steps), want, p.s.Canary.AnalysisInterval()), st.StepStartedAt.Sub(p.s.Now)+p.s.Canary.AnalysisInterval())
 		return
 	}
 	if p.s.Checks == nil {
 		reason, msg := readyCondition(p.s.Canary)
 		if reason == "" {
-			reason, msg = ReasonAnalysing, fmt.Sprintf("Step %d of %d: analysing %d%% of traffic on the canary.", st.Step, len(steps), st.CanaryWeight)
+			reason, msg = ReasonAnalysing, fmt.Sprintf("Step %d of %d: analysing the canary while the route carries %s.", st.Step, len(steps), want)
 		}
 		p.wait(reason, msg, p.untilNextCheck())
 		return
@@ -308,7 +321,7 @@ func (p *planner) progress() {
 }
 
 // judge acts on the checks that ran in this reconcile.
-func (p *planner) judge(steps []int32) {
+func (p *planner) judge(steps []Stage) {
 	st := p.st()
 	now := metav1.NewTime(p.s.Now)
 	st.LastCheckedAt = &now
@@ -357,13 +370,14 @@ func (p *planner) judge(steps []int32) {
 	}
 }
 
-func (p *planner) advanceTo(step int32, steps []int32) {
+func (p *planner) advanceTo(step int32, steps []Stage) {
 	st := p.st()
 	st.Step = step
-	st.CanaryWeight = steps[step-1]
+	st.CanaryWeight = steps[step-1].Weight
+	p.keepRatio(st.CanaryWeight)
 	st.StepStartedAt = nil
 	p.touch()
-	msg := fmt.Sprintf("Advancing to step %d of %d: %d%% of traffic to the canary.", step, len(steps), st.CanaryWeight)
+	msg := fmt.Sprintf("Advancing to step %d of %d: the route carries %s.", step, len(steps), RoutingFor(p.s.Canary, st))
 	p.event(corev1.EventTypeNormal, ReasonStepAdvanced, msg)
 	p.wait(ReasonWaitingForRoute, msg, pollInterval)
 }
@@ -374,7 +388,27 @@ func (p *planner) promote() {
 		p.startRollout(fmt.Sprintf("Revision %s of Deployment %s supersedes revision %s before its promotion; restarting the analysis.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name, st.LastAppliedSpec))
 		return
 	}
-	p.scaleCanary(max(p.s.Primary.Replicas, 1))
+	p.scaleCanary(p.canaryReplicas(st.CanaryWeight))
+	if StrategyOf(p.s.Canary) == StrategyBlueGreen && p.s.Primary.Revision != st.LastAppliedSpec {
+		// Blue/green switches every user to the canary before the primary changes under them.
+		if st.CanaryWeight != 100 {
+			st.CanaryWeight = 100
+			st.StepStartedAt = nil
+			p.touch()
+			msg := "Every iteration passed; switching all traffic to the canary."
+			p.event(corev1.EventTypeNormal, ReasonSwitching, msg)
+			p.wait(ReasonSwitching, msg, pollInterval)
+			return
+		}
+		if want := RoutingFor(p.s.Canary, st); !p.s.Route.Found || p.s.Route.Routing != want || !p.s.Route.Accepted {
+			if p.deadlinePassed() {
+				p.rollback(ReasonProgressDeadline, fmt.Sprintf("The route did not accept %s within %s.", want, p.s.Canary.ProgressDeadline()))
+				return
+			}
+			p.wait(ReasonSwitching, fmt.Sprintf("Waiting for the route to accept %s.", want), pollInterval)
+			return
+		}
+	}
 	if p.s.Primary.Revision != st.LastAppliedSpec {
 		p.plan.PromotePrimary = true
 		p.wait(ReasonPromoting, "Copying the canary's pod template onto the primary Deployment.", 0)
@@ -393,9 +427,9 @@ func (p *planner) promote() {
 func (p *planner) finalise() {
 	st := p.st()
 	st.CanaryWeight = 0
-	p.scaleCanary(max(p.s.Primary.Replicas, 1))
-	want := router.ForCanary(0)
-	if !p.s.Route.Found || p.s.Route.Weights != want || !p.s.Route.Accepted {
+	p.scaleCanary(p.canaryReplicas(0))
+	want := router.Primary()
+	if !p.s.Route.Found || p.s.Route.Routing != want || !p.s.Route.Accepted {
 		p.wait(ReasonFinalising, "Waiting for the route to send all traffic to the primary: "+orDefault(p.s.Route.Message, "it does not carry the new weights yet"), pollInterval)
 		return
 	}
@@ -459,6 +493,27 @@ func (p *planner) untilNextCheck() time.Duration {
 }
 
 func (p *planner) scaleCanary(replicas int32) { p.plan.CanaryReplicas = &replicas }
+
+// canaryReplicas is the canary's size for a canary share of weight percent: as many pods as the
+// primary has, so it is never short of what its share needs, or, under a replica ratio, the pods
+// that make up that share; none once a replica-ratio canary goes back to 0%.
+func (p *planner) canaryReplicas(weight int32) int32 {
+	if StrategyOf(p.s.Canary) == StrategyReplicaRatio {
+		if p.st().Phase == v1alpha1.PhaseFinalising || (weight == 0 && p.st().Step > 0) {
+			return 0
+		}
+		return kubernetes.RatioReplicas(max(p.s.Primary.Replicas, 1), max(weight, 1))
+	}
+	return max(p.s.Primary.Replicas, 1)
+}
+
+// keepRatio records a replica-ratio canary's real share for step weight, which pods in whole
+// numbers make differ from the step's, and which follows the primary as it scales.
+func (p *planner) keepRatio(weight int32) {
+	if StrategyOf(p.s.Canary) == StrategyReplicaRatio && weight > 0 {
+		p.st().CanaryWeight = ratioWeight(max(p.s.Primary.Replicas, 1), weight)
+	}
+}
 
 func (p *planner) event(eventType, reason, message string) {
 	p.plan.Events = append(p.plan.Events, Event{Type: eventType, Reason: reason, Message: message})

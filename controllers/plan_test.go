@@ -45,7 +45,7 @@ func withStatus(st v1alpha1.CanaryStatus) func(*v1alpha1.Canary) {
 var (
 	readyPrimary = Workload{Found: true, Ready: true, Replicas: 3, Revision: "rev1"}
 	acceptedAt   = func(canary int32) router.State {
-		return router.State{Found: true, Accepted: true, Weights: router.ForCanary(canary)}
+		return router.State{Found: true, Accepted: true, Routing: router.Routing{Weights: router.ForCanary(canary)}}
 	}
 )
 
@@ -152,7 +152,7 @@ func TestComputePlan(t *testing.T) {
 			snap:  Snapshot{Canary: planCanary(withStatus(progressing(0, 0))), Target: Workload{Found: true, Revision: "rev2", Replicas: 3, Message: "0 of 3 available"}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0.Add(61 * time.Second)},
 			phase: v1alpha1.PhaseFailed, weight: 0, reason: ReasonProgressDeadline, stalled: true, canaryReplicas: ptr.To[int32](0), event: ReasonRolledBack,
 			check: func(t *testing.T, p Plan) {
-				assert.Equal(t, router.Weights{Primary: 100, Canary: 0}, p.Weights)
+				assert.Equal(t, router.Weights{Primary: 100, Canary: 0}, p.Routing.Weights)
 				assert.Contains(t, p.Message, "0 of 3 available")
 			},
 		},
@@ -161,13 +161,13 @@ func TestComputePlan(t *testing.T) {
 			snap:  Snapshot{Canary: planCanary(withStatus(progressing(0, 0))), Target: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0.Add(5 * time.Second)},
 			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, reason: ReasonWaitingForRoute, canaryReplicas: ptr.To[int32](3), event: ReasonStepAdvanced,
 			check: func(t *testing.T, p Plan) {
-				assert.Equal(t, router.Weights{Primary: 90, Canary: 10}, p.Weights)
+				assert.Equal(t, router.Weights{Primary: 90, Canary: 10}, p.Routing.Weights)
 				assert.Nil(t, p.Status.StepStartedAt)
 			},
 		},
 		{
 			name:  "a step waits until the route accepts its weights",
-			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10))), Target: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Primary: readyPrimary, Route: router.State{Found: true, Weights: router.ForCanary(10), Message: "waiting for Gateway infra/gw"}, Now: t0.Add(5 * time.Second)},
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10))), Target: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Primary: readyPrimary, Route: router.State{Found: true, Routing: router.Routing{Weights: router.ForCanary(10)}, Message: "waiting for Gateway infra/gw"}, Now: t0.Add(5 * time.Second)},
 			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, reason: ReasonWaitingForRoute, canaryReplicas: ptr.To[int32](3),
 			check: func(t *testing.T, p Plan) {
 				assert.Nil(t, p.Status.StepStartedAt)
@@ -176,7 +176,7 @@ func TestComputePlan(t *testing.T) {
 		},
 		{
 			name:  "a route that never accepts is rolled back at the deadline",
-			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: router.State{Found: true, Weights: router.ForCanary(10)}, Now: t0.Add(61 * time.Second)},
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: router.State{Found: true, Routing: router.Routing{Weights: router.ForCanary(10)}}, Now: t0.Add(61 * time.Second)},
 			phase: v1alpha1.PhaseFailed, reason: ReasonProgressDeadline, stalled: true, canaryReplicas: ptr.To[int32](0), event: ReasonRolledBack,
 		},
 		{
@@ -214,7 +214,7 @@ func TestComputePlan(t *testing.T) {
 			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0); s.FailedChecks = 1 }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(50), Checks: check(v1alpha1.VerdictFail), Now: t0.Add(10 * time.Second)},
 			phase: v1alpha1.PhaseFailed, step: 0, weight: 0, failedChecks: 2, reason: ReasonCheckFailed, stalled: true, canaryReplicas: ptr.To[int32](0), event: ReasonRolledBack,
 			check: func(t *testing.T, p Plan) {
-				assert.Equal(t, router.Weights{Primary: 100}, p.Weights)
+				assert.Equal(t, router.Weights{Primary: 100}, p.Routing.Weights)
 				assert.Contains(t, p.Message, "request-success-rate is Fail.")
 			},
 		},
@@ -239,7 +239,7 @@ func TestComputePlan(t *testing.T) {
 			phase: v1alpha1.PhaseProgressing, step: 0, weight: 0, failedChecks: 0, reason: ReasonWaitingForCanary, canaryReplicas: ptr.To[int32](3), event: ReasonNewRevision,
 			check: func(t *testing.T, p Plan) {
 				assert.Equal(t, "rev3", p.Status.LastAppliedSpec)
-				assert.Equal(t, router.Weights{Primary: 100}, p.Weights)
+				assert.Equal(t, router.Weights{Primary: 100}, p.Routing.Weights)
 			},
 		},
 		{
@@ -247,7 +247,7 @@ func TestComputePlan(t *testing.T) {
 			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) { s.Phase = v1alpha1.PhasePromoting }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(50)},
 			phase: v1alpha1.PhasePromoting, step: 2, weight: 50, reason: ReasonPromoting, promote: true,
 			check: func(t *testing.T, p Plan) {
-				assert.Equal(t, router.Weights{Primary: 50, Canary: 50}, p.Weights, "the canary keeps its share while the primary rolls out")
+				assert.Equal(t, router.Weights{Primary: 50, Canary: 50}, p.Routing.Weights, "the canary keeps its share while the primary rolls out")
 			},
 			ready:   false,
 			stalled: false,
@@ -280,7 +280,7 @@ func TestComputePlan(t *testing.T) {
 			assert.Equal(t, tt.phase, p.Status.Phase, "phase")
 			assert.Equal(t, tt.step, p.Status.Step, "step")
 			assert.Equal(t, tt.weight, p.Status.CanaryWeight, "weight")
-			assert.Equal(t, router.ForCanary(tt.weight), p.Weights, "route weights follow status")
+			assert.Equal(t, router.ForCanary(tt.weight), p.Routing.Weights, "route weights follow status")
 			assert.Equal(t, tt.failedChecks, p.Status.FailedChecks, "failed checks")
 			assert.Equal(t, tt.reason, p.Reason, "reason (message: %s)", p.Message)
 			assert.Equal(t, tt.ready, p.Ready, "ready")
@@ -348,4 +348,182 @@ func TestCheckWindowNeverReachesBeforeTheStep(t *testing.T) {
 	s.Now = t0.Add(5 * time.Minute)
 	assert.Equal(t, time.Minute, CheckWindow(s, m), "the metric's own interval")
 	assert.Equal(t, 10*time.Second, CheckWindow(s, v1alpha1.CanaryMetric{Name: "x"}), "the analysis interval by default")
+}
+
+// rollout is what simulate saw: every routing written, in order, every canary size asked for
+// (repeats dropped), and the status it ended in.
+type rollout struct {
+	routings []router.Routing
+	replicas []int32
+	status   v1alpha1.CanaryStatus
+}
+
+// simulate drives the planner through a whole rollout of rev2 in a world that does what it is
+// told at once: the route accepts every routing, Deployments are ready, and the checks of step
+// n return verdict(n). It is how the strategies' sequences are checked end to end without a
+// cluster.
+func simulate(t *testing.T, cn *v1alpha1.Canary, primaryReplicas int32, verdict func(step int32) v1alpha1.Verdict) rollout {
+	t.Helper()
+	cn.Status = v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseInitialized, LastAppliedSpec: "rev1", LastPromotedSpec: "rev1", LastTransitionTime: at(0)}
+	primary := Workload{Found: true, Ready: true, Replicas: primaryReplicas, Revision: "rev1"}
+	target := Workload{Found: true, Ready: true, Replicas: primaryReplicas, Revision: "rev2"}
+	route := router.Primary()
+	now := t0
+	var out rollout
+	for range 1000 {
+		snap := Snapshot{Canary: cn, Target: target, Primary: primary, Route: router.State{Found: true, Accepted: true, Routing: route}, Now: now}
+		if ChecksDue(snap) {
+			snap.Checks = []v1alpha1.Decision{{Metric: "m", Verdict: verdict(cn.Status.Step), Message: "m."}}
+		}
+		p := ComputePlan(snap)
+		cn.Status = p.Status
+		if p.Routing != route {
+			out.routings = append(out.routings, p.Routing)
+			route = p.Routing
+		}
+		if p.CanaryReplicas != nil && (len(out.replicas) == 0 || out.replicas[len(out.replicas)-1] != *p.CanaryReplicas) {
+			out.replicas = append(out.replicas, *p.CanaryReplicas)
+		}
+		if p.PromotePrimary {
+			primary.Revision = p.Status.LastAppliedSpec
+		}
+		if p.Status.Phase == v1alpha1.PhaseSucceeded || p.Status.Phase == v1alpha1.PhaseFailed {
+			out.status = p.Status
+			return out
+		}
+		now = now.Add(max(p.RequeueAfter, time.Second))
+	}
+	t.Fatalf("the rollout did not end in 1000 passes; stuck at %s step %d", cn.Status.Phase, cn.Status.Step)
+	return out
+}
+
+func pass(int32) v1alpha1.Verdict { return v1alpha1.VerdictPass }
+
+func TestStrategies(t *testing.T) {
+	sticky := &v1alpha1.SessionAffinity{CookieName: "canary", PrimaryCookieName: "primary"}
+	tests := []struct {
+		name     string
+		mod      func(*v1alpha1.Canary)
+		verdict  func(step int32) v1alpha1.Verdict
+		strategy Strategy
+		routings []router.Routing
+		replicas []int32
+		phase    v1alpha1.CanaryPhase
+	}{
+		{
+			name:     "weighted canary",
+			strategy: StrategyCanary,
+			routings: []router.Routing{{Weights: router.ForCanary(10)}, {Weights: router.ForCanary(50)}, router.Primary()},
+			replicas: []int32{3, 0},
+			phase:    v1alpha1.PhaseSucceeded,
+		},
+		{
+			name: "weighted canary mirrors first",
+			mod: func(c *v1alpha1.Canary) {
+				c.Spec.Analysis.Mirror = true
+				c.Spec.Analysis.MirrorWeight = ptr.To[int32](40)
+			},
+			strategy: StrategyCanary,
+			routings: []router.Routing{{Weights: router.ForCanary(0), Mirror: 40}, {Weights: router.ForCanary(10)}, {Weights: router.ForCanary(50)}, router.Primary()},
+			phase:    v1alpha1.PhaseSucceeded,
+		},
+		{
+			name:     "sticky sessions carry the revision in the cookie until finalising",
+			mod:      func(c *v1alpha1.Canary) { c.Spec.Analysis.SessionAffinity = sticky },
+			strategy: StrategyCanary,
+			routings: []router.Routing{{Weights: router.ForCanary(10), Sticky: "rev2"}, {Weights: router.ForCanary(50), Sticky: "rev2"}, router.Primary()},
+			phase:    v1alpha1.PhaseSucceeded,
+		},
+		{
+			name: "A/B: the cohort goes to the canary for every iteration, then back after promotion",
+			mod: func(c *v1alpha1.Canary) {
+				c.Spec.Analysis.StepWeights = nil
+				c.Spec.Analysis.Iterations = ptr.To[int32](3)
+				c.Spec.Analysis.Match = []v1alpha1.HTTPMatch{{Headers: map[string]v1alpha1.StringMatch{"x-canary": {Exact: "insider"}}}}
+			},
+			strategy: StrategyABTesting,
+			routings: []router.Routing{{Weights: router.ForCanary(0), Cohort: true}, router.Primary()},
+			replicas: []int32{3, 0},
+			phase:    v1alpha1.PhaseSucceeded,
+		},
+		{
+			name: "blue/green mirrors during the iterations, then switches everyone at once, then back to the promoted primary",
+			mod: func(c *v1alpha1.Canary) {
+				c.Spec.Analysis.StepWeights = nil
+				c.Spec.Analysis.Iterations = ptr.To[int32](2)
+				c.Spec.Analysis.Mirror = true
+			},
+			strategy: StrategyBlueGreen,
+			routings: []router.Routing{{Weights: router.ForCanary(0), Mirror: 100}, {Weights: router.ForCanary(100)}, router.Primary()},
+			phase:    v1alpha1.PhaseSucceeded,
+		},
+		{
+			name: "blue/green that fails never switches",
+			mod: func(c *v1alpha1.Canary) {
+				c.Spec.Analysis.StepWeights = nil
+				c.Spec.Analysis.Iterations = ptr.To[int32](4)
+			},
+			verdict:  func(int32) v1alpha1.Verdict { return v1alpha1.VerdictFail },
+			strategy: StrategyBlueGreen,
+			routings: nil,
+			replicas: []int32{3, 0},
+			phase:    v1alpha1.PhaseFailed,
+		},
+		{
+			name: "replica ratio: 9 primaries and 1 canary pod, then 9 and 9",
+			mod: func(c *v1alpha1.Canary) {
+				c.Spec.Provider = v1alpha1.ProviderKubernetes
+			},
+			strategy: StrategyReplicaRatio,
+			routings: []router.Routing{{Weights: router.ForCanary(10)}, {Weights: router.ForCanary(50)}, router.Primary()},
+			replicas: []int32{1, 9, 0},
+			phase:    v1alpha1.PhaseSucceeded,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cn := planCanary()
+			if tt.mod != nil {
+				tt.mod(cn)
+			}
+			assert.Equal(t, tt.strategy, StrategyOf(cn))
+			verdict := tt.verdict
+			if verdict == nil {
+				verdict = pass
+			}
+			primaries := int32(3)
+			if tt.strategy == StrategyReplicaRatio {
+				primaries = 9
+			}
+			got := simulate(t, cn, primaries, verdict)
+			assert.Equal(t, tt.phase, got.status.Phase, "final phase (%s)", got.status.Conditions)
+			assert.Equal(t, tt.routings, got.routings, "the routings written, in order")
+			if tt.replicas != nil {
+				assert.Equal(t, tt.replicas, got.replicas, "the canary sizes asked for, in order")
+			}
+		})
+	}
+}
+
+func TestStages(t *testing.T) {
+	bg := planCanary(func(c *v1alpha1.Canary) {
+		c.Spec.Analysis.StepWeights = nil
+		c.Spec.Analysis.Iterations = ptr.To[int32](2)
+		c.Spec.Analysis.Mirror = true
+		c.Spec.Analysis.MirrorWeight = ptr.To[int32](25)
+	})
+	assert.Equal(t, []Stage{{Mirror: 25}, {Mirror: 25}}, Stages(bg))
+	assert.Equal(t, []Stage{{Weight: 10}, {Weight: 50}}, Stages(planCanary()))
+}
+
+func TestRoutingForRestsOutsideARollout(t *testing.T) {
+	cn := planCanary(func(c *v1alpha1.Canary) {
+		c.Spec.Analysis.SessionAffinity = &v1alpha1.SessionAffinity{CookieName: "canary"}
+	})
+	for _, phase := range []v1alpha1.CanaryPhase{v1alpha1.PhaseInitialized, v1alpha1.PhaseFinalising, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed} {
+		st := progressing(2, 0, func(s *v1alpha1.CanaryStatus) { s.Phase = phase })
+		assert.Equal(t, router.Primary(), RoutingFor(cn, &st), "phase %s", phase)
+	}
+	st := progressing(0, 0)
+	assert.Equal(t, router.Primary(), RoutingFor(cn, &st), "no sticky rules before the first step")
 }

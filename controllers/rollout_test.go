@@ -495,8 +495,8 @@ func TestInvalidSpecIsRejectedByTheAPIServer(t *testing.T) {
 		mod     func(*v1alpha1.Canary)
 		message string
 	}{
-		{"both stepWeight and stepWeights", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.StepWeight = ptr.To[int32](10) }, "set exactly one of analysis.stepWeight or analysis.stepWeights"},
-		{"neither stepWeight nor stepWeights", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.StepWeights = nil }, "set exactly one of analysis.stepWeight or analysis.stepWeights"},
+		{"both stepWeight and stepWeights", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.StepWeight = ptr.To[int32](10) }, "set exactly one of analysis.stepWeight, analysis.stepWeights (a weighted canary) or analysis.iterations"},
+		{"neither stepWeight nor stepWeights", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.StepWeights = nil }, "set exactly one of analysis.stepWeight, analysis.stepWeights (a weighted canary) or analysis.iterations"},
 		{"a weight over 100", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.StepWeights = []int32{10, 101} }, "should be less than or equal to 100"},
 		{"steps not increasing", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.StepWeights = []int32{50, 10} }, "analysis.stepWeights must be strictly increasing"},
 		{"maxWeight below a step", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.MaxWeight = ptr.To[int32](5) }, "every analysis.stepWeights entry must be at most analysis.maxWeight"},
@@ -511,6 +511,52 @@ func TestInvalidSpecIsRejectedByTheAPIServer(t *testing.T) {
 		{"both a route of one's own and parentRefs", func(cn *v1alpha1.Canary) {
 			cn.Spec.Service.HTTPRouteRef = &v1alpha1.LocalObjectReference{Name: "mine"}
 		}, "with service.httpRouteRef your route keeps its own"},
+		{"iterations with weights", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Iterations = ptr.To[int32](3) }, "set exactly one of analysis.stepWeight, analysis.stepWeights (a weighted canary) or analysis.iterations"},
+		{"a match without iterations", func(cn *v1alpha1.Canary) {
+			cn.Spec.Analysis.Match = abMatch("x-canary", v1alpha1.StringMatch{Exact: "insider"})
+		}, "analysis.match selects the A/B cohort"},
+		{"an empty regex", func(cn *v1alpha1.Canary) {
+			abTest(cn)
+			cn.Spec.Analysis.Match = abMatch("x-canary", v1alpha1.StringMatch{Regex: ""})
+		}, "set exactly one of exact, prefix or regex"},
+		{"two conditions on one header", func(cn *v1alpha1.Canary) {
+			abTest(cn)
+			cn.Spec.Analysis.Match = abMatch("x-canary", v1alpha1.StringMatch{Exact: "a", Prefix: "b"})
+		}, "set exactly one of exact, prefix or regex"},
+		{"a match entry with no condition", func(cn *v1alpha1.Canary) {
+			abTest(cn)
+			cn.Spec.Analysis.Match = []v1alpha1.HTTPMatch{{}}
+		}, "an analysis.match entry needs headers, cookies or queryParams"},
+		{"a header name with a space", func(cn *v1alpha1.Canary) {
+			abTest(cn)
+			cn.Spec.Analysis.Match = abMatch("x canary", v1alpha1.StringMatch{Exact: "a"})
+		}, "analysis.match headers must be HTTP header names"},
+		{"mirror with an A/B match", func(cn *v1alpha1.Canary) { abTest(cn); cn.Spec.Analysis.Mirror = true }, "analysis.mirror cannot be combined with analysis.match"},
+		{"mirrorWeight without mirror", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.MirrorWeight = ptr.To[int32](20) }, "analysis.mirrorWeight needs analysis.mirror: true"},
+		{"session affinity with blue/green", func(cn *v1alpha1.Canary) {
+			blueGreen(cn)
+			cn.Spec.Analysis.SessionAffinity = &v1alpha1.SessionAffinity{CookieName: "canary"}
+		}, "analysis.sessionAffinity keeps users on a weighted canary"},
+		{"the same cookie for both versions", func(cn *v1alpha1.Canary) {
+			cn.Spec.Analysis.SessionAffinity = &v1alpha1.SessionAffinity{CookieName: "v", PrimaryCookieName: "v"}
+		}, "primaryCookieName must differ from cookieName"},
+		{"blue/green without a mesh combined with weights", func(cn *v1alpha1.Canary) {
+			kubernetesProvider(cn)
+			cn.Spec.Analysis.Iterations = ptr.To[int32](3)
+		}, "set exactly one of analysis.stepWeight, analysis.stepWeights (a weighted canary) or analysis.iterations"},
+		{"mirroring without a mesh", func(cn *v1alpha1.Canary) {
+			kubernetesProvider(cn)
+			blueGreen(cn)
+			cn.Spec.Analysis.Mirror = true
+		}, "provider kubernetes switches a Service's selector and cannot select requests by header, mirror them or pin sessions"},
+		{"a replica-ratio canary at 100%", func(cn *v1alpha1.Canary) {
+			kubernetesProvider(cn)
+			cn.Spec.Analysis.StepWeights = []int32{50, 100}
+		}, "with provider kubernetes a canary's share comes from replica counts"},
+		{"a replica-ratio stepWeight without maxWeight", func(cn *v1alpha1.Canary) {
+			kubernetesProvider(cn)
+			cn.Spec.Analysis.StepWeights, cn.Spec.Analysis.StepWeight = nil, ptr.To[int32](25)
+		}, "with provider kubernetes a canary's share comes from replica counts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

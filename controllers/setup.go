@@ -20,6 +20,7 @@ import (
 	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
 	"github.com/trafficctl/trafficctl/providers/router/gatewayapi"
 	"github.com/trafficctl/trafficctl/providers/router/istio"
+	"github.com/trafficctl/trafficctl/providers/router/kubernetes"
 )
 
 // Options are the controller's settings that come from its command line.
@@ -99,6 +100,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		r.Routers[p.provider] = p.router
 		r.RouteTypes = append(r.RouteTypes, p.route)
 	}
+	// Services are always served, and the Canary's own watches already cover them.
+	r.Routers[v1alpha1.ProviderKubernetes] = kubernetes.New(mgr.GetClient(), FieldManager)
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the canary controller: %w", err)
 	}

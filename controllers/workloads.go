@@ -148,6 +148,10 @@ func (r *CanaryReconciler) ensureServices(ctx context.Context, cn *v1alpha1.Cana
 		{cn.PrimaryServiceName(), primaryLabels(sel)},
 		{cn.CanaryServiceName(), sel},
 	}
+	if cn.Spec.Provider == v1alpha1.ProviderKubernetes {
+		// Without a mesh the apex Service's selector is the routing, which the router writes.
+		services = services[1:]
+	}
 	for _, s := range services {
 		existing, err := r.getService(ctx, cn.Namespace, s.name)
 		if err != nil {

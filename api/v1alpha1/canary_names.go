@@ -55,18 +55,26 @@ func (c *Canary) VirtualServiceName() string {
 
 // RouteKind and RouteName name the object that carries the split, for messages and watches.
 func (c *Canary) RouteKind() string {
-	if c.Spec.Provider == ProviderIstio {
+	switch c.Spec.Provider {
+	case ProviderIstio:
 		return "VirtualService"
+	case ProviderKubernetes:
+		return "Service"
+	default:
+		return "HTTPRoute"
 	}
-	return "HTTPRoute"
 }
 
 // RouteName is the name of the object RouteKind names.
 func (c *Canary) RouteName() string {
-	if c.Spec.Provider == ProviderIstio {
+	switch c.Spec.Provider {
+	case ProviderIstio:
 		return c.VirtualServiceName()
+	case ProviderKubernetes:
+		return c.ApexServiceName()
+	default:
+		return c.HTTPRouteName()
 	}
-	return c.HTTPRouteName()
 }
 
 // UserOwnsRoute reports whether the route belongs to the user, who keeps everything in it

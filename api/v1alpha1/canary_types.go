@@ -7,7 +7,7 @@ import (
 )
 
 // Provider names the data plane whose routing objects a Canary writes.
-// +kubebuilder:validation:Enum=gatewayapi;istio
+// +kubebuilder:validation:Enum=gatewayapi;istio;kubernetes
 type Provider string
 
 const (
@@ -15,6 +15,10 @@ const (
 	ProviderGatewayAPI Provider = "gatewayapi"
 	// ProviderIstio writes destination weights into an Istio VirtualService.
 	ProviderIstio Provider = "istio"
+	// ProviderKubernetes needs no mesh: blue/green switches the apex Service's selector between
+	// the primary's and the canary's pods, and a weighted canary is a replica ratio behind one
+	// Service that selects both.
+	ProviderKubernetes Provider = "kubernetes"
 )
 
 // Canary declares that new revisions of a Deployment reach users step by step, each step gated
@@ -42,7 +46,9 @@ type Canary struct {
 //
 // +kubebuilder:validation:XValidation:rule="self.provider != 'gatewayapi' || has(self.service.parentRefs) || has(self.service.httpRouteRef)",message="provider gatewayapi needs service.parentRefs (an HTTPRoute trafficctl creates) or service.httpRouteRef (an HTTPRoute you own)"
 // +kubebuilder:validation:XValidation:rule="self.provider == 'gatewayapi' || (!has(self.service.parentRefs) && !has(self.service.hostnames) && !has(self.service.httpRouteRef))",message="service.parentRefs, service.hostnames and service.httpRouteRef belong to provider gatewayapi"
-// +kubebuilder:validation:XValidation:rule="self.provider == 'istio' || (!has(self.service.gateways) && !has(self.service.hosts) && !has(self.service.virtualServiceRef) && !has(self.service.trafficPolicy) && !has(self.service.timeout) && !has(self.service.retries))",message="service.gateways, hosts, virtualServiceRef, trafficPolicy, timeout and retries belong to provider istio"
+// +kubebuilder:validation:XValidation:rule="self.provider == 'istio' || (!has(self.service.gateways) && !has(self.service.hosts) && !has(self.service.virtualServiceRef) && !has(self.service.trafficPolicy) && !has(self.service.timeout) && !has(self.service.retries) && !has(self.service.match) && !has(self.service.headers) && !has(self.service.corsPolicy))",message="service.gateways, hosts, virtualServiceRef, trafficPolicy, timeout, retries, match, headers and corsPolicy belong to provider istio"
+// +kubebuilder:validation:XValidation:rule="self.provider != 'kubernetes' || (!has(self.analysis.match) && !(has(self.analysis.mirror) && self.analysis.mirror) && !has(self.analysis.sessionAffinity))",message="provider kubernetes switches a Service's selector and cannot select requests by header, mirror them or pin sessions; use provider gatewayapi or istio for analysis.match, analysis.mirror and analysis.sessionAffinity"
+// +kubebuilder:validation:XValidation:rule="self.provider != 'kubernetes' || ((!has(self.analysis.stepWeights) || self.analysis.stepWeights.all(w, w < 100)) && (!has(self.analysis.stepWeight) || has(self.analysis.maxWeight)) && (!has(self.analysis.maxWeight) || self.analysis.maxWeight < 100))",message="with provider kubernetes a canary's share comes from replica counts beside the primary's, so analysis.stepWeights and analysis.maxWeight (needed with stepWeight) must stay below 100; use analysis.iterations for a blue/green switch"
 type CanarySpec struct {
 	// Provider is the data plane whose routing objects carry the traffic split.
 	// +kubebuilder:default=gatewayapi
@@ -117,7 +123,7 @@ type AutoscalerReference struct {
 // <name>-canary), and the route between them.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.httpRouteRef) || (!has(self.parentRefs) && !has(self.hostnames))",message="service.parentRefs and service.hostnames describe an HTTPRoute trafficctl creates; with service.httpRouteRef your route keeps its own, so leave them out"
-// +kubebuilder:validation:XValidation:rule="!has(self.virtualServiceRef) || (!has(self.gateways) && !has(self.hosts) && !has(self.timeout) && !has(self.retries))",message="service.gateways, hosts, timeout and retries describe a VirtualService trafficctl creates; with service.virtualServiceRef your VirtualService keeps its own, so leave them out"
+// +kubebuilder:validation:XValidation:rule="!has(self.virtualServiceRef) || (!has(self.gateways) && !has(self.hosts) && !has(self.timeout) && !has(self.retries) && !has(self.match) && !has(self.headers) && !has(self.corsPolicy))",message="service.gateways, hosts, timeout, retries, match, headers and corsPolicy describe a VirtualService trafficctl creates; with service.virtualServiceRef your VirtualService keeps its own, so leave them out"
 type CanaryService struct {
 	// Name of the apex Service; defaults to the target's name.
 	// +kubebuilder:validation:MaxLength=55
@@ -191,6 +197,29 @@ type CanaryService struct {
 	// Retries of requests through the VirtualService trafficctl creates.
 	// +optional
 	Retries *HTTPRetry `json:"retries,omitempty"`
+
+	// Match restricts the VirtualService trafficctl creates to requests matching any of these
+	// Istio HTTPMatchRequests, as Istio writes them, such as {uri: {prefix: /api}}. An A/B
+	// cohort's conditions are added to each of them.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:XPreserveUnknownFields
+	// +kubebuilder:validation:items:Type=object
+	// +listType=atomic
+	// +optional
+	Match []runtime.RawExtension `json:"match,omitempty"`
+
+	// Headers are the Istio header operations of the VirtualService trafficctl creates, as Istio
+	// writes them, such as {request: {set: {x-version: canary}}}.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	// +optional
+	Headers *runtime.RawExtension `json:"headers,omitempty"`
+
+	// CorsPolicy of the VirtualService trafficctl creates, as Istio writes it.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	// +optional
+	CorsPolicy *runtime.RawExtension `json:"corsPolicy,omitempty"`
 }
 
 // HTTPRetry mirrors Istio's HTTPRetry, so the API package depends on apimachinery alone.
@@ -241,7 +270,11 @@ type LocalObjectReference struct {
 
 // CanaryAnalysis is the schedule of traffic steps and the checks each step must pass.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.stepWeight) != has(self.stepWeights)",message="set exactly one of analysis.stepWeight or analysis.stepWeights"
+// +kubebuilder:validation:XValidation:rule="has(self.iterations) ? !has(self.stepWeight) && !has(self.stepWeights) && !has(self.maxWeight) : has(self.stepWeight) != has(self.stepWeights)",message="set exactly one of analysis.stepWeight, analysis.stepWeights (a weighted canary) or analysis.iterations (blue/green, or an A/B experiment with analysis.match); maxWeight belongs to the weighted canary"
+// +kubebuilder:validation:XValidation:rule="!has(self.match) || has(self.iterations)",message="analysis.match selects the A/B cohort that gets the canary for analysis.iterations intervals; set analysis.iterations"
+// +kubebuilder:validation:XValidation:rule="!has(self.mirrorWeight) || (has(self.mirror) && self.mirror)",message="analysis.mirrorWeight needs analysis.mirror: true"
+// +kubebuilder:validation:XValidation:rule="!(has(self.mirror) && self.mirror) || !has(self.match)",message="analysis.mirror cannot be combined with analysis.match: the A/B cohort already sends all of its requests to the canary"
+// +kubebuilder:validation:XValidation:rule="!has(self.sessionAffinity) || !has(self.iterations)",message="analysis.sessionAffinity keeps users on a weighted canary; it cannot be combined with analysis.iterations"
 // +kubebuilder:validation:XValidation:rule="!has(self.stepWeight) || !has(self.maxWeight) || self.maxWeight >= self.stepWeight",message="analysis.maxWeight must be at least analysis.stepWeight"
 // +kubebuilder:validation:XValidation:rule="!has(self.stepWeights) || !has(self.maxWeight) || self.stepWeights.all(w, w <= self.maxWeight)",message="every analysis.stepWeights entry must be at most analysis.maxWeight"
 type CanaryAnalysis struct {
@@ -281,12 +314,115 @@ type CanaryAnalysis struct {
 	// +optional
 	StepWeights []int32 `json:"stepWeights,omitempty"`
 
+	// Iterations is how many analysis intervals a blue/green or A/B rollout runs before it is
+	// promoted. Without match it is blue/green: the canary gets no user traffic (only mirrored
+	// traffic with mirror) until every iteration passes, then all traffic switches at once.
+	// With match it is an A/B experiment: matching requests go to the canary.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Iterations *int32 `json:"iterations,omitempty"`
+
+	// Match selects the A/B cohort: a request matching any entry (every condition of it) goes to
+	// the canary for the whole experiment; every other request stays on the primary.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	// +optional
+	Match []HTTPMatch `json:"match,omitempty"`
+
+	// Mirror copies a share of the primary's requests to the canary, whose responses are
+	// discarded: during a blue/green rollout's iterations, or, for a weighted canary, in a step
+	// before the first weighted one.
+	// +optional
+	Mirror bool `json:"mirror,omitempty"`
+
+	// MirrorWeight is the share of requests mirrored, in percent; 100 when unset.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MirrorWeight *int32 `json:"mirrorWeight,omitempty"`
+
+	// SessionAffinity keeps a user on the version they were first sent to for the rest of the
+	// rollout, with a cookie.
+	// +optional
+	SessionAffinity *SessionAffinity `json:"sessionAffinity,omitempty"`
+
 	// Metrics are the checks run at every interval of every step.
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=map
 	// +listMapKey=name
 	// +optional
 	Metrics []CanaryMetric `json:"metrics,omitempty"`
+}
+
+// HTTPMatch is one set of request conditions; a request matches when it meets all of them.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.headers) || has(self.cookies) || has(self.queryParams)",message="an analysis.match entry needs headers, cookies or queryParams"
+// +kubebuilder:validation:XValidation:rule="!has(self.cookies) || !has(self.headers) || !self.headers.exists(k, k.lowerAscii() == 'cookie')",message="analysis.match: match the Cookie header through cookies or through headers, not both"
+type HTTPMatch struct {
+	// Headers maps a request header name to the condition on its value.
+	// +kubebuilder:validation:MaxProperties=16
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z0-9!#$%&*+.^_|~-]+$'))",message="analysis.match headers must be HTTP header names, such as x-canary"
+	// +optional
+	Headers map[string]StringMatch `json:"headers,omitempty"`
+
+	// Cookies maps a cookie name to the condition on its value.
+	// +kubebuilder:validation:MaxProperties=16
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z0-9!#$%&*+.^_|~-]+$'))",message="analysis.match cookies must be cookie names, such as canary"
+	// +optional
+	Cookies map[string]StringMatch `json:"cookies,omitempty"`
+
+	// QueryParams maps a query parameter name to the condition on its value.
+	// +kubebuilder:validation:MaxProperties=16
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z0-9!#$%&*+.^_|~-]+$'))",message="analysis.match queryParams must be query parameter names"
+	// +optional
+	QueryParams map[string]StringMatch `json:"queryParams,omitempty"`
+}
+
+// StringMatch is a condition on a value: exactly one of exact, prefix or regex.
+//
+// +kubebuilder:validation:XValidation:rule="[has(self.exact), has(self.prefix), has(self.regex)].filter(x, x).size() == 1",message="set exactly one of exact, prefix or regex"
+type StringMatch struct {
+	// Exact is the whole value.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Exact string `json:"exact,omitempty"`
+	// Prefix the value starts with.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+	// Regex the whole value matches, in RE2 syntax as Envoy and Istio use it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Regex string `json:"regex,omitempty"`
+}
+
+// SessionAffinity pins users to a version with cookies for the rest of a rollout.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.primaryCookieName) || self.primaryCookieName != self.cookieName",message="analysis.sessionAffinity.primaryCookieName must differ from cookieName"
+type SessionAffinity struct {
+	// CookieName is the cookie a user sent to the canary gets; with it, every later request goes
+	// to the canary until the rollout ends.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`
+	CookieName string `json:"cookieName"`
+	// PrimaryCookieName, when set, is the cookie a user sent to the primary gets, keeping them on
+	// the primary too, so no user switches version mid-rollout.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`
+	// +optional
+	PrimaryCookieName string `json:"primaryCookieName,omitempty"`
+	// MaxAge of the cookies, in seconds.
+	// +kubebuilder:default=86400
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxAge int32 `json:"maxAge,omitempty"`
 }
 
 // CanaryMetric is one check: a query whose value must stay within a range.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -13,6 +15,8 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+
+	"github.com/trafficctl/trafficctl/providers/router"
 )
 
 // WeightLog records, from watches, every weight a canary backend had in the HTTPRoutes and
@@ -76,10 +80,21 @@ func WatchCanaryWeights(cfg *rest.Config, namespace, canaryService string) (*Wei
 	return l, nil
 }
 
-// recordVirtualService reads the canary's weight from the destinations of a VirtualService's
-// HTTP routes; a destination host may be the short name or a longer form of it.
+// recordVirtualService reads the canary's weight from the destinations of the HTTP routes that
+// split between the primary and the canary; a destination host may be the short name or a
+// longer form of it.
 func (l *WeightLog) recordVirtualService(vs *istionetv1.VirtualService, canaryService string) {
+	primaryService := strings.TrimSuffix(canaryService, "-canary") + "-primary"
+	isService := func(host, service string) bool { return host == service || strings.HasPrefix(host, service+".") }
 	for _, route := range vs.Spec.GetHttp() {
+		split := false
+		for _, d := range route.GetRoute() {
+			split = split || isService(d.GetDestination().GetHost(), primaryService)
+		}
+		if !split {
+			// A cohort's or a sticky user's route sends everything to one version: no split.
+			continue
+		}
 		for _, d := range route.GetRoute() {
 			host := d.GetDestination().GetHost()
 			if host != canaryService && !strings.HasPrefix(host, canaryService+".") {
@@ -102,8 +117,18 @@ func (l *WeightLog) add(w int32) {
 	}
 }
 
+// recordRoute reads the canary's weight from the rules that split between the primary and the
+// canary; rules that send a cohort or a sticky user to one of them alone carry no split.
 func (l *WeightLog) recordRoute(r *gatewayv1.HTTPRoute, canaryService string) {
+	primaryService := strings.TrimSuffix(canaryService, "-canary") + "-primary"
 	for _, rule := range r.Spec.Rules {
+		names := make([]string, 0, len(rule.BackendRefs))
+		for _, b := range rule.BackendRefs {
+			names = append(names, string(b.Name))
+		}
+		if !slices.Contains(names, primaryService) {
+			continue
+		}
 		for _, b := range rule.BackendRefs {
 			if string(b.Name) == canaryService {
 				l.add(ptr.Deref(b.Weight, 1))
@@ -121,6 +146,105 @@ func (l *WeightLog) Weights() []int32 {
 
 // Stop ends the watch.
 func (l *WeightLog) Stop() {
+	l.cancel()
+	<-l.done
+}
+
+// RoutingLog records every distinct routing a Canary's route carried, as its router reads it
+// back, so a test can assert a strategy's whole sequence on the real objects.
+type RoutingLog struct {
+	mu       sync.Mutex
+	routings []router.Routing
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// WatchRouting calls observe once at the start and after every change to the HTTPRoutes,
+// VirtualServices, Services and Deployments (whose ready pods are the split without a mesh) of
+// namespace, and records what it returns when the route exists
+// and differs from the last.
+func WatchRouting(cfg *rest.Config, namespace string, observe func(context.Context) (router.State, error)) (*RoutingLog, error) {
+	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &RoutingLog{cancel: cancel, done: make(chan struct{})}
+	events := make(chan struct{}, 1)
+	var watches []watch.Interface
+	for _, list := range []client.ObjectList{&gatewayv1.HTTPRouteList{}, &istionetv1.VirtualServiceList{}, &corev1.ServiceList{}, &appsv1.DeploymentList{}} {
+		w, err := wc.Watch(ctx, list, client.InNamespace(namespace))
+		if err != nil {
+			cancel()
+			for _, w := range watches {
+				w.Stop()
+			}
+			return nil, err
+		}
+		watches = append(watches, w)
+	}
+	var wg sync.WaitGroup
+	for _, w := range watches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer w.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case _, ok := <-w.ResultChan():
+					if !ok {
+						return
+					}
+					select {
+					case events <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	// The state before any change is the first entry.
+	events <- struct{}{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-events:
+				if st, err := observe(ctx); err == nil && st.Found {
+					l.add(st.Routing)
+				}
+			}
+		}
+	}()
+	go func() {
+		wg.Wait()
+		close(l.done)
+	}()
+	return l, nil
+}
+
+func (l *RoutingLog) add(r router.Routing) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.routings); n == 0 || l.routings[n-1] != r {
+		l.routings = append(l.routings, r)
+	}
+}
+
+// Routings is the sequence recorded so far.
+func (l *RoutingLog) Routings() []router.Routing {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.routings)
+}
+
+// Stop ends the watches.
+func (l *RoutingLog) Stop() {
 	l.cancel()
 	<-l.done
 }

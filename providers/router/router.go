@@ -21,12 +21,52 @@ func (w Weights) String() string {
 	return fmt.Sprintf("primary %d%% / canary %d%%", w.Primary, w.Canary)
 }
 
+// Routing is everything a rollout asks of a route at one moment: the weighted split of the
+// requests no other rule takes, and the strategy's extra rules. The Canary's spec says how each
+// extra rule looks (analysis.match, analysis.sessionAffinity, analysis.mirrorWeight); Routing
+// says which of them are in force now. The zero Routing plus Weights{Primary: 100} is the
+// resting state: everything on the primary.
+type Routing struct {
+	// Weights split the requests that no cohort or sticky rule takes.
+	Weights Weights `json:"weights"`
+	// Cohort sends every request matching one of the Canary's analysis.match entries to the
+	// canary (an A/B experiment).
+	Cohort bool `json:"cohort,omitempty"`
+	// Mirror is the share, in percent, of the split's requests copied to the canary, whose
+	// responses are discarded; 0 for none.
+	Mirror int32 `json:"mirror,omitempty"`
+	// Sticky, when not empty, is the value of the session-affinity cookies of this rollout: a
+	// response from the canary sets <cookieName>=<Sticky> (and one from the primary
+	// <primaryCookieName>=<Sticky> when that is set), and a request carrying such a cookie goes
+	// to the version that set it. Each rollout has its own value, so a cookie from an earlier
+	// rollout pins nobody.
+	Sticky string `json:"sticky,omitempty"`
+}
+
+// Primary is the resting Routing: all traffic on the primary, no extra rules.
+func Primary() Routing { return Routing{Weights: ForCanary(0)} }
+
+// String renders the routing the way status messages and events show it.
+func (r Routing) String() string {
+	s := r.Weights.String()
+	if r.Cohort {
+		s += ", A/B cohort to the canary"
+	}
+	if r.Mirror > 0 {
+		s += fmt.Sprintf(", %d%% mirrored to the canary", r.Mirror)
+	}
+	if r.Sticky != "" {
+		s += ", sticky sessions"
+	}
+	return s
+}
+
 // State is what a route holds now, read back from the cluster.
 type State struct {
 	// Found is false when the route object does not exist yet.
 	Found bool
-	// Weights are the weights the route's apex rules carry.
-	Weights Weights
+	// Routing is what the route's rules carry, read from the rules themselves.
+	Routing Routing
 	// Accepted is true once every parent of the route has accepted its current generation.
 	Accepted bool
 	// Message says what is still pending when Accepted is false.

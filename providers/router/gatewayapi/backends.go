@@ -49,7 +49,7 @@ func (b backends) service(ref gatewayv1.BackendObjectReference) string {
 
 // classify reports whether rule sends traffic to the apex Service, and whether it sends traffic to
 // the primary or canary Service, which means trafficctl has already taken it over. A rule that does
-// either is an apex rule.
+// either, and is not one of the rules trafficctl derives from an apex rule, is an apex rule.
 func (b backends) classify(rule gatewayv1.HTTPRouteRule) (toApex, split bool) {
 	for _, ref := range rule.BackendRefs {
 		switch b.service(ref.BackendObjectReference) {
@@ -60,6 +60,24 @@ func (b backends) classify(rule gatewayv1.HTTPRouteRule) (toApex, split bool) {
 		}
 	}
 	return toApex, split
+}
+
+// derived reports whether rule is one trafficctl added before an apex rule (a cohort or
+// sticky-session rule): it has one of their names and a single backend, the primary or the canary
+// Service. A user's rule that happens to carry such a name is not mistaken for one.
+func (b backends) derived(rule gatewayv1.HTTPRouteRule) bool {
+	if rule.Name == nil || !derivedRuleName.MatchString(string(*rule.Name)) || len(rule.BackendRefs) != 1 {
+		return false
+	}
+	s := b.service(rule.BackendRefs[0].BackendObjectReference)
+	return s == b.primary || s == b.canary
+}
+
+// mirror reports whether filter is the mirror trafficctl adds to a split rule: a RequestMirror to
+// the canary Service.
+func (b backends) mirror(filter gatewayv1.HTTPRouteFilter) bool {
+	return filter.Type == gatewayv1.HTTPRouteFilterRequestMirror && filter.RequestMirror != nil &&
+		b.service(filter.RequestMirror.BackendRef) == b.canary
 }
 
 // portOf is the Service port an apex rule's split sends traffic to: the port its apex (or, once
@@ -76,40 +94,8 @@ func (b backends) portOf(rule gatewayv1.HTTPRouteRule) int32 {
 	return b.port
 }
 
-// weights reads the split from the first apex rule. ok is false when no rule is an apex rule;
-// a rule that still sends traffic to the apex Service carries no split yet: zero weights, which
-// never equal the weights trafficctl asks for, so nothing waits on a route it has not written.
-func (b backends) weights(rules []gatewayv1.HTTPRouteRule) (w router.Weights, ok bool) {
-	for _, rule := range rules {
-		toApex, split := b.classify(rule)
-		if !split && toApex {
-			return router.Weights{}, true
-		}
-		if !split {
-			continue
-		}
-		for _, ref := range rule.BackendRefs {
-			weight := int32(1) // Gateway API's default weight
-			if ref.Weight != nil {
-				weight = *ref.Weight
-			}
-			switch b.service(ref.BackendObjectReference) {
-			case b.primary:
-				w.Primary += weight
-			case b.canary:
-				w.Canary += weight
-			}
-		}
-		return w, true
-	}
-	return router.Weights{}, false
-}
-
-// split is the backendRefs list of a taken-over apex rule, as JSON values for an apply.
-func (b backends) split(port int32, w router.Weights) []any {
-	return []any{serviceRef(b.primary, port, w.Primary), serviceRef(b.canary, port, w.Canary)}
-}
-
+// serviceRef is a backendRef to a Service of the route's namespace, in stored form with Gateway
+// API's defaults written out.
 func serviceRef(name string, port, weight int32) map[string]any {
 	return map[string]any{
 		"group":  "",

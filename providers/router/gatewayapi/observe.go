@@ -2,6 +2,8 @@ package gatewayapi
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,7 +17,7 @@ import (
 // InvalidRouteError; a route trafficctl owns without one is simply not split yet, which the next
 // Apply repairs.
 func observe(route *gatewayv1.HTTPRoute, b backends, userOwned bool) (router.State, error) {
-	w, ok := b.weights(route.Spec.Rules)
+	split, ok := b.splitRule(route.Spec.Rules)
 	if !ok {
 		if userOwned {
 			return router.State{}, b.noApexRule()
@@ -24,13 +26,93 @@ func observe(route *gatewayv1.HTTPRoute, b backends, userOwned bool) (router.Sta
 			"HTTPRoute %s/%s does not send traffic to Services %s and %s yet",
 			route.Namespace, route.Name, b.primary, b.canary)}, nil
 	}
-	if w == (router.Weights{}) {
+	if _, taken := b.classify(split); !taken {
+		// A Routing with zero weights, which never equals one trafficctl asks for, so nothing
+		// waits on a route it has not written.
 		return router.State{Found: true, Message: fmt.Sprintf(
 			"HTTPRoute %s/%s still sends traffic to Service %s, not yet to %s and %s",
 			route.Namespace, route.Name, b.apex, b.primary, b.canary)}, nil
 	}
 	accepted, message := acceptance(route)
-	return router.State{Found: true, Weights: w, Accepted: accepted, Message: message}, nil
+	return router.State{Found: true, Routing: b.routing(split, route.Spec.Rules), Accepted: accepted, Message: message}, nil
+}
+
+// splitRule is the rule that carries the split: the first apex rule, skipping the rules trafficctl
+// derives from one (a cohort rule sends traffic to the canary alone, and is no split). ok is false
+// when the route has no apex rule.
+func (b backends) splitRule(rules []gatewayv1.HTTPRouteRule) (rule gatewayv1.HTTPRouteRule, ok bool) {
+	for _, rule := range rules {
+		if b.derived(rule) {
+			continue
+		}
+		if toApex, split := b.classify(rule); toApex || split {
+			return rule, true
+		}
+	}
+	return gatewayv1.HTTPRouteRule{}, false
+}
+
+// routing reads the Routing back from the rules: the weights, mirror and sticky cookie of the
+// split rule, and whether the cohort rules are there.
+func (b backends) routing(split gatewayv1.HTTPRouteRule, rules []gatewayv1.HTTPRouteRule) router.Routing {
+	var r router.Routing
+	for _, ref := range split.BackendRefs {
+		weight := ptr.Deref(ref.Weight, 1) // Gateway API's default weight
+		switch b.service(ref.BackendObjectReference) {
+		case b.primary:
+			r.Weights.Primary += weight
+		case b.canary:
+			r.Weights.Canary += weight
+			if r.Sticky == "" {
+				r.Sticky = stickyValue(ref.Filters)
+			}
+		}
+	}
+	for _, f := range split.Filters {
+		if b.mirror(f) {
+			r.Mirror = mirrorPercent(*f.RequestMirror)
+			break
+		}
+	}
+	for _, rule := range rules {
+		if b.derived(rule) && strings.HasPrefix(derivedRuleName.FindStringSubmatch(string(*rule.Name))[1], "cohort-") {
+			r.Cohort = true
+		}
+	}
+	return r
+}
+
+// mirrorPercent is the share a RequestMirror filter copies: percent, or fraction, or every
+// request when neither is set.
+func mirrorPercent(m gatewayv1.HTTPRequestMirrorFilter) int32 {
+	switch {
+	case m.Percent != nil:
+		return *m.Percent
+	case m.Fraction != nil:
+		return int32(int64(m.Fraction.Numerator) * 100 / int64(ptr.Deref(m.Fraction.Denominator, 100)))
+	default:
+		return 100
+	}
+}
+
+// stickyValue is the cookie value a backend's Set-Cookie response header sets, such as v1 in
+// "canary=v1; Max-Age=86400; Path=/"; "" without one.
+func stickyValue(filters []gatewayv1.HTTPRouteFilter) string {
+	for _, f := range filters {
+		if f.Type != gatewayv1.HTTPRouteFilterResponseHeaderModifier || f.ResponseHeaderModifier == nil {
+			continue
+		}
+		for _, h := range slices.Concat(f.ResponseHeaderModifier.Set, f.ResponseHeaderModifier.Add) {
+			if !strings.EqualFold(string(h.Name), "Set-Cookie") {
+				continue
+			}
+			pair, _, _ := strings.Cut(h.Value, ";")
+			if _, value, ok := strings.Cut(pair, "="); ok {
+				return strings.TrimSpace(value)
+			}
+		}
+	}
+	return ""
 }
 
 // acceptance reports whether every parent of the route has accepted its current generation, and

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -118,8 +119,8 @@ func parentStatus(ref gatewayv1.ParentReference, status metav1.ConditionStatus, 
 	}
 }
 
-func TestWeights(t *testing.T) {
-	b := backends{namespace: "shop", apex: "podinfo", primary: "podinfo-primary", canary: "podinfo-canary"}
+func TestObserveRouting(t *testing.T) {
+	b := backends{namespace: "shop", route: "storefront", apex: "podinfo", primary: "podinfo-primary", canary: "podinfo-canary"}
 	ref := func(name string, weight *int32, mods ...func(*gatewayv1.HTTPBackendRef)) gatewayv1.HTTPBackendRef {
 		r := gatewayv1.HTTPBackendRef{BackendRef: gatewayv1.BackendRef{
 			BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(name)},
@@ -133,59 +134,157 @@ func TestWeights(t *testing.T) {
 	rule := func(refs ...gatewayv1.HTTPBackendRef) gatewayv1.HTTPRouteRule {
 		return gatewayv1.HTTPRouteRule{BackendRefs: refs}
 	}
+	named := func(name string, r gatewayv1.HTTPRouteRule) gatewayv1.HTTPRouteRule {
+		r.Name = ptr.To(gatewayv1.SectionName(name))
+		return r
+	}
+	withFilters := func(r gatewayv1.HTTPRouteRule, filters ...gatewayv1.HTTPRouteFilter) gatewayv1.HTTPRouteRule {
+		r.Filters = filters
+		return r
+	}
+	mirror := func(to string, percent *int32, fraction *gatewayv1.Fraction) gatewayv1.HTTPRouteFilter {
+		return gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterRequestMirror, RequestMirror: &gatewayv1.HTTPRequestMirrorFilter{
+			BackendRef: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(to), Port: ptr.To[int32](9898)},
+			Percent:    percent,
+			Fraction:   fraction,
+		}}
+	}
+	setCookie := func(value string) func(*gatewayv1.HTTPBackendRef) {
+		return func(r *gatewayv1.HTTPBackendRef) {
+			r.Filters = []gatewayv1.HTTPRouteFilter{{
+				Type:                   gatewayv1.HTTPRouteFilterResponseHeaderModifier,
+				ResponseHeaderModifier: &gatewayv1.HTTPHeaderFilter{Add: []gatewayv1.HTTPHeader{{Name: "Set-Cookie", Value: value}}},
+			}}
+		}
+	}
 	otherNamespace := func(r *gatewayv1.HTTPBackendRef) { r.Namespace = ptr.To(gatewayv1.Namespace("other")) }
 	serviceImport := func(r *gatewayv1.HTTPBackendRef) {
 		r.Group = ptr.To(gatewayv1.Group("multicluster.x-k8s.io"))
 		r.Kind = ptr.To(gatewayv1.Kind("ServiceImport"))
 	}
+	split := rule(ref("podinfo-primary", ptr.To[int32](75)), ref("podinfo-canary", ptr.To[int32](25)))
+	weights := router.Weights{Primary: 75, Canary: 25}
 
 	tests := []struct {
-		name   string
-		rules  []gatewayv1.HTTPRouteRule
-		want   router.Weights
-		wantOK bool
+		name        string
+		rules       []gatewayv1.HTTPRouteRule
+		want        router.Routing
+		wantMessage string
+		wantErr     bool
 	}{
 		{
-			name:  "no rules",
-			rules: nil,
+			name:        "no rules",
+			wantMessage: "HTTPRoute shop/storefront does not send traffic to Services podinfo-primary and podinfo-canary yet",
+			wantErr:     true,
 		},
 		{
-			name:  "only other backends",
-			rules: []gatewayv1.HTTPRouteRule{rule(ref("static", nil)), rule(ref("podinfo", nil, otherNamespace)), rule(ref("podinfo", nil, serviceImport))},
+			name:        "only other backends",
+			rules:       []gatewayv1.HTTPRouteRule{rule(ref("static", nil)), rule(ref("podinfo", nil, otherNamespace)), rule(ref("podinfo", nil, serviceImport))},
+			wantMessage: "HTTPRoute shop/storefront does not send traffic to Services podinfo-primary and podinfo-canary yet",
+			wantErr:     true,
 		},
 		{
-			name:   "apex Service not taken over yet: no split",
-			rules:  []gatewayv1.HTTPRouteRule{rule(ref("static", nil)), rule(ref("podinfo", ptr.To[int32](7)))},
-			want:   router.Weights{},
-			wantOK: true,
+			name:        "apex Service not taken over yet: no split",
+			rules:       []gatewayv1.HTTPRouteRule{rule(ref("static", nil)), rule(ref("podinfo", ptr.To[int32](7)))},
+			wantMessage: "HTTPRoute shop/storefront still sends traffic to Service podinfo, not yet to podinfo-primary and podinfo-canary",
 		},
 		{
-			name:   "split",
-			rules:  []gatewayv1.HTTPRouteRule{rule(ref("podinfo-primary", ptr.To[int32](75)), ref("podinfo-canary", ptr.To[int32](25)))},
-			want:   router.Weights{Primary: 75, Canary: 25},
-			wantOK: true,
+			name:  "split",
+			rules: []gatewayv1.HTTPRouteRule{split},
+			want:  router.Routing{Weights: weights},
 		},
 		{
-			name:   "an unset weight counts as 1",
-			rules:  []gatewayv1.HTTPRouteRule{rule(ref("podinfo-primary", nil), ref("podinfo-canary", ptr.To[int32](0)))},
-			want:   router.Weights{Primary: 1, Canary: 0},
-			wantOK: true,
+			name:  "an unset weight counts as 1",
+			rules: []gatewayv1.HTTPRouteRule{rule(ref("podinfo-primary", nil), ref("podinfo-canary", ptr.To[int32](0)))},
+			want:  router.Routing{Weights: router.Weights{Primary: 1, Canary: 0}},
 		},
 		{
-			name: "the first apex rule answers",
+			name:  "the first apex rule answers",
+			rules: []gatewayv1.HTTPRouteRule{split, rule(ref("podinfo-primary", ptr.To[int32](50)), ref("podinfo-canary", ptr.To[int32](50)))},
+			want:  router.Routing{Weights: weights},
+		},
+		{
+			name: "a cohort rule is not the split",
 			rules: []gatewayv1.HTTPRouteRule{
-				rule(ref("podinfo-primary", ptr.To[int32](90)), ref("podinfo-canary", ptr.To[int32](10))),
-				rule(ref("podinfo-primary", ptr.To[int32](50)), ref("podinfo-canary", ptr.To[int32](50))),
+				named("trafficctl-cohort-0", rule(ref("podinfo-canary", ptr.To[int32](1)))),
+				named("trafficctl-cohort-1", rule(ref("podinfo-canary", ptr.To[int32](1)))),
+				split,
 			},
-			want:   router.Weights{Primary: 90, Canary: 10},
-			wantOK: true,
+			want: router.Routing{Weights: weights, Cohort: true},
+		},
+		{
+			name: "a cohort rule before a later apex rule counts",
+			rules: []gatewayv1.HTTPRouteRule{
+				split,
+				named("trafficctl-apex1-cohort-0", rule(ref("podinfo-canary", ptr.To[int32](1)))),
+				split,
+			},
+			want: router.Routing{Weights: weights, Cohort: true},
+		},
+		{
+			name: "sticky rules are not cohort rules",
+			rules: []gatewayv1.HTTPRouteRule{
+				named("trafficctl-sticky-canary", rule(ref("podinfo-canary", ptr.To[int32](1)))),
+				named("trafficctl-sticky-primary", rule(ref("podinfo-primary", ptr.To[int32](1)))),
+				split,
+			},
+			want: router.Routing{Weights: weights},
+		},
+		{
+			name: "a user's rule with a trafficctl name is the user's",
+			rules: []gatewayv1.HTTPRouteRule{
+				named("trafficctl-cohort-0", rule(ref("static", nil))),
+				named("trafficctl-cohort-1", rule(ref("podinfo-primary", ptr.To[int32](60)), ref("podinfo-canary", ptr.To[int32](40)))),
+				split,
+			},
+			want: router.Routing{Weights: router.Weights{Primary: 60, Canary: 40}},
+		},
+		{
+			name:  "mirror percent",
+			rules: []gatewayv1.HTTPRouteRule{withFilters(split, mirror("podinfo-canary", ptr.To[int32](30), nil))},
+			want:  router.Routing{Weights: weights, Mirror: 30},
+		},
+		{
+			name:  "mirror of every request",
+			rules: []gatewayv1.HTTPRouteRule{withFilters(split, mirror("podinfo-canary", nil, nil))},
+			want:  router.Routing{Weights: weights, Mirror: 100},
+		},
+		{
+			name:  "mirror fraction",
+			rules: []gatewayv1.HTTPRouteRule{withFilters(split, mirror("podinfo-canary", nil, &gatewayv1.Fraction{Numerator: 1, Denominator: ptr.To[int32](4)}))},
+			want:  router.Routing{Weights: weights, Mirror: 25},
+		},
+		{
+			name:  "a mirror to another Service is the user's",
+			rules: []gatewayv1.HTTPRouteRule{withFilters(split, mirror("audit", ptr.To[int32](30), nil))},
+			want:  router.Routing{Weights: weights},
+		},
+		{
+			name: "sticky value from the canary's Set-Cookie",
+			rules: []gatewayv1.HTTPRouteRule{rule(
+				ref("podinfo-primary", ptr.To[int32](75), setCookie("stay-primary=p1; Max-Age=60; Path=/")),
+				ref("podinfo-canary", ptr.To[int32](25), setCookie("canary=rev-2; Max-Age=60; Path=/")),
+			)},
+			want: router.Routing{Weights: weights, Sticky: "rev-2"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := b.weights(tt.rules)
-			assert.Equal(t, tt.wantOK, ok)
-			assert.Equal(t, tt.want, got)
+			route := &gatewayv1.HTTPRoute{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "storefront", Generation: 1},
+				Spec:       gatewayv1.HTTPRouteSpec{Rules: tt.rules},
+			}
+			owned, err := observe(route, b, false)
+			require.NoError(t, err)
+			assert.Equal(t, router.State{Found: true, Routing: tt.want, Accepted: tt.wantMessage == "", Message: tt.wantMessage}, owned)
+
+			user, err := observe(route, b, true)
+			if tt.wantErr {
+				assert.True(t, router.IsInvalidRoute(err), "a user's route without an apex rule: %v", err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, owned, user)
 		})
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -21,7 +23,7 @@ const (
 	managedByValue = "trafficctl"
 )
 
-// Router writes a Canary's weights into its HTTPRoute. It holds no state of its own: everything
+// Router writes a Canary's routing into its HTTPRoute. It holds no state of its own: everything
 // it needs to undo its changes lives in the route.
 type Router struct {
 	client       client.Client
@@ -34,19 +36,19 @@ func New(c client.Client, fieldManager string) *Router {
 	return &Router{client: c, fieldManager: fieldManager}
 }
 
-// Apply sets the route's split to w: it creates or updates the route trafficctl owns, or takes
-// over the apex rules of the user's route. A route that cannot carry the split is reported as a
-// router.InvalidRouteError; a write that lost a race with another writer returns an error to
-// retry.
-func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, w router.Weights) error {
+// Apply makes the route carry routing: it creates or updates the route trafficctl owns, or takes
+// over the apex rules of the user's route. A route that cannot carry it (no apex rule, or more
+// rules than Gateway API allows) is reported as a router.InvalidRouteError; a write that lost a
+// race with another writer returns an error to retry.
+func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, routing router.Routing) error {
 	if cn.UserOwnsRoute() {
-		return r.applyUserRoute(ctx, cn, w)
+		return r.applyUserRoute(ctx, cn, routing)
 	}
-	return r.applyOwnedRoute(ctx, cn, w)
+	return r.applyOwnedRoute(ctx, cn, routing)
 }
 
-// Observe reads the route back: the weights its first apex rule carries, and whether every parent
-// has accepted its current generation, so a rollout waits for the data plane before it measures.
+// Observe reads the route back: the Routing its rules carry, and whether every parent has
+// accepted its current generation, so a rollout waits for the data plane before it measures.
 func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (router.State, error) {
 	route := &gatewayv1.HTTPRoute{}
 	if err := r.client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.HTTPRouteName()}, route); err != nil {
@@ -59,7 +61,7 @@ func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (router.State
 }
 
 // Release undoes Apply when a Canary goes away. A route trafficctl owns is left to the garbage
-// collector; a route the user owns gets its apex rules' original backendRefs back.
+// collector; a route the user owns is given back as the user wrote it.
 func (r *Router) Release(ctx context.Context, cn *v1alpha1.Canary) error {
 	if !cn.UserOwnsRoute() {
 		return nil
@@ -67,26 +69,31 @@ func (r *Router) Release(ctx context.Context, cn *v1alpha1.Canary) error {
 	return r.releaseUserRoute(ctx, cn)
 }
 
-// applyOwnedRoute writes the whole route trafficctl owns: one catch-all rule split between the
-// primary and canary Services.
-func (r *Router) applyOwnedRoute(ctx context.Context, cn *v1alpha1.Canary, w router.Weights) error {
+// applyOwnedRoute writes the whole route trafficctl owns. Its rules are what a user's route with
+// one catch-all apex rule would become: the strategy's extra rules (cohort, sticky sessions), then
+// the catch-all rule, named split, divided between the primary and canary Services.
+func (r *Router) applyOwnedRoute(ctx context.Context, cn *v1alpha1.Canary, routing router.Routing) error {
 	b := backendsOf(cn)
-	rule := gatewayv1ac.HTTPRouteRule().
-		WithMatches(gatewayv1ac.HTTPRouteMatch().WithPath(
-			gatewayv1ac.HTTPPathMatch().WithType(gatewayv1.PathMatchPathPrefix).WithValue("/"))).
-		WithBackendRefs(
-			gatewayv1ac.HTTPBackendRef().WithName(gatewayv1.ObjectName(b.primary)).WithPort(cn.Spec.Service.Port).WithWeight(w.Primary),
-			gatewayv1ac.HTTPBackendRef().WithName(gatewayv1.ObjectName(b.canary)).WithPort(cn.Spec.Service.Port).WithWeight(w.Canary),
-		)
+	s, err := strategyOf(cn, routing, b)
+	if err != nil {
+		return err
+	}
+	catchAll := map[string]any{"name": splitRuleName, "matches": matchesOf(nil)}
+	rules, err := s.expand(catchAll, 0, b, b.port)
+	if err != nil {
+		return err
+	}
+	if err := b.checkLimits(rules); err != nil {
+		return err
+	}
 
-	spec := gatewayv1ac.HTTPRouteSpec().WithRules(rule)
+	spec := gatewayv1ac.HTTPRouteSpec()
 	for _, p := range cn.Spec.Service.ParentRefs {
 		spec.WithParentRefs(parentRef(p))
 	}
 	for _, h := range cn.Spec.Service.Hostnames {
 		spec.WithHostnames(gatewayv1.Hostname(h))
 	}
-
 	route := gatewayv1ac.HTTPRoute(cn.HTTPRouteName(), cn.Namespace).
 		WithLabels(map[string]string{managedByLabel: managedByValue}).
 		WithOwnerReferences(metav1ac.OwnerReference().
@@ -98,7 +105,17 @@ func (r *Router) applyOwnedRoute(ctx context.Context, cn *v1alpha1.Canary, w rou
 			WithBlockOwnerDeletion(true)).
 		WithSpec(spec)
 
-	if err := r.client.Apply(ctx, route, client.ForceOwnership, client.FieldOwner(r.fieldManager)); err != nil {
+	// The rules are in stored form, shared with the user's route; the rest goes through the typed
+	// builders and joins them in one object.
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(route)
+	if err == nil {
+		err = unstructured.SetNestedSlice(obj, rules, "spec", "rules")
+	}
+	if err != nil {
+		return fmt.Errorf("build apply of HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
+	}
+	apply := client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: obj})
+	if err := r.client.Apply(ctx, apply, client.ForceOwnership, client.FieldOwner(r.fieldManager)); err != nil {
 		return fmt.Errorf("apply HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -19,7 +20,9 @@ import (
 
 // OriginalBackendsAnnotation holds, on a user's route, the backendRefs each apex rule had before
 // trafficctl took it over, as a JSON list in the order of the apex rules, so Release can put them
-// back after the controller has restarted any number of times.
+// back after the controller has restarted any number of times. It is all trafficctl needs to
+// record: the rules it adds are recognised by their names and backends, and the mirror it adds by
+// its type and backend, so they are removed without a record.
 const OriginalBackendsAnnotation = "trafficctl.io/original-backends"
 
 // userRoute is a user's route as read for a rewrite. obj is the object as stored, so that the
@@ -31,10 +34,26 @@ type userRoute struct {
 	typed []gatewayv1.HTTPRouteRule
 }
 
-// applyUserRoute points the apex rules of the user's route at the primary and canary Services
-// with weights w, recording their original backendRefs the first time.
-func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, w router.Weights) error {
+// userRule is one rule of a user's route as the user wrote it.
+type userRule struct {
+	obj map[string]any
+	// apex is true for a rule that sends traffic to the apex Service.
+	apex bool
+	// port is the port of the apex Service the rule sends traffic to.
+	port int32
+}
+
+// applyUserRoute rewrites the user's route for routing: before each apex rule the strategy's
+// extra rules, and the apex rule itself split between the primary and canary Services. The rules
+// are computed afresh from the route as the user wrote it, recovered from the live route, so a
+// user's edit during the rollout is kept and a Routing that no longer asks for a rule removes it.
+// A route that already carries the result is not written.
+func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, routing router.Routing) error {
 	b := backendsOf(cn)
+	s, err := strategyOf(cn, routing, b)
+	if err != nil {
+		return err
+	}
 	route, err := r.getUserRoute(ctx, b)
 	if err != nil {
 		return err
@@ -44,42 +63,54 @@ func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, w rout
 		return err
 	}
 
-	var originals []any
-	changed := false
-	for i, rule := range route.typed {
-		toApex, split := b.classify(rule)
-		switch {
-		case split && len(recorded) > 0:
-			originals, recorded = append(originals, recorded[0]), recorded[1:]
-		case split:
-			// Taken over, but the record is gone: the apex Service is the best thing to restore.
-			originals = append(originals, []any{serviceRef(b.apex, b.portOf(rule), 1)})
-			changed = true
-		case toApex:
-			originals = append(originals, route.rule(i)["backendRefs"])
-			changed = true
-		default:
+	user, _ := route.restore(b, recorded)
+	taken := map[string]bool{} // the names of the user's rules
+	for _, rule := range user {
+		if name, ok := rule.obj["name"].(string); ok {
+			taken[name] = true
+		}
+	}
+	var rules, originals []any
+	for _, rule := range user {
+		if !rule.apex {
+			rules = append(rules, rule.obj)
 			continue
 		}
-		route.rule(i)["backendRefs"] = b.split(b.portOf(rule), w)
+		expanded, err := s.expand(rule.obj, len(originals), b, rule.port)
+		if err != nil {
+			return err
+		}
+		for _, extra := range expanded[:len(expanded)-1] {
+			if name := extra.(map[string]any)["name"].(string); taken[name] {
+				return &router.InvalidRouteError{Message: fmt.Sprintf(
+					"HTTPRoute %s/%s has a rule named %s, a name trafficctl needs for a rule of this rollout; rename that rule",
+					b.namespace, b.route, name)}
+			}
+		}
+		originals = append(originals, rule.obj["backendRefs"])
+		rules = append(rules, expanded...)
 	}
 	if len(originals) == 0 {
 		return b.noApexRule()
 	}
-
-	record := route.obj.GetAnnotations()[OriginalBackendsAnnotation]
-	if changed || record == "" {
-		data, err := json.Marshal(originals)
-		if err != nil {
-			return fmt.Errorf("encode original backends of HTTPRoute %s/%s: %w", b.namespace, b.route, err)
-		}
-		record = string(data)
+	if err := b.checkLimits(rules); err != nil {
+		return err
 	}
-	return r.applyRules(ctx, route, record)
+
+	data, err := json.Marshal(originals)
+	if err != nil {
+		return fmt.Errorf("encode original backends of HTTPRoute %s/%s: %w", b.namespace, b.route, err)
+	}
+	record := string(data)
+	if equality.Semantic.DeepEqual(rules, route.rules) && route.obj.GetAnnotations()[OriginalBackendsAnnotation] == record {
+		return nil
+	}
+	return r.applyRules(ctx, route, rules, record)
 }
 
-// releaseUserRoute gives the apex rules of the user's route their recorded backendRefs back and
-// drops the record. A route that is gone, or that trafficctl never took over, is left alone.
+// releaseUserRoute gives the user's route back as the user wrote it: the rules trafficctl added
+// and its mirror removed, the apex rules' recorded backendRefs restored, and the record dropped. A
+// route that is gone, or that trafficctl never took over, is left alone.
 func (r *Router) releaseUserRoute(ctx context.Context, cn *v1alpha1.Canary) error {
 	b := backendsOf(cn)
 	route, err := r.getUserRoute(ctx, b)
@@ -97,32 +128,76 @@ func (r *Router) releaseUserRoute(ctx context.Context, cn *v1alpha1.Canary) erro
 		return err
 	}
 
-	restored := 0
-	for i, rule := range route.typed {
-		if _, split := b.classify(rule); !split {
-			continue
-		}
-		if restored < len(recorded) {
-			route.rule(i)["backendRefs"] = recorded[restored]
-		}
-		restored++
-	}
-	if restored != len(recorded) {
+	user, splits := route.restore(b, recorded)
+	if splits != len(recorded) {
 		return &router.InvalidRouteError{Message: fmt.Sprintf(
 			"HTTPRoute %s/%s has %d rules that send traffic to Services %s and %s, but annotation %s records the backends of %d; restore their backendRefs by hand and remove the annotation",
-			b.namespace, b.route, restored, b.primary, b.canary, OriginalBackendsAnnotation, len(recorded))}
+			b.namespace, b.route, splits, b.primary, b.canary, OriginalBackendsAnnotation, len(recorded))}
 	}
-	return r.applyRules(ctx, route, "")
+	rules := make([]any, len(user))
+	for i, rule := range user {
+		rules[i] = rule.obj
+	}
+	return r.applyRules(ctx, route, rules, "")
 }
 
-// applyRules writes route's rules, and the record of original backends unless it is empty, and
-// nothing else: the user's field manager keeps every other field. spec.rules is an atomic list, so
-// the whole list is applied, and the live resourceVersion makes a write that raced with another
-// writer fail with a conflict rather than undo the other write.
+// restore recovers the rules as the user wrote them from the live route: the rules trafficctl
+// added are dropped, and each split rule loses trafficctl's mirror and gets back the backendRefs
+// recorded for it, or the apex Service when the record has none. splits counts the split rules.
+// The live route is left as it is.
+func (u *userRoute) restore(b backends, recorded []any) (rules []userRule, splits int) {
+	for i, typed := range u.typed {
+		if b.derived(typed) {
+			continue
+		}
+		rule := runtime.DeepCopyJSON(u.rule(i))
+		toApex, split := b.classify(typed)
+		port := b.portOf(typed)
+		if split {
+			if splits < len(recorded) {
+				rule["backendRefs"] = runtime.DeepCopyJSONValue(recorded[splits])
+			} else {
+				rule["backendRefs"] = []any{serviceRef(b.apex, port, 1)}
+			}
+			splits++
+			rule = b.withoutMirror(rule, typed.Filters)
+		}
+		rules = append(rules, userRule{obj: rule, apex: toApex || split, port: port})
+	}
+	return rules, splits
+}
+
+// withoutMirror is rule without the mirror trafficctl adds; typed are its filters decoded. A
+// filters list left empty goes, as it was absent before trafficctl added to it.
+func (b backends) withoutMirror(rule map[string]any, typed []gatewayv1.HTTPRouteFilter) map[string]any {
+	stored, _ := rule["filters"].([]any)
+	if len(stored) != len(typed) {
+		return rule
+	}
+	var kept []any
+	for i, f := range typed {
+		if !b.mirror(f) {
+			kept = append(kept, stored[i])
+		}
+	}
+	switch {
+	case len(kept) == len(stored):
+	case len(kept) == 0:
+		delete(rule, "filters")
+	default:
+		rule["filters"] = kept
+	}
+	return rule
+}
+
+// applyRules writes rules as route's rules, and the record of original backends unless it is
+// empty, and nothing else: the user's field manager keeps every other field. spec.rules is an
+// atomic list, so the whole list is applied, and the live resourceVersion makes a write that raced
+// with another writer fail with a conflict rather than undo the other write.
 //
 // Once trafficctl has applied spec.rules it is their only owner, so every later apply under its
 // field manager must carry them: an apply without them would delete the rules.
-func (r *Router) applyRules(ctx context.Context, route *userRoute, record string) error {
+func (r *Router) applyRules(ctx context.Context, route *userRoute, rules []any, record string) error {
 	patch := &unstructured.Unstructured{}
 	patch.SetGroupVersionKind(schema.FromAPIVersionAndKind(gatewayv1.GroupVersion.String(), "HTTPRoute"))
 	patch.SetNamespace(route.obj.GetNamespace())
@@ -131,7 +206,7 @@ func (r *Router) applyRules(ctx context.Context, route *userRoute, record string
 	if record != "" {
 		patch.SetAnnotations(map[string]string{OriginalBackendsAnnotation: record})
 	}
-	if err := unstructured.SetNestedSlice(patch.Object, route.rules, "spec", "rules"); err != nil {
+	if err := unstructured.SetNestedSlice(patch.Object, rules, "spec", "rules"); err != nil {
 		return fmt.Errorf("build apply of HTTPRoute %s/%s: %w", route.obj.GetNamespace(), route.obj.GetName(), err)
 	}
 	err := r.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(patch),

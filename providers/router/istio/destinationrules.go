@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	k8sjson "k8s.io/apimachinery/pkg/util/json"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
@@ -59,14 +60,20 @@ func trafficPolicy(cn *v1alpha1.Canary) (map[string]any, error) {
 	if cn.Spec.Service.TrafficPolicy == nil {
 		return nil, nil
 	}
-	data, err := json.Marshal(cn.Spec.Service.TrafficPolicy)
+	return decodeRaw(cn, "service.trafficPolicy", cn.Spec.Service.TrafficPolicy)
+}
+
+// decodeRaw decodes field of cn, an object kept as the user wrote it, into the form an
+// unstructured apply carries.
+func decodeRaw(cn *v1alpha1.Canary, field string, raw *runtime.RawExtension) (map[string]any, error) {
+	data, err := json.Marshal(raw)
 	if err != nil {
-		return nil, fmt.Errorf("encode service.trafficPolicy of Canary %s/%s: %w", cn.Namespace, cn.Name, err)
+		return nil, fmt.Errorf("encode %s of Canary %s/%s: %w", field, cn.Namespace, cn.Name, err)
 	}
-	var policy map[string]any
+	var v map[string]any
 	// k8sjson keeps whole numbers as int64, the form unstructured objects hold them in.
-	if err := k8sjson.Unmarshal(data, &policy); err != nil {
-		return nil, fmt.Errorf("decode service.trafficPolicy of Canary %s/%s as an object: %w", cn.Namespace, cn.Name, err)
+	if err := k8sjson.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("decode %s of Canary %s/%s as an object: %w", field, cn.Namespace, cn.Name, err)
 	}
-	return policy, nil
+	return v, nil
 }

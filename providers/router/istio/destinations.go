@@ -2,6 +2,7 @@ package istio
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	istionetapi "istio.io/api/networking/v1"
@@ -91,44 +92,82 @@ func (d destinations) target(route *istionetapi.HTTPRoute) (hostForm, int32) {
 	return shortHost, d.port
 }
 
-// weights reads the split from the first apex route. ok is false when no route is an apex route;
-// a route that still sends traffic to the apex Service carries no split yet: zero weights, which
-// never equal the weights trafficctl asks for, so nothing waits on a route it has not written.
-func (d destinations) weights(routes []*istionetapi.HTTPRoute) (w router.Weights, ok bool) {
+// splitRoute is the first apex route that trafficctl did not add: the one that carries the split,
+// the mirror and the sticky-session cookies. ok is false when there is none.
+func (d destinations) splitRoute(routes []*istionetapi.HTTPRoute) (route *istionetapi.HTTPRoute, ok bool) {
 	for _, route := range routes {
-		toApex, split := d.classify(route)
-		if !split && toApex {
-			return router.Weights{}, true
-		}
-		if !split {
+		if d.derivedKind(route) != "" {
 			continue
 		}
-		dsts := route.GetRoute()
-		for _, dst := range dsts {
-			weight := dst.GetWeight()
-			if len(dsts) == 1 && weight == 0 {
-				weight = 100 // Istio sends everything to a lone destination without a weight.
-			}
-			switch name, _ := d.service(dst.GetDestination().GetHost()); name {
-			case d.primary:
-				w.Primary += weight
-			case d.canary:
-				w.Canary += weight
-			}
+		if toApex, split := d.classify(route); toApex || split {
+			return route, true
 		}
-		return w, true
 	}
-	return router.Weights{}, false
+	return nil, false
 }
 
-// split is the destinations list of a taken-over apex route, as JSON values for an apply. A zero
-// weight is written, not dropped, so the canary's destination stays in place between rollouts.
-func (d destinations) split(form hostForm, port int32, w router.Weights) []any {
-	primary := destination(d.primary+string(form), port)
-	primary["weight"] = int64(w.Primary)
-	canary := destination(d.canary+string(form), port)
-	canary["weight"] = int64(w.Canary)
-	return []any{primary, canary}
+// weights reads the split from a split route. A route that still sends traffic to the apex Service
+// carries no split yet: zero weights, which never equal the weights trafficctl asks for, so
+// nothing waits on a route it has not written.
+func (d destinations) weights(route *istionetapi.HTTPRoute) router.Weights {
+	if toApex, _ := d.classify(route); toApex {
+		return router.Weights{}
+	}
+	var w router.Weights
+	dsts := route.GetRoute()
+	for _, dst := range dsts {
+		weight := dst.GetWeight()
+		if len(dsts) == 1 && weight == 0 {
+			weight = 100 // Istio sends everything to a lone destination without a weight.
+		}
+		switch name, _ := d.service(dst.GetDestination().GetHost()); name {
+		case d.primary:
+			w.Primary += weight
+		case d.canary:
+			w.Canary += weight
+		}
+	}
+	return w
+}
+
+// mirror is the percent of a route's requests it copies to the canary Service: 0 when it mirrors
+// nothing or mirrors elsewhere, such as to a user's own shadow Service.
+func (d destinations) mirror(route *istionetapi.HTTPRoute) int32 {
+	if !d.mirrorsToCanary(route) {
+		return 0
+	}
+	if p := route.GetMirrorPercentage(); p != nil {
+		return int32(math.Round(p.GetValue()))
+	}
+	// Istio mirrors every request when no percentage is given. trafficctl always writes
+	// mirrorPercentage, and drops the deprecated mirrorPercent when it writes its mirror.
+	return 100
+}
+
+// mirrorsToCanary reports whether route's mirror is trafficctl's: one to the canary Service.
+func (d destinations) mirrorsToCanary(route *istionetapi.HTTPRoute) bool {
+	name, _ := d.service(route.GetMirror().GetHost())
+	return name != "" && name == d.canary
+}
+
+// sticky is the value of the cookie a split route's canary destination sets on its responses: the
+// Routing's Sticky; "" when it sets none.
+func (d destinations) sticky(route *istionetapi.HTTPRoute) string {
+	for _, dst := range route.GetRoute() {
+		if name, _ := d.service(dst.GetDestination().GetHost()); name != d.canary {
+			continue
+		}
+		for header, value := range dst.GetHeaders().GetResponse().GetAdd() {
+			if !strings.EqualFold(header, "Set-Cookie") {
+				continue
+			}
+			pair, _, _ := strings.Cut(value, ";")
+			if _, v, ok := strings.Cut(pair, "="); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return ""
 }
 
 // destination is an HTTPRouteDestination to host and port, without a weight.

@@ -2,6 +2,7 @@ package istio
 
 import (
 	"fmt"
+	"strings"
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 
@@ -12,11 +13,14 @@ import (
 // the VirtualService's current configuration.
 const reconciledCondition = "Reconciled"
 
-// observe reads the state of a VirtualService that exists. A user's VirtualService without an apex
-// route is an InvalidRouteError; one trafficctl owns without one is simply not split yet, which the
-// next Apply repairs.
+// observe reads the state of a VirtualService that exists, the Routing read from its HTTP routes:
+// the weights, mirror and sticky-session cookie from the split route (the first apex route
+// trafficctl did not add), and the cohort from the presence of cohort routes. A user's
+// VirtualService without an apex route is an InvalidRouteError; one trafficctl owns without one is
+// simply not split yet, which the next Apply repairs.
 func observe(vs *istionetv1.VirtualService, d destinations, userOwned bool) (router.State, error) {
-	w, ok := d.weights(vs.Spec.GetHttp())
+	routes := vs.Spec.GetHttp()
+	split, ok := d.splitRoute(routes)
 	if !ok {
 		if userOwned {
 			return router.State{}, d.noApexRoute()
@@ -25,13 +29,19 @@ func observe(vs *istionetv1.VirtualService, d destinations, userOwned bool) (rou
 			"VirtualService %s/%s does not send traffic to Services %s and %s yet",
 			vs.Namespace, vs.Name, d.primary, d.canary)}, nil
 	}
-	if w == (router.Weights{}) {
+	if toApex, _ := d.classify(split); toApex {
 		return router.State{Found: true, Message: fmt.Sprintf(
 			"VirtualService %s/%s still sends traffic to Service %s, not yet to %s and %s",
 			vs.Namespace, vs.Name, d.apex, d.primary, d.canary)}, nil
 	}
+	rt := router.Routing{Weights: d.weights(split), Mirror: d.mirror(split), Sticky: d.sticky(split)}
+	for _, route := range routes {
+		if strings.HasPrefix(d.derivedKind(route), "cohort-") {
+			rt.Cohort = true
+		}
+	}
 	accepted, message := acceptance(vs)
-	return router.State{Found: true, Weights: w, Accepted: accepted, Message: message}, nil
+	return router.State{Found: true, Routing: rt, Accepted: accepted, Message: message}, nil
 }
 
 // acceptance reports whether Istio has reconciled the VirtualService's current generation, and

@@ -106,51 +106,126 @@ func TestService(t *testing.T) {
 	}
 }
 
-func TestWeights(t *testing.T) {
+func TestSplitRoute(t *testing.T) {
 	d := destinations{namespace: "shop", apex: "podinfo", primary: "podinfo-primary", canary: "podinfo-canary"}
 	to := func(host string, weight int32) *istionetapi.HTTPRouteDestination {
 		return &istionetapi.HTTPRouteDestination{Destination: &istionetapi.Destination{Host: host}, Weight: weight}
 	}
-	route := func(dsts ...*istionetapi.HTTPRouteDestination) *istionetapi.HTTPRoute {
-		return &istionetapi.HTTPRoute{Route: dsts}
+	route := func(name string, dsts ...*istionetapi.HTTPRouteDestination) *istionetapi.HTTPRoute {
+		return &istionetapi.HTTPRoute{Name: name, Route: dsts}
 	}
 	tests := []struct {
-		name   string
-		routes []*istionetapi.HTTPRoute
-		want   router.Weights
-		wantOK bool
+		name      string
+		routes    []*istionetapi.HTTPRoute
+		wantRoute string
+		want      router.Weights
+		wantOK    bool
 	}{
 		{name: "no routes"},
-		{name: "no apex route", routes: []*istionetapi.HTTPRoute{route(to("static", 0))}},
+		{name: "no apex route", routes: []*istionetapi.HTTPRoute{route("static", to("static", 0))}},
 		{
-			name:   "still to the apex Service",
-			routes: []*istionetapi.HTTPRoute{route(to("podinfo.shop.svc.cluster.local", 0))},
-			wantOK: true,
+			name:      "still to the apex Service",
+			routes:    []*istionetapi.HTTPRoute{route("api", to("podinfo.shop.svc.cluster.local", 0))},
+			wantRoute: "api",
+			wantOK:    true,
 		},
 		{
-			name:   "the first apex route counts",
-			routes: []*istionetapi.HTTPRoute{route(to("static", 0)), route(to("podinfo-primary", 70), to("podinfo-canary", 30)), route(to("podinfo", 0))},
-			want:   router.Weights{Primary: 70, Canary: 30},
-			wantOK: true,
+			name:      "the first apex route counts",
+			routes:    []*istionetapi.HTTPRoute{route("static", to("static", 0)), route("a", to("podinfo-primary", 70), to("podinfo-canary", 30)), route("b", to("podinfo", 0))},
+			wantRoute: "a",
+			want:      router.Weights{Primary: 70, Canary: 30},
+			wantOK:    true,
 		},
 		{
-			name:   "a zero weight",
-			routes: []*istionetapi.HTTPRoute{route(to("podinfo-primary.shop", 100), to("podinfo-canary.shop", 0))},
-			want:   router.Weights{Primary: 100},
-			wantOK: true,
+			name: "routes trafficctl added do not count",
+			routes: []*istionetapi.HTTPRoute{
+				route("trafficctl-cohort-0", to("podinfo-canary", 0)),
+				route("trafficctl-sticky-primary", to("podinfo-primary", 0)),
+				route("a", to("podinfo-primary", 90), to("podinfo-canary", 10)),
+			},
+			wantRoute: "a",
+			want:      router.Weights{Primary: 90, Canary: 10},
+			wantOK:    true,
 		},
 		{
-			name:   "a lone destination without a weight takes everything",
-			routes: []*istionetapi.HTTPRoute{route(to("podinfo-canary", 0))},
-			want:   router.Weights{Canary: 100},
-			wantOK: true,
+			name:      "a user's route named like trafficctl's that still goes to the apex Service counts",
+			routes:    []*istionetapi.HTTPRoute{route("trafficctl-cohort-0", to("podinfo", 0))},
+			wantRoute: "trafficctl-cohort-0",
+			wantOK:    true,
+		},
+		{
+			name:      "a zero weight",
+			routes:    []*istionetapi.HTTPRoute{route("a", to("podinfo-primary.shop", 100), to("podinfo-canary.shop", 0))},
+			wantRoute: "a",
+			want:      router.Weights{Primary: 100},
+			wantOK:    true,
+		},
+		{
+			name:      "a lone destination without a weight takes everything",
+			routes:    []*istionetapi.HTTPRoute{route("a", to("podinfo-canary", 0))},
+			wantRoute: "a",
+			want:      router.Weights{Canary: 100},
+			wantOK:    true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w, ok := d.weights(tt.routes)
-			assert.Equal(t, tt.want, w)
+			split, ok := d.splitRoute(tt.routes)
 			assert.Equal(t, tt.wantOK, ok)
+			assert.Equal(t, tt.wantRoute, split.GetName())
+			if ok {
+				assert.Equal(t, tt.want, d.weights(split))
+			}
+		})
+	}
+}
+
+func TestMirrorAndSticky(t *testing.T) {
+	d := destinations{namespace: "shop", apex: "podinfo", primary: "podinfo-primary", canary: "podinfo-canary"}
+	cookie := func(value string) *istionetapi.Headers {
+		return &istionetapi.Headers{Response: &istionetapi.Headers_HeaderOperations{Add: map[string]string{"Set-Cookie": value}}}
+	}
+	tests := []struct {
+		name       string
+		route      *istionetapi.HTTPRoute
+		wantMirror int32
+		wantSticky string
+	}{
+		{name: "neither", route: &istionetapi.HTTPRoute{}},
+		{
+			name:       "a mirror to the canary with a percentage",
+			route:      &istionetapi.HTTPRoute{Mirror: &istionetapi.Destination{Host: "podinfo-canary.shop.svc"}, MirrorPercentage: &istionetapi.Percent{Value: 25}},
+			wantMirror: 25,
+		},
+		{
+			name:       "a mirror to the canary without a percentage mirrors everything",
+			route:      &istionetapi.HTTPRoute{Mirror: &istionetapi.Destination{Host: "podinfo-canary"}},
+			wantMirror: 100,
+		},
+		{
+			name:  "a user's mirror elsewhere is not trafficctl's",
+			route: &istionetapi.HTTPRoute{Mirror: &istionetapi.Destination{Host: "shadow"}, MirrorPercentage: &istionetapi.Percent{Value: 10}},
+		},
+		{
+			name: "the cookie the canary sets",
+			route: &istionetapi.HTTPRoute{Route: []*istionetapi.HTTPRouteDestination{
+				{Destination: &istionetapi.Destination{Host: "podinfo-primary"}, Headers: cookie("stay=1; Max-Age=60; Path=/")},
+				{Destination: &istionetapi.Destination{Host: "podinfo-canary"}, Headers: cookie("canary=7f3a9; Max-Age=60; Path=/")},
+			}},
+			wantSticky: "7f3a9",
+		},
+		{
+			name: "only the primary sets a cookie",
+			route: &istionetapi.HTTPRoute{Route: []*istionetapi.HTTPRouteDestination{
+				{Destination: &istionetapi.Destination{Host: "podinfo-primary"}, Headers: cookie("stay=1; Max-Age=60; Path=/")},
+				{Destination: &istionetapi.Destination{Host: "podinfo-canary"}},
+			}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.wantMirror, d.mirror(tt.route))
+			assert.Equal(t, tt.wantSticky, d.sticky(tt.route))
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,7 +28,7 @@ var (
 	destinationRuleGVK = istionetv1.SchemeGroupVersion.WithKind("DestinationRule")
 )
 
-// Router writes a Canary's weights into its VirtualService. It holds no state of its own:
+// Router writes a Canary's routing into its VirtualService. It holds no state of its own:
 // everything it needs to undo its changes lives in the VirtualService.
 type Router struct {
 	client       client.Client
@@ -40,26 +41,42 @@ func New(c client.Client, fieldManager string) *Router {
 	return &Router{client: c, fieldManager: fieldManager}
 }
 
-// Apply sets the split to w: it applies the primary's and the canary's DestinationRules, then
-// creates or updates the VirtualService trafficctl owns, or takes over the apex routes of the
-// user's. A VirtualService that cannot carry the split is reported as a router.InvalidRouteError;
-// a write that lost a race with another writer returns an error to retry.
-func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, w router.Weights) error {
-	if err := checkWeights(w); err != nil {
+// Apply makes the VirtualService carry rt: it applies the primary's and the canary's
+// DestinationRules, then creates or updates the VirtualService trafficctl owns, or takes over the
+// apex routes of the user's. The split of rt goes on the apex routes, with the mirror and the
+// sticky-session cookies; the cohort and sticky-session routes go before them. A Canary or a
+// VirtualService that cannot carry rt is reported as a router.InvalidRouteError before anything is
+// written, except raw route fields of service (match, headers, corsPolicy) that Istio's schema
+// refuses, which only the apiserver can tell, on the VirtualService's write. A write that lost a
+// race with another writer returns an error to retry.
+func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, rt router.Routing) error {
+	s, err := strategyOf(cn, rt, destinationsOf(cn))
+	if err != nil {
 		return err
 	}
 	if cn.UserOwnsRoute() {
-		return r.applyUserRoute(ctx, cn, w)
+		return r.applyUserRoute(ctx, cn, s)
+	}
+	vs, err := ownedVirtualService(cn, s)
+	if err != nil {
+		return err
 	}
 	// The DestinationRules come first, so traffic never reaches a Service before its policy does.
 	if err := r.applyDestinationRules(ctx, cn); err != nil {
 		return err
 	}
-	return r.applyOwnedRoute(ctx, cn, w)
+	err = r.apply(ctx, vs)
+	if rejected(err) && hasRawRouteFields(cn) {
+		// The raw fields are the user's and the likely fault; only the user can fix them.
+		return fmt.Errorf("%w: %w", &router.InvalidRouteError{Message: fmt.Sprintf(
+			"Istio's VirtualService schema does not accept service.match, service.headers or service.corsPolicy of Canary %s/%s; correct them",
+			cn.Namespace, cn.Name)}, err)
+	}
+	return err
 }
 
-// Observe reads the VirtualService back: the weights its first apex route carries, and whether
-// Istio has reconciled its current generation, so a rollout waits for the mesh before it measures.
+// Observe reads the VirtualService back: the Routing its rules carry, and whether Istio has
+// reconciled its current generation, so a rollout waits for the mesh before it measures.
 func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (router.State, error) {
 	vs := &istionetv1.VirtualService{}
 	if err := r.client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.VirtualServiceName()}, vs); err != nil {
@@ -72,8 +89,8 @@ func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (router.State
 }
 
 // Release undoes Apply when a Canary goes away. The VirtualService and DestinationRules trafficctl
-// owns are left to the garbage collector; a VirtualService the user owns gets its apex routes'
-// original destinations back.
+// owns are left to the garbage collector; a VirtualService the user owns loses the routes
+// trafficctl added and gets its apex routes' original destinations and mirrors back.
 func (r *Router) Release(ctx context.Context, cn *v1alpha1.Canary) error {
 	if !cn.UserOwnsRoute() {
 		return nil
@@ -81,27 +98,60 @@ func (r *Router) Release(ctx context.Context, cn *v1alpha1.Canary) error {
 	return r.releaseUserRoute(ctx, cn)
 }
 
-// checkWeights rejects a split Istio would refuse: the CRD schema does not bound weights, but
-// Istio's validation wants each between 0 and 100 and all of a route's adding up to 100.
-func checkWeights(w router.Weights) error {
-	if w.Primary < 0 || w.Canary < 0 || w.Primary+w.Canary != 100 {
-		return fmt.Errorf("weights %s are not a split Istio accepts: each must be between 0 and 100 and they must add up to 100", w)
+// ownedVirtualService is the whole VirtualService trafficctl owns: the strategy's routes, then one
+// route split between the primary and canary Services, restricted to service.match. Every route
+// carries the Canary's timeout, retries, headers and CORS policy.
+func ownedVirtualService(cn *v1alpha1.Canary, s strategy) (*unstructured.Unstructured, error) {
+	d := destinationsOf(cn)
+	apex, err := ownedRouteSettings(cn)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	apex["name"] = d.apex
+	http, err := s.expand(apex, 0, shortHost, d.port, fmt.Sprintf("service.match of Canary %s/%s", cn.Namespace, cn.Name))
+	if err != nil {
+		return nil, err
+	}
+
+	hosts := cn.Spec.Service.Hosts
+	if len(hosts) == 0 {
+		hosts = []string{d.apex}
+	}
+	spec := map[string]any{
+		"hosts": stringsToAny(hosts),
+		"http":  http,
+	}
+	if len(cn.Spec.Service.Gateways) > 0 {
+		spec["gateways"] = stringsToAny(cn.Spec.Service.Gateways)
+	}
+
+	vs := ownedObject(cn, virtualServiceGVK, d.virtualService)
+	vs.Object["spec"] = spec
+	return vs, nil
 }
 
-// applyOwnedRoute writes the whole VirtualService trafficctl owns: one catch-all HTTP route split
-// between the primary and canary Services, with the Canary's timeout and retries.
-func (r *Router) applyOwnedRoute(ctx context.Context, cn *v1alpha1.Canary, w router.Weights) error {
-	d := destinationsOf(cn)
-	route := map[string]any{
-		"name":  d.apex,
-		"route": d.split(shortHost, d.port, w),
+// ownedRouteSettings are the fields of service every HTTP route of the VirtualService trafficctl
+// owns carries: its match (which the strategy's routes narrow), timeout, retries, headers and
+// CORS policy. The raw fields are sent as the user wrote them, so the apiserver checks them
+// against the installed Istio schema.
+func ownedRouteSettings(cn *v1alpha1.Canary) (map[string]any, error) {
+	svc := cn.Spec.Service
+	route := map[string]any{}
+	if len(svc.Match) > 0 {
+		matches := make([]any, len(svc.Match))
+		for i := range svc.Match {
+			m, err := decodeRaw(cn, fmt.Sprintf("service.match[%d]", i), &svc.Match[i])
+			if err != nil {
+				return nil, err
+			}
+			matches[i] = m
+		}
+		route["match"] = matches
 	}
-	if cn.Spec.Service.Timeout != "" {
-		route["timeout"] = cn.Spec.Service.Timeout
+	if svc.Timeout != "" {
+		route["timeout"] = svc.Timeout
 	}
-	if rt := cn.Spec.Service.Retries; rt != nil {
+	if rt := svc.Retries; rt != nil {
 		retries := map[string]any{"attempts": int64(rt.Attempts)}
 		if rt.PerTryTimeout != "" {
 			retries["perTryTimeout"] = rt.PerTryTimeout
@@ -111,22 +161,23 @@ func (r *Router) applyOwnedRoute(ctx context.Context, cn *v1alpha1.Canary, w rou
 		}
 		route["retries"] = retries
 	}
+	for field, raw := range map[string]*runtime.RawExtension{"headers": svc.Headers, "corsPolicy": svc.CorsPolicy} {
+		if raw == nil {
+			continue
+		}
+		v, err := decodeRaw(cn, "service."+field, raw)
+		if err != nil {
+			return nil, err
+		}
+		route[field] = v
+	}
+	return route, nil
+}
 
-	hosts := cn.Spec.Service.Hosts
-	if len(hosts) == 0 {
-		hosts = []string{d.apex}
-	}
-	spec := map[string]any{
-		"hosts": stringsToAny(hosts),
-		"http":  []any{route},
-	}
-	if len(cn.Spec.Service.Gateways) > 0 {
-		spec["gateways"] = stringsToAny(cn.Spec.Service.Gateways)
-	}
-
-	vs := ownedObject(cn, virtualServiceGVK, d.virtualService)
-	vs.Object["spec"] = spec
-	return r.apply(ctx, vs)
+// hasRawRouteFields reports whether cn sets a route field trafficctl passes to Istio unchecked.
+func hasRawRouteFields(cn *v1alpha1.Canary) bool {
+	svc := cn.Spec.Service
+	return len(svc.Match) > 0 || svc.Headers != nil || svc.CorsPolicy != nil
 }
 
 // ownedObject is the skeleton of an object trafficctl owns on behalf of cn: labelled as

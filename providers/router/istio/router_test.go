@@ -38,7 +38,7 @@ func TestOwnedVirtualService(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, router.State{Found: false}, state, "no VirtualService before the first Apply")
 
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 90, Canary: 10}))
+	require.NoError(t, r.Apply(ctx, cn, weights(90, 10)))
 
 	vs := getVS(t, ns, "podinfo")
 	assertOwnedByCanary(t, vs, cn)
@@ -71,24 +71,24 @@ func TestOwnedVirtualService(t *testing.T) {
 	// Istio without its status feature writes no status: no signal, so nothing to wait for.
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Weights: router.Weights{Primary: 90, Canary: 10}, Accepted: true}, state)
+	assert.Equal(t, router.State{Found: true, Routing: weights(90, 10), Accepted: true}, state)
 
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 50, Canary: 50}))
+	require.NoError(t, r.Apply(ctx, cn, weights(50, 50)))
 	vs = getVS(t, ns, "podinfo")
 	assert.Equal(t, int64(2), vs.GetGeneration())
 	assert.Equal(t, split("podinfo-primary", 9898, 50, "podinfo-canary", 50), httpRoutes(t, vs)[0].(map[string]any)["route"])
 
 	// Applying the weights the VirtualService already carries writes nothing.
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 50, Canary: 50}))
+	require.NoError(t, r.Apply(ctx, cn, weights(50, 50)))
 	assert.Equal(t, int64(2), getVS(t, ns, "podinfo").GetGeneration())
 
 	// A zero weight stays in place, so the canary's destination is never dropped.
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 100, Canary: 0}))
+	require.NoError(t, r.Apply(ctx, cn, weights(100, 0)))
 	assert.Equal(t, split("podinfo-primary", 9898, 100, "podinfo-canary", 0), httpRoutes(t, getVS(t, ns, "podinfo"))[0].(map[string]any)["route"])
 
 	// Dropping the traffic policy from the Canary drops it from the DestinationRules.
 	cn.Spec.Service.TrafficPolicy = nil
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 100, Canary: 0}))
+	require.NoError(t, r.Apply(ctx, cn, weights(100, 0)))
 	assert.Equal(t, map[string]any{"host": "podinfo-canary"}, spec(t, get(t, "DestinationRule", ns, "podinfo-canary")))
 
 	// The garbage collector, through the owner references, removes everything with the Canary.
@@ -102,7 +102,7 @@ func TestOwnedVirtualServiceDefaults(t *testing.T) {
 	cn := newCanary(t, ns, func(cn *v1alpha1.Canary) { cn.Spec.Service.Name = "shop" })
 	r := istio.New(env.Client, fieldManager)
 
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 100, Canary: 0}))
+	require.NoError(t, r.Apply(ctx, cn, weights(100, 0)))
 	assert.Equal(t, map[string]any{
 		"hosts": []any{"shop"},
 		"http": []any{map[string]any{
@@ -119,10 +119,10 @@ func TestObserveStatus(t *testing.T) {
 	ns := newNamespace(t)
 	cn := newCanary(t, ns)
 	r := istio.New(env.Client, fieldManager)
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 90, Canary: 10}))
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
+	require.NoError(t, r.Apply(ctx, cn, weights(90, 10)))
+	require.NoError(t, r.Apply(ctx, cn, weights(80, 20)))
 	require.Equal(t, int64(2), getVS(t, ns, "podinfo").GetGeneration())
-	weights := router.Weights{Primary: 80, Canary: 20}
+	routing := weights(80, 20)
 
 	// istiod writes observedGeneration as a string (protobuf JSON of an int64).
 	setStatus(t, ns, "podinfo", map[string]any{"observedGeneration": "1"})
@@ -130,7 +130,7 @@ func TestObserveStatus(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, router.State{
 		Found:   true,
-		Weights: weights,
+		Routing: routing,
 		Message: "waiting for Istio to reconcile generation 2 of VirtualService " + ns + "/podinfo; it has seen generation 1",
 	}, state)
 
@@ -144,7 +144,7 @@ func TestObserveStatus(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, router.State{
 		Found:   true,
-		Weights: weights,
+		Routing: routing,
 		Message: `Istio has not reconciled VirtualService ` + ns + `/podinfo: condition Reconciled is "False": InProgress: 2/3 proxies up to date.`,
 	}, state)
 
@@ -154,10 +154,10 @@ func TestObserveStatus(t *testing.T) {
 	})
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Weights: weights, Accepted: true}, state)
+	assert.Equal(t, router.State{Found: true, Routing: routing, Accepted: true}, state)
 
 	// New weights are a new generation, which Istio has not reconciled yet.
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 50, Canary: 50}))
+	require.NoError(t, r.Apply(ctx, cn, weights(50, 50)))
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
 	assert.False(t, state.Accepted)
@@ -178,7 +178,7 @@ func TestUserVirtualService(t *testing.T) {
 		Message: "VirtualService " + ns + "/storefront still sends traffic to Service podinfo, not yet to podinfo-primary and podinfo-canary",
 	}, state, "before the takeover the VirtualService carries no split")
 
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
+	require.NoError(t, r.Apply(ctx, cn, weights(80, 20)))
 
 	vs := getVS(t, ns, "storefront")
 	assert.Equal(t, withApexDestinations(t, original, 80, 20), spec(t, vs), "only the apex route's destinations change")
@@ -188,9 +188,13 @@ func TestUserVirtualService(t *testing.T) {
 	record := vs.GetAnnotations()[istio.OriginalDestinationsAnnotation]
 	var recorded []any
 	require.NoError(t, json.Unmarshal([]byte(record), &recorded))
-	assert.Equal(t, []any{[]any{map[string]any{
-		"destination": map[string]any{"host": "podinfo", "port": map[string]any{"number": float64(9898)}},
-	}}}, recorded)
+	assert.Equal(t, []any{map[string]any{
+		"route": []any{map[string]any{
+			"destination": map[string]any{"host": "podinfo", "port": map[string]any{"number": float64(9898)}},
+		}},
+		"mirror":           map[string]any{"host": "shadow"},
+		"mirrorPercentage": map[string]any{"value": float64(10)},
+	}}, recorded, "the apex route's destinations and mirror")
 	assertFieldsOwned(t, vs, fieldManager, []string{`"f:http"`, istio.OriginalDestinationsAnnotation},
 		[]string{`"f:hosts"`, `"f:gateways"`, `"f:tcp"`, `"f:labels"`, "example.com/note"})
 	assertFieldsOwned(t, vs, "user", []string{`"f:hosts"`, `"f:gateways"`, `"f:tcp"`, `"f:labels"`, "example.com/note"}, nil)
@@ -207,9 +211,9 @@ func TestUserVirtualService(t *testing.T) {
 
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Weights: router.Weights{Primary: 80, Canary: 20}, Accepted: true}, state)
+	assert.Equal(t, router.State{Found: true, Routing: weights(80, 20), Accepted: true}, state)
 
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 40, Canary: 60}))
+	require.NoError(t, r.Apply(ctx, cn, weights(40, 60)))
 	vs = getVS(t, ns, "storefront")
 	assert.Equal(t, withApexDestinations(t, original, 40, 60), spec(t, vs))
 	assert.Equal(t, record, vs.GetAnnotations()[istio.OriginalDestinationsAnnotation], "the record is written once")
@@ -254,7 +258,7 @@ spec:
 	cn := newCanary(t, ns, withUserRoute("storefront"))
 	r := istio.New(env.Client, fieldManager)
 
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 70, Canary: 30}))
+	require.NoError(t, r.Apply(ctx, cn, weights(70, 30)))
 	routes := httpRoutes(t, getVS(t, ns, "storefront"))
 	assert.Equal(t, split("podinfo-primary."+ns+".svc.cluster.local", 8080, 70, "podinfo-canary."+ns+".svc.cluster.local", 30), routes[0].(map[string]any)["route"])
 	assert.Equal(t, split("podinfo-primary."+ns, 9898, 70, "podinfo-canary."+ns, 30), routes[1].(map[string]any)["route"])
@@ -264,7 +268,7 @@ spec:
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.Weights{Primary: 70, Canary: 30}, state.Weights)
+	assert.Equal(t, weights(70, 30), state.Routing)
 
 	require.NoError(t, r.Release(ctx, cn))
 	assert.Equal(t, spec(t, original), spec(t, getVS(t, ns, "storefront")))
@@ -279,7 +283,7 @@ func TestUserVirtualServiceEditedDuringRollout(t *testing.T) {
 	createUserVS(t, ns, userVS)
 	cn := newCanary(t, ns, withUserRoute("storefront"))
 	r := istio.New(env.Client, fieldManager)
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
+	require.NoError(t, r.Apply(ctx, cn, weights(80, 20)))
 
 	edited := getVS(t, ns, "storefront")
 	http := httpRoutes(t, edited)
@@ -291,7 +295,7 @@ func TestUserVirtualServiceEditedDuringRollout(t *testing.T) {
 	require.NoError(t, env.Client.Update(ctx, edited, client.FieldOwner("user")))
 	edited = getVS(t, ns, "storefront")
 
-	require.NoError(t, r.Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
+	require.NoError(t, r.Apply(ctx, cn, weights(80, 20)))
 	routes := httpRoutes(t, getVS(t, ns, "storefront"))
 	for _, i := range []int{0, 3} {
 		assert.Equal(t, split("podinfo-primary", 9898, 80, "podinfo-canary", 20), routes[i].(map[string]any)["route"], "route %d", i)
@@ -316,7 +320,7 @@ func TestUserVirtualServiceWithoutApexRoute(t *testing.T) {
 	cn := newCanary(t, ns, withUserRoute("storefront"))
 	r := istio.New(env.Client, fieldManager)
 
-	err := r.Apply(ctx, cn, router.Weights{Primary: 90, Canary: 10})
+	err := r.Apply(ctx, cn, weights(90, 10))
 	require.Error(t, err)
 	assert.True(t, router.IsInvalidRoute(err), "a VirtualService without an apex route is the user's to fix: %v", err)
 	assert.Equal(t, "VirtualService "+ns+"/storefront has no HTTP route to Service podinfo; "+
@@ -335,7 +339,7 @@ func TestMissingUserVirtualService(t *testing.T) {
 	cn := newCanary(t, ns, withUserRoute("storefront"))
 	r := istio.New(env.Client, fieldManager)
 
-	err := r.Apply(ctx, cn, router.Weights{Primary: 90, Canary: 10})
+	err := r.Apply(ctx, cn, weights(90, 10))
 	require.Error(t, err)
 	assert.False(t, router.IsInvalidRoute(err), "the user may create the VirtualService later, so this is retried")
 	assert.True(t, apierrors.IsNotFound(err), "%v", err)
@@ -361,7 +365,7 @@ func TestApplyRejectsInvalidTrafficPolicy(t *testing.T) {
 			cn.Name = name
 			cn.Spec.Service.Name = name
 		}, withTrafficPolicy(policy))
-		err := r.Apply(ctx, cn, router.Weights{Primary: 90, Canary: 10})
+		err := r.Apply(ctx, cn, weights(90, 10))
 		require.Error(t, err, name)
 		// Server-side apply reports a wrong type or an undeclared field as an internal error, a
 		// value the schema rejects as invalid; either way the apiserver refuses the policy, which only the user can fix.
@@ -380,7 +384,7 @@ func TestApplyRejectsOutOfRangeWeights(t *testing.T) {
 	r := istio.New(env.Client, fieldManager)
 
 	for _, w := range []router.Weights{{Primary: 120, Canary: -20}, {Primary: 50, Canary: 40}, {Primary: 0, Canary: 0}} {
-		err := r.Apply(ctx, owned, w)
+		err := r.Apply(ctx, owned, router.Routing{Weights: w})
 		require.Error(t, err, "%s", w)
 		assert.Contains(t, err.Error(), "add up to 100")
 	}
@@ -392,7 +396,7 @@ func TestApplyRejectsOutOfRangeWeights(t *testing.T) {
 		cn.Name = "podinfo-user"
 		withUserRoute("storefront")(cn)
 	})
-	require.Error(t, r.Apply(ctx, user, router.Weights{Primary: 101, Canary: -1}))
+	require.Error(t, r.Apply(ctx, user, weights(101, -1)))
 	assert.Equal(t, original.GetResourceVersion(), getVS(t, ns, "storefront").GetResourceVersion())
 }
 
@@ -432,7 +436,7 @@ func TestUserVirtualServiceConflict(t *testing.T) {
 	})
 	r := istio.New(racing, fieldManager)
 
-	err = r.Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20})
+	err = r.Apply(ctx, cn, weights(80, 20))
 	require.Error(t, err)
 	assert.True(t, apierrors.IsConflict(err), "%v", err)
 	vs := getVS(t, ns, "storefront")
@@ -440,7 +444,7 @@ func TestUserVirtualServiceConflict(t *testing.T) {
 	assert.NotContains(t, vs.GetAnnotations(), istio.OriginalDestinationsAnnotation)
 
 	// The retry reads the new version and succeeds.
-	require.NoError(t, istio.New(env.Client, fieldManager).Apply(ctx, cn, router.Weights{Primary: 80, Canary: 20}))
+	require.NoError(t, istio.New(env.Client, fieldManager).Apply(ctx, cn, weights(80, 20)))
 	routes := httpRoutes(t, getVS(t, ns, "storefront"))
 	assert.Equal(t, "7s", routes[1].(map[string]any)["timeout"])
 	assert.Equal(t, split("podinfo-primary", 9898, 80, "podinfo-canary", 20), routes[0].(map[string]any)["route"])
@@ -516,6 +520,11 @@ func httpRoutes(t *testing.T, vs *unstructured.Unstructured) []any {
 	http, ok := spec(t, vs, "http").([]any)
 	require.True(t, ok, "spec.http is a list")
 	return http
+}
+
+// weights is the Routing of a plain weighted split.
+func weights(primary, canary int32) router.Routing {
+	return router.Routing{Weights: router.Weights{Primary: primary, Canary: canary}}
 }
 
 // split is a destinations list as the apiserver stores it.

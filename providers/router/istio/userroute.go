@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	istionetapi "istio.io/api/networking/v1"
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -16,9 +17,12 @@ import (
 	"github.com/trafficctl/trafficctl/providers/router"
 )
 
-// OriginalDestinationsAnnotation holds, on a user's VirtualService, the route (destinations) list
-// each apex HTTP route had before trafficctl took it over, as a JSON list in the order of the apex
-// routes, so Release can put them back after the controller has restarted any number of times.
+// OriginalDestinationsAnnotation holds, on a user's VirtualService, what each apex HTTP route had
+// before trafficctl took it over, so Release can put it back after the controller has restarted
+// any number of times: a JSON list in the order of the apex routes, each entry an object with the
+// route's destinations ("route") and its mirror fields ("mirror", "mirrorPercentage" and the like)
+// as the user wrote them; a field the route did not have is absent. Earlier versions of trafficctl
+// recorded only the destinations, each entry a list; those records are still read.
 const OriginalDestinationsAnnotation = "trafficctl.io/original-destinations"
 
 // userRoute is a user's VirtualService as read for a rewrite. obj is the object as stored, so that
@@ -30,11 +34,14 @@ type userRoute struct {
 	typed *istionetv1.VirtualService
 }
 
-// applyUserRoute points the apex routes of the user's VirtualService at the primary and canary
-// Services with weights w, recording their original destinations the first time. The
-// DestinationRules are applied once the VirtualService is known to have an apex route, so a
+// applyUserRoute makes the apex routes of the user's VirtualService carry the strategy: each is
+// split between the primary and canary Services (with the mirror and sticky-session cookies), with
+// the strategy's routes inserted before it. Routes trafficctl added earlier are dropped first. The
+// apex routes' original destinations are recorded the first time, their mirrors whenever
+// trafficctl's own mirror is not in place, so a user's edit to a mirror is what Release keeps.
+// The DestinationRules are applied once the VirtualService is known to carry the strategy, so a
 // VirtualService trafficctl cannot use leaves nothing behind.
-func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, w router.Weights) error {
+func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, s strategy) error {
 	d := destinationsOf(cn)
 	vs, err := r.getUserRoute(ctx, d)
 	if err != nil {
@@ -44,48 +51,66 @@ func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, w rout
 	if err != nil {
 		return err
 	}
+	if len(s.extra) > 0 {
+		if err := vs.checkNames(d); err != nil {
+			return err
+		}
+	}
 
-	var originals []any
-	changed := false
+	var http, originals []any
+	user := 0 // the place of a route among the user's own, for messages
 	for i, route := range vs.typed.Spec.GetHttp() {
+		if d.derivedKind(route) != "" {
+			continue // rebuilt below from the apex route it was derived from
+		}
+		user++
+		stored := vs.route(i)
 		toApex, split := d.classify(route)
 		form, port := d.target(route)
+		var original map[string]any
 		switch {
 		case split && len(recorded) > 0:
-			originals, recorded = append(originals, recorded[0]), recorded[1:]
+			original, recorded = recorded[0], recorded[1:]
 		case split:
 			// Taken over, but the record is gone: the apex Service is the best thing to restore.
-			originals = append(originals, []any{destination(d.apex+string(form), port)})
-			changed = true
+			original = map[string]any{"route": []any{destination(d.apex+string(form), port)}}
 		case toApex:
-			originals = append(originals, vs.route(i)["route"])
-			changed = true
+			original = map[string]any{"route": stored["route"]}
 		default:
+			http = append(http, stored)
 			continue
 		}
-		vs.route(i)["route"] = d.split(form, port, w)
+		if !d.mirrorsToCanary(route) {
+			// The route's mirror is the user's, maybe edited since it was recorded: it is what
+			// Release must put back.
+			original = withMirror(original, stored)
+		}
+
+		describe := fmt.Sprintf("HTTP route %s of VirtualService %s/%s", routeName(route, user), d.namespace, d.virtualService)
+		routes, err := s.expand(restore(stored, original), len(originals), form, port, describe)
+		if err != nil {
+			return err
+		}
+		http = append(http, routes...)
+		originals = append(originals, original)
 	}
 	if len(originals) == 0 {
 		return d.noApexRoute()
 	}
 
-	record := vs.obj.GetAnnotations()[OriginalDestinationsAnnotation]
-	if changed || record == "" {
-		data, err := json.Marshal(originals)
-		if err != nil {
-			return fmt.Errorf("encode original destinations of VirtualService %s/%s: %w", d.namespace, d.virtualService, err)
-		}
-		record = string(data)
+	data, err := json.Marshal(originals)
+	if err != nil {
+		return fmt.Errorf("encode original routes of VirtualService %s/%s: %w", d.namespace, d.virtualService, err)
 	}
 	if err := r.applyDestinationRules(ctx, cn); err != nil {
 		return err
 	}
-	return r.applyHTTP(ctx, vs, record)
+	return r.applyHTTP(ctx, vs, http, string(data))
 }
 
-// releaseUserRoute gives the apex routes of the user's VirtualService their recorded destinations
-// back and drops the record. A VirtualService that is gone, or that trafficctl never took over, is
-// left alone.
+// releaseUserRoute drops the routes trafficctl added to the user's VirtualService, gives the apex
+// routes their recorded destinations and mirrors back, and drops the record. A VirtualService that
+// is gone, or that trafficctl never took over, is left alone.
 func (r *Router) releaseUserRoute(ctx context.Context, cn *v1alpha1.Canary) error {
 	d := destinationsOf(cn)
 	vs, err := r.getUserRoute(ctx, d)
@@ -103,32 +128,88 @@ func (r *Router) releaseUserRoute(ctx context.Context, cn *v1alpha1.Canary) erro
 		return err
 	}
 
+	var http []any
 	restored := 0
 	for i, route := range vs.typed.Spec.GetHttp() {
-		if _, split := d.classify(route); !split {
+		if d.derivedKind(route) != "" {
 			continue
 		}
-		if restored < len(recorded) {
-			vs.route(i)["route"] = recorded[restored]
+		stored := vs.route(i)
+		if _, split := d.classify(route); split {
+			if restored < len(recorded) {
+				original := recorded[restored]
+				if !d.mirrorsToCanary(route) {
+					original = withMirror(original, stored) // the user's, maybe edited during the rollout
+				}
+				stored = restore(stored, original)
+			}
+			restored++
 		}
-		restored++
+		http = append(http, stored)
 	}
 	if restored != len(recorded) {
 		return &router.InvalidRouteError{Message: fmt.Sprintf(
 			"VirtualService %s/%s has %d HTTP routes that send traffic to Services %s and %s, but annotation %s records the destinations of %d; restore their destinations by hand and remove the annotation",
 			d.namespace, d.virtualService, restored, d.primary, d.canary, OriginalDestinationsAnnotation, len(recorded))}
 	}
-	return r.applyHTTP(ctx, vs, "")
+	return r.applyHTTP(ctx, vs, http, "")
 }
 
-// applyHTTP writes the VirtualService's HTTP routes, and the record of original destinations
+// restore is a copy of route with the fields trafficctl rewrites (destinations and mirror) as
+// original records them: the apex route as the user wrote it.
+func restore(route, original map[string]any) map[string]any {
+	out := runtime.DeepCopyJSON(route)
+	for _, f := range mirrorFields {
+		delete(out, f)
+	}
+	for k, v := range original {
+		out[k] = runtime.DeepCopyJSONValue(v)
+	}
+	return out
+}
+
+// withMirror is a copy of original with route's mirror fields in place of the ones it records.
+func withMirror(original, route map[string]any) map[string]any {
+	out := runtime.DeepCopyJSON(original)
+	for _, f := range mirrorFields {
+		delete(out, f)
+		if v, ok := route[f]; ok {
+			out[f] = runtime.DeepCopyJSONValue(v)
+		}
+	}
+	return out
+}
+
+// routeName names an HTTP route in messages: by its name, or by its place among the user's
+// routes, counting from 1.
+func routeName(route *istionetapi.HTTPRoute, place int) string {
+	if route.GetName() != "" {
+		return fmt.Sprintf("%q", route.GetName())
+	}
+	return fmt.Sprintf("#%d", place)
+}
+
+// checkNames rejects a VirtualService with a route of the user's that carries a name trafficctl
+// gives the routes it adds, which would then be ambiguous.
+func (u *userRoute) checkNames(d destinations) error {
+	for _, route := range u.typed.Spec.GetHttp() {
+		if derivedRouteName.MatchString(route.GetName()) && d.derivedKind(route) == "" {
+			return &router.InvalidRouteError{Message: fmt.Sprintf(
+				"HTTP route %q of VirtualService %s/%s carries a name trafficctl gives the routes it adds; rename it",
+				route.GetName(), d.namespace, d.virtualService)}
+		}
+	}
+	return nil
+}
+
+// applyHTTP writes http as the VirtualService's HTTP routes, and the record of original routes
 // unless it is empty, and nothing else: the user's field manager keeps every other field.
 // spec.http is an atomic list, so the whole list is applied, and the live resourceVersion makes a
 // write that raced with another writer fail with a conflict rather than undo the other write.
 //
 // Once trafficctl has applied spec.http it is its only owner, so every later apply under its field
 // manager must carry it: an apply without it would delete the HTTP routes.
-func (r *Router) applyHTTP(ctx context.Context, vs *userRoute, record string) error {
+func (r *Router) applyHTTP(ctx context.Context, vs *userRoute, http []any, record string) error {
 	patch := &unstructured.Unstructured{}
 	patch.SetGroupVersionKind(virtualServiceGVK)
 	patch.SetNamespace(vs.obj.GetNamespace())
@@ -137,7 +218,7 @@ func (r *Router) applyHTTP(ctx context.Context, vs *userRoute, record string) er
 	if record != "" {
 		patch.SetAnnotations(map[string]string{OriginalDestinationsAnnotation: record})
 	}
-	if err := unstructured.SetNestedSlice(patch.Object, vs.http, "spec", "http"); err != nil {
+	if err := unstructured.SetNestedSlice(patch.Object, http, "spec", "http"); err != nil {
 		return fmt.Errorf("build apply of VirtualService %s/%s: %w", vs.obj.GetNamespace(), vs.obj.GetName(), err)
 	}
 	return r.apply(ctx, patch)
@@ -173,18 +254,38 @@ func (r *Router) getUserRoute(ctx context.Context, d destinations) (*userRoute, 
 // route is the stored form of HTTP route i, to edit in place.
 func (u *userRoute) route(i int) map[string]any { return u.http[i].(map[string]any) }
 
-// recorded decodes the original destination lists from the annotation; none when it is absent.
-func (u *userRoute) recorded() ([]any, error) {
+// recorded decodes the original routes from the annotation, each an object holding the fields
+// trafficctl rewrites; none when it is absent. An entry in the earlier format, a list of
+// destinations, becomes an object with those destinations alone: trafficctl did not touch the
+// mirror then.
+func (u *userRoute) recorded() ([]map[string]any, error) {
 	data, ok := u.obj.GetAnnotations()[OriginalDestinationsAnnotation]
 	if !ok {
 		return nil, nil
 	}
-	var recorded []any
+	invalid := func(reason string) error {
+		return &router.InvalidRouteError{Message: fmt.Sprintf(
+			"annotation %s of VirtualService %s/%s is not the JSON trafficctl wrote (%s); restore the apex routes' destinations by hand and remove the annotation",
+			OriginalDestinationsAnnotation, u.obj.GetNamespace(), u.obj.GetName(), reason)}
+	}
+	var entries []any
 	// k8sjson keeps whole numbers as int64, the form unstructured objects hold them in.
-	if err := k8sjson.Unmarshal([]byte(data), &recorded); err != nil {
-		return nil, &router.InvalidRouteError{Message: fmt.Sprintf(
-			"annotation %s of VirtualService %s/%s is not the JSON trafficctl wrote (%v); restore the apex routes' destinations by hand and remove the annotation",
-			OriginalDestinationsAnnotation, u.obj.GetNamespace(), u.obj.GetName(), err)}
+	if err := k8sjson.Unmarshal([]byte(data), &entries); err != nil {
+		return nil, invalid(err.Error())
+	}
+	recorded := make([]map[string]any, len(entries))
+	for i, entry := range entries {
+		switch entry := entry.(type) {
+		case []any:
+			recorded[i] = map[string]any{"route": entry}
+		case map[string]any:
+			if _, ok := entry["route"].([]any); !ok {
+				return nil, invalid(fmt.Sprintf("entry %d has no route list", i))
+			}
+			recorded[i] = entry
+		default:
+			return nil, invalid(fmt.Sprintf("entry %d is neither an object nor a list", i))
+		}
 	}
 	return recorded, nil
 }

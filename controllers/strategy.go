@@ -1,0 +1,112 @@
+package controllers
+
+import (
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/providers/router/kubernetes"
+)
+
+// Strategy is how a rollout exposes the canary, chosen by the Canary's analysis fields.
+type Strategy string
+
+// The strategies. Each runs on every router that can carry it; CRD validation keeps provider
+// kubernetes to BlueGreen and ReplicaRatio.
+const (
+	// StrategyCanary sends a growing share of traffic to the canary, step by step.
+	StrategyCanary Strategy = "Canary"
+	// StrategyABTesting sends the requests matching analysis.match, and only those, to the canary
+	// for analysis.iterations intervals.
+	StrategyABTesting Strategy = "ABTesting"
+	// StrategyBlueGreen keeps users off the canary (mirrored traffic aside) for
+	// analysis.iterations intervals, then switches all traffic to it at once.
+	StrategyBlueGreen Strategy = "BlueGreen"
+	// StrategyReplicaRatio is a weighted canary without a mesh: one Service selects both
+	// Deployments and the canary's share is its share of the ready pods.
+	StrategyReplicaRatio Strategy = "ReplicaRatio"
+)
+
+// StrategyOf reads the strategy off the spec.
+func StrategyOf(cn *v1alpha1.Canary) Strategy {
+	a := cn.Spec.Analysis
+	switch {
+	case a.Iterations != nil && len(a.Match) > 0:
+		return StrategyABTesting
+	case a.Iterations != nil:
+		return StrategyBlueGreen
+	case cn.Spec.Provider == v1alpha1.ProviderKubernetes:
+		return StrategyReplicaRatio
+	default:
+		return StrategyCanary
+	}
+}
+
+// Stage is one analysis step: what the route carries while its checks run.
+type Stage struct {
+	// Weight is the canary's share of the split, in percent.
+	Weight int32
+	// Cohort sends the A/B cohort to the canary.
+	Cohort bool
+	// Mirror is the share of requests copied to the canary, in percent.
+	Mirror int32
+}
+
+// Stages lists a rollout's analysis steps in order. A weighted canary with mirror starts with
+// a mirrored step at weight 0; blue/green and A/B run analysis.iterations equal steps.
+func Stages(cn *v1alpha1.Canary) []Stage {
+	a := cn.Spec.Analysis
+	var mirror int32
+	if a.Mirror {
+		mirror = 100
+		if a.MirrorWeight != nil {
+			mirror = *a.MirrorWeight
+		}
+	}
+	var stages []Stage
+	switch StrategyOf(cn) {
+	case StrategyABTesting:
+		for range *a.Iterations {
+			stages = append(stages, Stage{Cohort: true})
+		}
+	case StrategyBlueGreen:
+		for range *a.Iterations {
+			stages = append(stages, Stage{Mirror: mirror})
+		}
+	default:
+		if mirror > 0 {
+			stages = append(stages, Stage{Mirror: mirror})
+		}
+		for _, w := range Steps(a) {
+			stages = append(stages, Stage{Weight: w})
+		}
+	}
+	return stages
+}
+
+// RoutingFor is what the route must carry for a rollout standing at st: the current stage's
+// extra rules on top of st.CanaryWeight. Outside a rollout (and once finalising) it is the
+// resting routing, everything on the primary.
+func RoutingFor(cn *v1alpha1.Canary, st *v1alpha1.CanaryStatus) router.Routing {
+	r := router.Routing{Weights: router.ForCanary(st.CanaryWeight)}
+	if st.Phase != v1alpha1.PhaseProgressing && st.Phase != v1alpha1.PhasePromoting {
+		return r
+	}
+	stages := Stages(cn)
+	if st.Step >= 1 && int(st.Step) <= len(stages) {
+		stage := stages[st.Step-1]
+		r.Cohort = stage.Cohort
+		// Blue/green stops mirroring once it switches: the canary then gets every request.
+		if st.CanaryWeight < 100 {
+			r.Mirror = stage.Mirror
+		}
+	}
+	if cn.Spec.Analysis.SessionAffinity != nil && st.Step >= 1 {
+		r.Sticky = st.LastAppliedSpec
+	}
+	return r
+}
+
+// ratioWeight is the canary's real share under StrategyReplicaRatio when it asks for weight
+// beside primary replicas: pods come whole, so 5% beside 9 primaries is 1 pod, 10%.
+func ratioWeight(primary, weight int32) int32 {
+	return kubernetes.Share(primary, kubernetes.RatioReplicas(primary, weight))
+}

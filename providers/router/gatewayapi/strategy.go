@@ -1,0 +1,304 @@
+package gatewayapi
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/router"
+)
+
+// A strategy's rules are written in the stored (unstructured) form of an HTTPRoute rule, so the
+// same code serves the route trafficctl owns and a user's route, whose rules may carry fields this
+// module's types do not know. Every value is written fully defaulted (group "", kind Service,
+// weight 1, match type), so rules read back from the apiserver compare equal to the rules computed
+// for the same Routing, and an unchanged Routing writes nothing.
+
+const (
+	// splitRuleName names the catch-all rule of the route trafficctl owns.
+	splitRuleName = "split"
+
+	// maxCookies is how many cookies one analysis.match entry may set conditions on. A Gateway API
+	// match holds one condition per header, so the cookies share one regular expression on the
+	// Cookie header with an alternative for every order they may come in: n! alternatives.
+	maxCookies = 4
+)
+
+// derivedRuleName matches the names of the rules trafficctl adds before an apex rule: the cohort
+// rules (one per analysis.match entry) and the sticky-session rules. The rules added before the
+// second and later apex rules of a user's route carry "apex<k>-" to stay unique.
+var derivedRuleName = regexp.MustCompile(`^trafficctl-(?:apex[0-9]+-)?(cohort-[0-9]+|sticky-canary|sticky-primary)$`)
+
+// derivedName is the name of the rule of the given kind added before the k-th apex rule.
+func derivedName(k int, kind string) string {
+	if k == 0 {
+		return "trafficctl-" + kind
+	}
+	return fmt.Sprintf("trafficctl-apex%d-%s", k, kind)
+}
+
+// strategy is what a Routing asks of every apex rule: the rules to put before it, and the split it
+// carries itself.
+type strategy struct {
+	weights router.Weights
+	// extra are the rules put before each apex rule, in order.
+	extra []extraRule
+	// canaryCookie and primaryCookie are the Set-Cookie values added to the responses of the
+	// canary and primary backends of the split; "" for none.
+	canaryCookie, primaryCookie string
+	// mirror is the percent of the split's requests copied to the canary; 0 for none.
+	mirror int32
+}
+
+// extraRule sends the requests of an apex rule that also meet when to one Service only.
+type extraRule struct {
+	kind    string
+	when    conditions
+	service string
+	// source names the part of the Canary the conditions come from, for error messages.
+	source string
+}
+
+// conditions are header and query parameter matches, stored form, added to each match of an apex
+// rule.
+type conditions struct {
+	headers []any
+	query   []any
+}
+
+// strategyOf turns the Routing into rules, with the Canary's spec saying how each looks.
+func strategyOf(cn *v1alpha1.Canary, r router.Routing, b backends) (strategy, error) {
+	s := strategy{weights: r.Weights, mirror: r.Mirror}
+	if r.Cohort {
+		if len(cn.Spec.Analysis.Match) == 0 {
+			return strategy{}, fmt.Errorf("the routing asks for an A/B cohort, but Canary %s/%s has no analysis.match", cn.Namespace, cn.Name)
+		}
+		for i, m := range cn.Spec.Analysis.Match {
+			source := fmt.Sprintf("analysis.match[%d]", i)
+			when, err := cohortConditions(m, source)
+			if err != nil {
+				return strategy{}, err
+			}
+			s.extra = append(s.extra, extraRule{kind: fmt.Sprintf("cohort-%d", i), when: when, service: b.canary, source: source})
+		}
+	}
+	if r.Sticky != "" {
+		sa := cn.Spec.Analysis.SessionAffinity
+		if sa == nil {
+			return strategy{}, fmt.Errorf("the routing asks for sticky sessions, but Canary %s/%s has no analysis.sessionAffinity", cn.Namespace, cn.Name)
+		}
+		const source = "analysis.sessionAffinity"
+		s.extra = append(s.extra, extraRule{kind: "sticky-canary", when: stickyConditions(sa.CookieName, r.Sticky), service: b.canary, source: source})
+		s.canaryCookie = router.SetCookie(sa.CookieName, r.Sticky, sa.MaxAge)
+		if sa.PrimaryCookieName != "" {
+			s.extra = append(s.extra, extraRule{kind: "sticky-primary", when: stickyConditions(sa.PrimaryCookieName, r.Sticky), service: b.primary, source: source})
+			s.primaryCookie = router.SetCookie(sa.PrimaryCookieName, r.Sticky, sa.MaxAge)
+		}
+	}
+	return s, nil
+}
+
+// cohortConditions translates one analysis.match entry. Gateway API header and query matches are
+// Exact or RegularExpression, so a prefix becomes a regular expression; cookies become one
+// regular expression on the Cookie header.
+func cohortConditions(m v1alpha1.HTTPMatch, source string) (conditions, error) {
+	var c conditions
+	for _, name := range router.SortedKeys(m.Headers) {
+		c.headers = append(c.headers, valueMatch(name, m.Headers[name]))
+	}
+	if len(m.Cookies) > 0 {
+		re, err := cookiesRegex(m.Cookies, source)
+		if err != nil {
+			return conditions{}, err
+		}
+		c.headers = append(c.headers, regexMatch("Cookie", re))
+	}
+	for _, name := range router.SortedKeys(m.QueryParams) {
+		c.query = append(c.query, valueMatch(name, m.QueryParams[name]))
+	}
+	return c, nil
+}
+
+// stickyConditions match a request carrying the session-affinity cookie name=value.
+func stickyConditions(name, value string) conditions {
+	return conditions{headers: []any{regexMatch("Cookie", router.StickyCookieRegex(name, value))}}
+}
+
+// valueMatch is a header or query parameter match, which share their form.
+func valueMatch(name string, m v1alpha1.StringMatch) map[string]any {
+	if m.Exact != "" {
+		return map[string]any{"name": name, "type": string(gatewayv1.HeaderMatchExact), "value": m.Exact}
+	}
+	return regexMatch(name, router.Regex(m))
+}
+
+func regexMatch(name, re string) map[string]any {
+	return map[string]any{"name": name, "type": string(gatewayv1.HeaderMatchRegularExpression), "value": re}
+}
+
+// cookiesRegex matches a Cookie header carrying every one of cookies, in whatever order and among
+// whatever other cookies. For one cookie it is router.CookieHeaderRegex.
+func cookiesRegex(cookies map[string]v1alpha1.StringMatch, source string) (string, error) {
+	names := router.SortedKeys(cookies)
+	if len(names) == 1 {
+		return router.CookieHeaderRegex(names[0], cookies[names[0]]), nil
+	}
+	if len(names) > maxCookies {
+		return "", &router.InvalidRouteError{Message: fmt.Sprintf(
+			"%s sets conditions on %d cookies; with provider gatewayapi an entry can match at most %d cookies, so split the conditions over several analysis.match entries or match a header instead",
+			source, len(names), maxCookies)}
+	}
+	// Each cookie's own part of router.CookieHeaderRegex: name=value, without what may stand
+	// before and after it.
+	pairs := make(map[string]string, len(names))
+	for _, name := range names {
+		pairs[name] = strings.TrimSuffix(strings.TrimPrefix(router.CookieHeaderRegex(name, cookies[name]), cookieLead), cookieTail)
+	}
+	var alternatives []string
+	for _, order := range permutations(names) {
+		parts := make([]string, len(order))
+		for i, name := range order {
+			parts[i] = pairs[name]
+		}
+		alternatives = append(alternatives, cookieLead+strings.Join(parts, cookieTail+`;\s*`)+cookieTail)
+	}
+	return "(?:" + strings.Join(alternatives, "|") + ")", nil
+}
+
+// cookieLead and cookieTail are what router.CookieHeaderRegex allows before and after a cookie.
+const (
+	cookieLead = `(.*;\s*)?`
+	cookieTail = `(;.*)?`
+)
+
+// permutations lists every order of names, in lexicographic order when names are sorted.
+func permutations(names []string) [][]string {
+	if len(names) <= 1 {
+		return [][]string{slices.Clone(names)}
+	}
+	var out [][]string
+	for i, first := range names {
+		rest := slices.Concat(names[:i], names[i+1:])
+		for _, p := range permutations(rest) {
+			out = append(out, append([]string{first}, p...))
+		}
+	}
+	return out
+}
+
+// expand returns the rules that take the place of apex, a rule as the user wrote it (or the
+// catch-all rule of the route trafficctl owns): the strategy's extra rules, each a copy of apex
+// with the extra conditions added to every match and one backend, then apex itself split between
+// the primary and canary Services on port. k is apex's place among the apex rules, for the names.
+// The error is an InvalidRouteError when an extra condition cannot be added to apex's matches.
+func (s strategy) expand(apex map[string]any, k int, b backends, port int32) ([]any, error) {
+	var rules []any
+	for _, x := range s.extra {
+		rule := runtime.DeepCopyJSON(apex)
+		rule["name"] = derivedName(k, x.kind)
+		matches, err := x.when.addTo(matchesOf(apex))
+		if err != nil {
+			return nil, &router.InvalidRouteError{Message: fmt.Sprintf(
+				"the rule of HTTPRoute %s/%s that sends traffic to Service %s already matches %s, on which %s also sets a condition; the two cannot be combined in one Gateway API match, so remove one of them",
+				b.namespace, b.route, b.apex, err, x.source)}
+		}
+		rule["matches"] = matches
+		rule["backendRefs"] = []any{serviceRef(x.service, port, 1)}
+		rules = append(rules, rule)
+	}
+
+	split := runtime.DeepCopyJSON(apex)
+	primary, canary := serviceRef(b.primary, port, s.weights.Primary), serviceRef(b.canary, port, s.weights.Canary)
+	if s.primaryCookie != "" {
+		primary["filters"] = []any{setCookieFilter(s.primaryCookie)}
+	}
+	if s.canaryCookie != "" {
+		canary["filters"] = []any{setCookieFilter(s.canaryCookie)}
+	}
+	split["backendRefs"] = []any{primary, canary}
+	if s.mirror > 0 {
+		filters, _ := split["filters"].([]any)
+		split["filters"] = append(filters, mirrorFilter(b.canary, port, s.mirror))
+	}
+	return append(rules, split), nil
+}
+
+// matchesOf is rule's matches; none means every request, which Gateway API writes as a "/" prefix.
+func matchesOf(rule map[string]any) []any {
+	if matches, _ := rule["matches"].([]any); len(matches) > 0 {
+		return matches
+	}
+	return []any{map[string]any{"path": map[string]any{"type": string(gatewayv1.PathMatchPathPrefix), "value": "/"}}}
+}
+
+// addTo returns a copy of matches with c's conditions added to each. A condition on a header or
+// query parameter a match already tests is an error naming it, unless the match tests it the
+// same way: a Gateway API match honours one condition per name.
+func (c conditions) addTo(matches []any) ([]any, error) {
+	out := make([]any, 0, len(matches))
+	for _, m := range matches {
+		match := runtime.DeepCopyJSONValue(m).(map[string]any)
+		for _, field := range []struct {
+			key        string
+			what       string
+			conditions []any
+			sameName   func(a, b string) bool
+		}{
+			// Header names are case-insensitive, query parameter names are not.
+			{"headers", "header", c.headers, strings.EqualFold},
+			{"queryParams", "query parameter", c.query, func(a, b string) bool { return a == b }},
+		} {
+			if len(field.conditions) == 0 {
+				continue
+			}
+			have, _ := match[field.key].([]any)
+			for _, cond := range field.conditions {
+				add := cond.(map[string]any)
+				duplicate := false
+				for _, h := range have {
+					existing, _ := h.(map[string]any)
+					name, _ := existing["name"].(string)
+					if !field.sameName(name, add["name"].(string)) {
+						continue
+					}
+					if existing["type"] != add["type"] || existing["value"] != add["value"] {
+						return nil, fmt.Errorf("%s %s", field.what, name)
+					}
+					duplicate = true
+				}
+				if !duplicate {
+					have = append(have, runtime.DeepCopyJSONValue(add))
+				}
+			}
+			match[field.key] = have
+		}
+		out = append(out, match)
+	}
+	return out, nil
+}
+
+// setCookieFilter is the backendRef filter that pins a user to the backend that answered.
+func setCookieFilter(cookie string) map[string]any {
+	return map[string]any{
+		"type": string(gatewayv1.HTTPRouteFilterResponseHeaderModifier),
+		"responseHeaderModifier": map[string]any{
+			"add": []any{map[string]any{"name": "Set-Cookie", "value": cookie}},
+		},
+	}
+}
+
+// mirrorFilter copies percent of a rule's requests to Service name.
+func mirrorFilter(name string, port, percent int32) map[string]any {
+	return map[string]any{
+		"type": string(gatewayv1.HTTPRouteFilterRequestMirror),
+		"requestMirror": map[string]any{
+			"backendRef": map[string]any{"group": "", "kind": "Service", "name": name, "port": int64(port)},
+			"percent":    int64(percent),
+		},
+	}
+}

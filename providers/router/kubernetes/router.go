@@ -1,0 +1,181 @@
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/router"
+)
+
+const (
+	// managedByLabel marks the Services trafficctl writes, so people and tools can tell them
+	// apart from their own.
+	managedByLabel = "app.kubernetes.io/managed-by"
+	managedByValue = "trafficctl"
+)
+
+// Router points a Canary's apex Service at the primary's pods, the canary's, or both. It holds
+// no state of its own: the Service's selector is the routing.
+type Router struct {
+	client       client.Client
+	fieldManager string
+}
+
+// New returns a Router that reads Deployments and writes Services through c under fieldManager,
+// the server-side apply manager that owns trafficctl's fields (such as "trafficctl").
+func New(c client.Client, fieldManager string) *Router {
+	return &Router{client: c, fieldManager: fieldManager}
+}
+
+// Apply points the apex Service at the pods rt asks for. In a blue/green rollout rt's weights
+// must put all traffic on one side, whose Deployment's selector the Service takes. For a weighted
+// canary the Service selects the pods of both Deployments and the weights are left to the
+// replica counts the controller sets, so Apply ignores them. A Service that already selects the
+// right pods is not written again.
+func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, rt router.Routing) error {
+	if rt.Cohort || rt.Mirror != 0 || rt.Sticky != "" {
+		return fmt.Errorf("provider kubernetes only chooses the pods Service %s/%s selects and cannot route %s", cn.Namespace, cn.ApexServiceName(), rt)
+	}
+	d, err := r.deployments(ctx, cn)
+	if err != nil {
+		return err
+	}
+	var selector map[string]string
+	if blueGreen(cn) {
+		selector, err = d.blueGreenSelector(cn, rt.Weights)
+	} else {
+		selector, err = d.ratioSelector(cn)
+	}
+	if err != nil {
+		return err
+	}
+	return r.applyService(ctx, cn, selector)
+}
+
+// Observe reads back which pods the apex Service selects and whether they are all there. In a
+// blue/green rollout the weights say which Deployment the selector picks; for a weighted canary
+// they are the canary's share of the available pods behind the Service. Either way the routing
+// is Accepted only once the selected Deployments have rolled out, since until then the pods do
+// not carry the traffic the weights claim.
+func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (router.State, error) {
+	svc, err := r.getService(ctx, cn)
+	if err != nil || svc == nil {
+		return router.State{}, err
+	}
+	d, err := r.deployments(ctx, cn)
+	if err != nil {
+		return router.State{}, err
+	}
+	if blueGreen(cn) {
+		return d.observeBlueGreen(svc), nil
+	}
+	return d.observeRatio(cn, svc)
+}
+
+// Release has nothing to undo: a Service trafficctl created goes with its Canary through the
+// owner reference, and an adopted one keeps selecting the primary, which serves the promoted
+// revision.
+func (r *Router) Release(context.Context, *v1alpha1.Canary) error { return nil }
+
+// blueGreen reports whether the Canary switches all traffic at once rather than running a
+// weighted canary.
+func blueGreen(cn *v1alpha1.Canary) bool { return cn.Spec.Analysis.Iterations != nil }
+
+// deployments reads the target and the primary, whose selectors and pod templates decide what
+// the Service selects.
+func (r *Router) deployments(ctx context.Context, cn *v1alpha1.Canary) (pair, error) {
+	target, err := r.getDeployment(ctx, cn.Namespace, cn.Spec.TargetRef.Name)
+	if err != nil {
+		return pair{}, err
+	}
+	primary, err := r.getDeployment(ctx, cn.Namespace, cn.PrimaryDeploymentName())
+	if err != nil {
+		return pair{}, err
+	}
+	return pair{target: target, primary: primary}, nil
+}
+
+func (r *Router) getDeployment(ctx context.Context, namespace, name string) (*appsv1.Deployment, error) {
+	d := &appsv1.Deployment{}
+	if err := r.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, d); err != nil {
+		return nil, fmt.Errorf("reading deployment %s/%s: %w", namespace, name, err)
+	}
+	return d, nil
+}
+
+// getService returns the apex Service, or nil when it does not exist.
+func (r *Router) getService(ctx context.Context, cn *v1alpha1.Canary) (*corev1.Service, error) {
+	svc := &corev1.Service{}
+	err := r.client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.ApexServiceName()}, svc)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading service %s/%s: %w", cn.Namespace, cn.ApexServiceName(), err)
+	}
+	return svc, nil
+}
+
+// applyService writes the apex Service with selector. A Service that existed before the Canary
+// is adopted but never owned, so deleting the Canary never deletes it. spec.selector is an
+// atomic map, so the apply replaces the whole selector, whoever wrote it before.
+func (r *Router) applyService(ctx context.Context, cn *v1alpha1.Canary, selector map[string]string) error {
+	existing, err := r.getService(ctx, cn)
+	if err != nil {
+		return err
+	}
+	owned := existing == nil || metav1.IsControlledBy(existing, cn)
+	if existing != nil && upToDate(existing, cn, selector, owned) {
+		return nil
+	}
+	svc := corev1ac.Service(cn.ApexServiceName(), cn.Namespace).
+		WithLabels(map[string]string{managedByLabel: managedByValue}).
+		WithSpec(corev1ac.ServiceSpec().
+			WithSelector(selector).
+			WithPorts(corev1ac.ServicePort().
+				WithName(cn.ServicePortName()).
+				WithProtocol(corev1.ProtocolTCP).
+				WithPort(cn.Spec.Service.Port).
+				WithTargetPort(cn.ServiceTargetPort())))
+	if owned {
+		svc.WithOwnerReferences(metav1ac.OwnerReference().
+			WithAPIVersion(v1alpha1.GroupVersion.String()).
+			WithKind("Canary").
+			WithName(cn.Name).
+			WithUID(cn.UID).
+			WithController(true).
+			WithBlockOwnerDeletion(true))
+	}
+	if err := r.client.Apply(ctx, svc, client.ForceOwnership, client.FieldOwner(r.fieldManager)); err != nil {
+		return fmt.Errorf("applying service %s/%s: %w", cn.Namespace, cn.ApexServiceName(), err)
+	}
+	return nil
+}
+
+// upToDate reports whether the live Service already carries everything applyService would write,
+// so a repeated Apply writes nothing.
+func upToDate(svc *corev1.Service, cn *v1alpha1.Canary, selector map[string]string, owned bool) bool {
+	if !maps.Equal(svc.Spec.Selector, selector) || svc.Labels[managedByLabel] != managedByValue {
+		return false
+	}
+	if owned && !metav1.IsControlledBy(svc, cn) {
+		return false
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Name == cn.ServicePortName() && p.Port == cn.Spec.Service.Port &&
+			p.TargetPort == cn.ServiceTargetPort() && p.Protocol == corev1.ProtocolTCP {
+			return true
+		}
+	}
+	return false
+}

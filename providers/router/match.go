@@ -1,0 +1,92 @@
+package router
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+)
+
+// Both data planes match regular expressions against the whole value (RE2, as Envoy and Istio
+// do), so every expression built here describes a whole value.
+
+// Regex is a condition as one regular expression, for the dialects (Gateway API header and query
+// matches, Istio query matches) that have no prefix match.
+func Regex(m v1alpha1.StringMatch) string {
+	switch {
+	case m.Exact != "":
+		return regexp.QuoteMeta(m.Exact)
+	case m.Prefix != "":
+		return regexp.QuoteMeta(m.Prefix) + ".*"
+	default:
+		return m.Regex
+	}
+}
+
+// CookieHeaderRegex matches a Cookie header that carries cookie name with a value meeting m,
+// wherever it stands among the header's other cookies.
+func CookieHeaderRegex(name string, m v1alpha1.StringMatch) string {
+	var value string
+	switch {
+	case m.Exact != "":
+		value = regexp.QuoteMeta(m.Exact)
+	case m.Prefix != "":
+		value = regexp.QuoteMeta(m.Prefix) + "[^;]*"
+	default:
+		value = "(?:" + m.Regex + ")"
+	}
+	return `(.*;\s*)?` + regexp.QuoteMeta(name) + "=" + value + `(;.*)?`
+}
+
+// StickyCookieRegex matches a Cookie header carrying the session-affinity cookie name=value.
+func StickyCookieRegex(name, value string) string {
+	return CookieHeaderRegex(name, v1alpha1.StringMatch{Exact: value})
+}
+
+// SetCookie is the Set-Cookie header value that pins a user for maxAge seconds.
+func SetCookie(name, value string, maxAge int32) string {
+	if maxAge <= 0 {
+		maxAge = 86400
+	}
+	return fmt.Sprintf("%s=%s; Max-Age=%d; Path=/", name, value, maxAge)
+}
+
+// SortedKeys lists a condition map's names in order, so the rules a router writes are the same
+// on every pass and an unchanged Canary never rewrites its route.
+func SortedKeys(m map[string]v1alpha1.StringMatch) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// ValidateMatch checks what the CRD's schema cannot: that every regular expression of
+// analysis.match compiles. The error names the field, such as
+// analysis.match[0].headers[x-canary].regex.
+func ValidateMatch(matches []v1alpha1.HTTPMatch) error {
+	var problems []string
+	for i, m := range matches {
+		for _, field := range []struct {
+			name       string
+			conditions map[string]v1alpha1.StringMatch
+		}{{"headers", m.Headers}, {"cookies", m.Cookies}, {"queryParams", m.QueryParams}} {
+			for _, key := range SortedKeys(field.conditions) {
+				re := field.conditions[key].Regex
+				if re == "" {
+					continue
+				}
+				if _, err := regexp.Compile(re); err != nil {
+					problems = append(problems, fmt.Sprintf("invalid A/B match: analysis.match[%d].%s[%s].regex %q is not an RE2 regular expression: %v", i, field.name, key, re, err))
+				}
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
