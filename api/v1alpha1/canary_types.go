@@ -157,8 +157,10 @@ type CanaryService struct {
 	Hostnames []string `json:"hostnames,omitempty"`
 
 	// HTTPRouteRef names an HTTPRoute in the Canary's namespace that you own. trafficctl only
-	// rewrites the backendRefs of the rules that send traffic to the apex Service, and puts them
-	// back as they were when the Canary is deleted; every other rule, filter and field stays yours.
+	// rewrites the rules that send traffic to the apex Service: their backendRefs, a mirror filter,
+	// and, for an A/B cohort or sticky sessions, rules named trafficctl-... added before them. It
+	// puts everything back as it was when the Canary is deleted; every other rule, filter and
+	// field stays yours.
 	// +optional
 	HTTPRouteRef *LocalObjectReference `json:"httpRouteRef,omitempty"`
 
@@ -176,8 +178,10 @@ type CanaryService struct {
 	Hosts []string `json:"hosts,omitempty"`
 
 	// VirtualServiceRef names a VirtualService in the Canary's namespace that you own (provider
-	// istio). trafficctl only rewrites the destinations of the HTTP routes that send traffic to the
-	// apex Service, and puts them back as they were when the Canary is deleted.
+	// istio). trafficctl only rewrites the HTTP routes that send traffic to the apex Service: their
+	// destinations and mirror, and, for an A/B cohort or sticky sessions, routes named
+	// trafficctl-... added before them. It puts everything back as it was when the Canary is
+	// deleted.
 	// +optional
 	VirtualServiceRef *LocalObjectReference `json:"virtualServiceRef,omitempty"`
 

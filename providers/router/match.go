@@ -37,7 +37,63 @@ func CookieHeaderRegex(name string, m v1alpha1.StringMatch) string {
 	default:
 		value = "(?:" + m.Regex + ")"
 	}
-	return `(.*;\s*)?` + regexp.QuoteMeta(name) + "=" + value + `(;.*)?`
+	return cookieLead + regexp.QuoteMeta(name) + "=" + value + cookieTail
+}
+
+// MaxCookies is how many cookies one analysis.match entry may set conditions on. Both data
+// planes hold one condition per header in a match, so the cookies share one regular expression
+// on the Cookie header with an alternative for every order they may come in: n! alternatives.
+const MaxCookies = 4
+
+// cookieLead and cookieTail are what CookieHeaderRegex allows before and after a cookie.
+const (
+	cookieLead = `(.*;\s*)?`
+	cookieTail = `(;.*)?`
+)
+
+// CookiesHeaderRegex matches a Cookie header carrying every one of cookies, in whatever order
+// and among whatever other cookies. For one cookie it is CookieHeaderRegex. More than MaxCookies
+// is an InvalidRouteError that names source, the analysis.match entry.
+func CookiesHeaderRegex(cookies map[string]v1alpha1.StringMatch, source string) (string, error) {
+	names := SortedKeys(cookies)
+	if len(names) == 1 {
+		return CookieHeaderRegex(names[0], cookies[names[0]]), nil
+	}
+	if len(names) > MaxCookies {
+		return "", &InvalidRouteError{Message: fmt.Sprintf(
+			"%s sets conditions on %d cookies; an entry can match at most %d cookies, so split the conditions over several analysis.match entries or match a header instead",
+			source, len(names), MaxCookies)}
+	}
+	// Each cookie's own part of CookieHeaderRegex: name=value, without what may stand before and
+	// after it.
+	pairs := make(map[string]string, len(names))
+	for _, name := range names {
+		pairs[name] = strings.TrimSuffix(strings.TrimPrefix(CookieHeaderRegex(name, cookies[name]), cookieLead), cookieTail)
+	}
+	var alternatives []string
+	for _, order := range permutations(names) {
+		parts := make([]string, len(order))
+		for i, name := range order {
+			parts[i] = pairs[name]
+		}
+		alternatives = append(alternatives, cookieLead+strings.Join(parts, cookieTail+`;\s*`)+cookieTail)
+	}
+	return "(?:" + strings.Join(alternatives, "|") + ")", nil
+}
+
+// permutations lists every order of names, in lexicographic order when names are sorted.
+func permutations(names []string) [][]string {
+	if len(names) <= 1 {
+		return [][]string{slices.Clone(names)}
+	}
+	var out [][]string
+	for i, first := range names {
+		rest := slices.Concat(names[:i], names[i+1:])
+		for _, p := range permutations(rest) {
+			out = append(out, append([]string{first}, p...))
+		}
+	}
+	return out
 }
 
 // StickyCookieRegex matches a Cookie header carrying the session-affinity cookie name=value.

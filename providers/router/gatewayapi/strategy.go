@@ -3,7 +3,6 @@ package gatewayapi
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -22,11 +21,6 @@ import (
 const (
 	// splitRuleName names the catch-all rule of the route trafficctl owns.
 	splitRuleName = "split"
-
-	// maxCookies is how many cookies one analysis.match entry may set conditions on. A Gateway API
-	// match holds one condition per header, so the cookies share one regular expression on the
-	// Cookie header with an alternative for every order they may come in: n! alternatives.
-	maxCookies = 4
 )
 
 // derivedRuleName matches the names of the rules trafficctl adds before an apex rule: the cohort
@@ -112,7 +106,7 @@ func cohortConditions(m v1alpha1.HTTPMatch, source string) (conditions, error) {
 		c.headers = append(c.headers, valueMatch(name, m.Headers[name]))
 	}
 	if len(m.Cookies) > 0 {
-		re, err := cookiesRegex(m.Cookies, source)
+		re, err := router.CookiesHeaderRegex(m.Cookies, source)
 		if err != nil {
 			return conditions{}, err
 		}
@@ -139,56 +133,6 @@ func valueMatch(name string, m v1alpha1.StringMatch) map[string]any {
 
 func regexMatch(name, re string) map[string]any {
 	return map[string]any{"name": name, "type": string(gatewayv1.HeaderMatchRegularExpression), "value": re}
-}
-
-// cookiesRegex matches a Cookie header carrying every one of cookies, in whatever order and among
-// whatever other cookies. For one cookie it is router.CookieHeaderRegex.
-func cookiesRegex(cookies map[string]v1alpha1.StringMatch, source string) (string, error) {
-	names := router.SortedKeys(cookies)
-	if len(names) == 1 {
-		return router.CookieHeaderRegex(names[0], cookies[names[0]]), nil
-	}
-	if len(names) > maxCookies {
-		return "", &router.InvalidRouteError{Message: fmt.Sprintf(
-			"%s sets conditions on %d cookies; with provider gatewayapi an entry can match at most %d cookies, so split the conditions over several analysis.match entries or match a header instead",
-			source, len(names), maxCookies)}
-	}
-	// Each cookie's own part of router.CookieHeaderRegex: name=value, without what may stand
-	// before and after it.
-	pairs := make(map[string]string, len(names))
-	for _, name := range names {
-		pairs[name] = strings.TrimSuffix(strings.TrimPrefix(router.CookieHeaderRegex(name, cookies[name]), cookieLead), cookieTail)
-	}
-	var alternatives []string
-	for _, order := range permutations(names) {
-		parts := make([]string, len(order))
-		for i, name := range order {
-			parts[i] = pairs[name]
-		}
-		alternatives = append(alternatives, cookieLead+strings.Join(parts, cookieTail+`;\s*`)+cookieTail)
-	}
-	return "(?:" + strings.Join(alternatives, "|") + ")", nil
-}
-
-// cookieLead and cookieTail are what router.CookieHeaderRegex allows before and after a cookie.
-const (
-	cookieLead = `(.*;\s*)?`
-	cookieTail = `(;.*)?`
-)
-
-// permutations lists every order of names, in lexicographic order when names are sorted.
-func permutations(names []string) [][]string {
-	if len(names) <= 1 {
-		return [][]string{slices.Clone(names)}
-	}
-	var out [][]string
-	for i, first := range names {
-		rest := slices.Concat(names[:i], names[i+1:])
-		for _, p := range permutations(rest) {
-			out = append(out, append([]string{first}, p...))
-		}
-	}
-	return out
 }
 
 // expand returns the rules that take the place of apex, a rule as the user wrote it (or the

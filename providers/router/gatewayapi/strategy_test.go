@@ -1,75 +1,12 @@
 package gatewayapi
 
 import (
-	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/providers/router"
 )
-
-func TestCookiesRegex(t *testing.T) {
-	tests := []struct {
-		name     string
-		cookies  map[string]v1alpha1.StringMatch
-		match    []string
-		noMatch  []string
-		wantExpr string
-	}{
-		{
-			name:     "one cookie is router.CookieHeaderRegex",
-			cookies:  map[string]v1alpha1.StringMatch{"beta": {Exact: "yes"}},
-			wantExpr: `(.*;\s*)?beta=yes(;.*)?`,
-			match:    []string{"beta=yes", "a=1; beta=yes", "beta=yes; a=1"},
-			noMatch:  []string{"beta=no", "xbeta=yes", "beta=yess"},
-		},
-		{
-			name:    "every cookie, in either order",
-			cookies: map[string]v1alpha1.StringMatch{"beta": {Exact: "yes"}, "plan": {Prefix: "pro"}},
-			match: []string{
-				"beta=yes; plan=pro",
-				"plan=pro-annual; beta=yes",
-				"a=1; plan=pro; b=2; beta=yes; c=3",
-				"beta=yes;plan=pro",
-			},
-			noMatch: []string{"beta=yes", "plan=pro", "beta=yes; plan=free", "beta=no; plan=pro", "beta=yes plan=pro"},
-		},
-		{
-			name:    "three cookies",
-			cookies: map[string]v1alpha1.StringMatch{"a": {Exact: "1"}, "b": {Regex: "[0-9]+"}, "c": {Exact: "3"}},
-			match:   []string{"c=3; a=1; b=22", "b=2; c=3; a=1", "a=1; x=y; b=7; c=3"},
-			noMatch: []string{"a=1; b=x; c=3", "a=1; c=3"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			expr, err := cookiesRegex(tt.cookies, "analysis.match[0]")
-			require.NoError(t, err)
-			if tt.wantExpr != "" {
-				assert.Equal(t, tt.wantExpr, expr)
-			}
-			// Envoy matches the whole value.
-			re := regexp.MustCompile("^(?:" + expr + ")$")
-			for _, header := range tt.match {
-				assert.True(t, re.MatchString(header), "%q matches %s", header, expr)
-			}
-			for _, header := range tt.noMatch {
-				assert.False(t, re.MatchString(header), "%q does not match %s", header, expr)
-			}
-		})
-	}
-
-	five := map[string]v1alpha1.StringMatch{}
-	for _, name := range []string{"a", "b", "c", "d", "e"} {
-		five[name] = v1alpha1.StringMatch{Exact: "1"}
-	}
-	_, err := cookiesRegex(five, "analysis.match[2]")
-	assert.True(t, router.IsInvalidRoute(err), "%v", err)
-	assert.ErrorContains(t, err, "analysis.match[2] sets conditions on 5 cookies")
-}
 
 func TestAddConditions(t *testing.T) {
 	header := func(name, typ, value string) map[string]any {

@@ -18,11 +18,6 @@ import (
 // route, so the same code serves the VirtualService trafficctl owns and a user's, whose routes may
 // carry fields this module's Istio types do not know.
 
-// maxCookies is how many cookies one analysis.match entry may set conditions on. An Istio match
-// holds one condition per header, so the cookies share one regular expression on the Cookie
-// header with an alternative for every order they may come in: n! alternatives.
-const maxCookies = 4
-
 // derivedRouteName matches the names of the HTTP routes trafficctl adds before an apex route: the
 // cohort routes (one per analysis.match entry) and the sticky-session routes. The routes added
 // before the second and later apex routes of a user's VirtualService carry "apex<k>-" to stay
@@ -153,7 +148,7 @@ func cohortConditions(m v1alpha1.HTTPMatch, source string) (conditions, error) {
 		c.headers = set(c.headers, key, headerMatch(m.Headers[name]))
 	}
 	if len(m.Cookies) > 0 {
-		re, err := cookiesRegex(m.Cookies, source)
+		re, err := router.CookiesHeaderRegex(m.Cookies, source)
 		if err != nil {
 			return conditions{}, err
 		}
@@ -193,56 +188,6 @@ func set(m map[string]any, key string, value any) map[string]any {
 	}
 	m[key] = value
 	return m
-}
-
-// cookiesRegex matches a Cookie header carrying every one of cookies, in whatever order and among
-// whatever other cookies. For one cookie it is router.CookieHeaderRegex.
-func cookiesRegex(cookies map[string]v1alpha1.StringMatch, source string) (string, error) {
-	names := router.SortedKeys(cookies)
-	if len(names) == 1 {
-		return router.CookieHeaderRegex(names[0], cookies[names[0]]), nil
-	}
-	if len(names) > maxCookies {
-		return "", &router.InvalidRouteError{Message: fmt.Sprintf(
-			"%s sets conditions on %d cookies; with provider istio an entry can match at most %d cookies, so split the conditions over several analysis.match entries or match a header instead",
-			source, len(names), maxCookies)}
-	}
-	// Each cookie's own part of router.CookieHeaderRegex: name=value, without what may stand
-	// before and after it.
-	pairs := make(map[string]string, len(names))
-	for _, name := range names {
-		pairs[name] = strings.TrimSuffix(strings.TrimPrefix(router.CookieHeaderRegex(name, cookies[name]), cookieLead), cookieTail)
-	}
-	var alternatives []string
-	for _, order := range permutations(names) {
-		parts := make([]string, len(order))
-		for i, name := range order {
-			parts[i] = pairs[name]
-		}
-		alternatives = append(alternatives, cookieLead+strings.Join(parts, cookieTail+`;\s*`)+cookieTail)
-	}
-	return "(?:" + strings.Join(alternatives, "|") + ")", nil
-}
-
-// cookieLead and cookieTail are what router.CookieHeaderRegex allows before and after a cookie.
-const (
-	cookieLead = `(.*;\s*)?`
-	cookieTail = `(;.*)?`
-)
-
-// permutations lists every order of names, in lexicographic order when names are sorted.
-func permutations(names []string) [][]string {
-	if len(names) <= 1 {
-		return [][]string{slices.Clone(names)}
-	}
-	var out [][]string
-	for i, first := range names {
-		rest := slices.Concat(names[:i], names[i+1:])
-		for _, p := range permutations(rest) {
-			out = append(out, append([]string{first}, p...))
-		}
-	}
-	return out
 }
 
 // mirrorFields are the HTTP route fields that copy traffic elsewhere. Istio refuses a route that

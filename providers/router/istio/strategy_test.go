@@ -1,7 +1,6 @@
 package istio
 
 import (
-	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -10,39 +9,6 @@ import (
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
 )
-
-func TestCookiesRegex(t *testing.T) {
-	cookies := map[string]v1alpha1.StringMatch{
-		"beta":   {Exact: "yes"},
-		"region": {Prefix: "eu"},
-		"plan":   {Regex: "gold|platinum"},
-	}
-	re, err := cookiesRegex(cookies, "analysis.match[0]")
-	require.NoError(t, err)
-	whole := regexp.MustCompile("^(?:" + re + ")$") // Istio matches the whole value.
-
-	for header, want := range map[string]bool{
-		"beta=yes; region=eu-west; plan=gold":          true,
-		"plan=platinum;region=eu;beta=yes":             true,
-		"a=1; region=eu-1; b=2; beta=yes; plan=gold":   true,
-		"beta=yes; region=eu-west":                     false,
-		"beta=no; region=eu-west; plan=gold":           false,
-		"beta=yes; region=us-east; plan=gold":          false,
-		"beta=yes; region=eu-west; plan=silver":        false,
-		"xbeta=yes; region=eu-west; plan=gold":         false,
-		"beta=yes; region=eu-west; plan=gold; other=1": true,
-	} {
-		assert.Equal(t, want, whole.MatchString(header), "%q", header)
-	}
-
-	one, err := cookiesRegex(map[string]v1alpha1.StringMatch{"beta": {Exact: "yes"}}, "analysis.match[0]")
-	require.NoError(t, err)
-	assert.Equal(t, router.CookieHeaderRegex("beta", v1alpha1.StringMatch{Exact: "yes"}), one, "one cookie is the shared expression")
-
-	_, err = cookiesRegex(map[string]v1alpha1.StringMatch{"a": {Exact: "1"}, "b": {Exact: "1"}, "c": {Exact: "1"}, "d": {Exact: "1"}, "e": {Exact: "1"}}, "analysis.match[2]")
-	assert.True(t, router.IsInvalidRoute(err), "%v", err)
-	assert.EqualError(t, err, "analysis.match[2] sets conditions on 5 cookies; with provider istio an entry can match at most 4 cookies, so split the conditions over several analysis.match entries or match a header instead")
-}
 
 func TestCohortConditions(t *testing.T) {
 	c, err := cohortConditions(v1alpha1.HTTPMatch{
