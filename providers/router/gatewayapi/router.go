@@ -41,10 +41,17 @@ func New(c client.Client, fieldManager string) *Router {
 // rules than Gateway API allows) is reported as a router.InvalidRouteError; a write that lost a
 // race with another writer returns an error to retry.
 func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, routing router.Routing) error {
+	apply := r.applyOwnedRoute
 	if cn.UserOwnsRoute() {
-		return r.applyUserRoute(ctx, cn, routing)
+		apply = r.applyUserRoute
 	}
-	return r.applyOwnedRoute(ctx, cn, routing)
+	if err := apply(ctx, cn, routing); err != nil {
+		return err
+	}
+	if routing.Mirror > 0 && routing.Mirror < 100 {
+		return r.checkMirrorKept(ctx, cn, routing.Mirror)
+	}
+	return nil
 }
 
 // Observe reads the route back: the Routing its rules carry, and whether every parent has
