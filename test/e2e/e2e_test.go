@@ -5,8 +5,10 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +28,19 @@ var env *framework.Env
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
+// parallelScenarios is how many scenarios run at once unless -test.parallel says otherwise. A
+// scenario spends most of its time waiting out analysis intervals, not on a CPU, so running
+// them GOMAXPROCS at a time (go test's default) would make the suite take many times longer
+// on a small machine without relieving anything.
+const parallelScenarios = 24
+
 func run(m *testing.M) int {
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		_ = flag.Set("test.parallel", strconv.Itoa(parallelScenarios))
+	}
 	dir, err := os.MkdirTemp("", "trafficctl-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -84,6 +98,7 @@ func newApp(t *testing.T, ctx context.Context, o framework.AppOptions) *framewor
 				}
 			}
 			t.Logf("controller log (%s):\n%s", app.ControllerLog(), app.Controller.Tail(30))
+			t.Logf("routes now:\n%s", app.RoutesYAML(context.Background()))
 		}
 		app.Stop()
 	})
@@ -283,13 +298,7 @@ func TestCrashingCanaryFailsOnTheProgressDeadline(t *testing.T) {
 func TestIstioVirtualServiceRollout(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	app := newApp(t, ctx, framework.AppOptions{Namespace: "istio", Canary: func(cn *v1alpha1.Canary) {
-		host := cn.Spec.Service.Hostnames[0]
-		cn.Spec.Provider = v1alpha1.ProviderIstio
-		cn.Spec.Service.ParentRefs, cn.Spec.Service.Hostnames = nil, nil
-		cn.Spec.Service.Hosts = []string{host}
-		cn.Spec.Service.Gateways = []string{framework.GatewayNamespace + "/" + framework.GatewayName}
-	}})
+	app := newApp(t, ctx, framework.AppOptions{Namespace: "istio", Canary: useIstio})
 	assertOnlyVersion(t, ctx, app, "1.0.0")
 
 	require.NoError(t, app.Release(ctx, v2))

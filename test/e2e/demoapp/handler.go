@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +24,9 @@ type app struct {
 	served   atomic.Uint64 // requests answered so far; numbers them for the error schedule
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// shadow counts the requests a gateway mirrored here, so a test can tell them from requests
+	// a user is waiting on; they are in requests too, as every request is.
+	shadow prometheus.Counter
 }
 
 // newHandler builds the whole app, /healthz and /metrics included, with a private registry so
@@ -36,6 +41,10 @@ func newHandler(c config) http.Handler {
 			Name: "http_request_duration_seconds", Help: "Time to answer a request to the application.",
 			Buckets: latencyBuckets,
 		}, []string{"code", "method"}),
+		shadow: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "http_shadow_requests_total",
+			Help: "Requests to the application mirrored by a gateway, whose Host ends in -shadow.",
+		}),
 	}
 	// Series that exist from the start make a success ratio over a healthy pod 0/n, not empty.
 	for _, code := range []string{"200", "500"} {
@@ -43,7 +52,7 @@ func newHandler(c config) http.Handler {
 		a.duration.WithLabelValues(code, http.MethodGet)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(a.requests, a.duration)
+	reg.MustRegister(a.requests, a.duration, a.shadow)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") })
@@ -76,6 +85,18 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	labels := prometheus.Labels{"code": strconv.Itoa(code), "method": methodLabel(r.Method)}
 	a.requests.With(labels).Inc()
 	a.duration.With(labels).Observe(time.Since(start).Seconds())
+	if isShadow(r.Host) {
+		a.shadow.Inc()
+	}
+}
+
+// isShadow reports whether a request's Host carries the mark Envoy and Istio put on a mirrored
+// copy: podinfo.example.com becomes podinfo.example.com-shadow, with the port kept.
+func isShadow(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.HasSuffix(host, "-shadow")
 }
 
 // fails reports whether request i (from 0) is one of the errors: the count of errors after n

@@ -176,3 +176,27 @@ func TestLoadConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestMirroredRequestsAreCountedApart(t *testing.T) {
+	h := newHandler(config{version: "2.0.0"})
+	assert.Contains(t, get(t, h, "/metrics").Body.String(), "http_shadow_requests_total 0\n")
+	for _, host := range []string{"podinfo.example.com-shadow", "podinfo.example.com-shadow:8080", "podinfo.example.com", "shadow.example.com", "podinfo-shadow.example.com:80"} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusOK, rec.Code, host)
+	}
+	metrics := get(t, h, "/metrics").Body.String()
+	assert.Contains(t, metrics, "http_shadow_requests_total 2\n", "only the Hosts a mirror marks")
+	assert.Contains(t, metrics, `http_requests_total{code="200",method="GET"} 5`+"\n", "mirrored requests are requests too")
+}
+
+func TestIsShadow(t *testing.T) {
+	assert.True(t, isShadow("a.example.com-shadow"))
+	assert.True(t, isShadow("a.example.com-shadow:80"))
+	assert.True(t, isShadow("[::1]-shadow"))
+	assert.False(t, isShadow("a.example.com"))
+	assert.False(t, isShadow("a-shadow.example.com:80"))
+	assert.False(t, isShadow(""))
+}

@@ -17,8 +17,9 @@
 //
 // Endpoints: /healthz answers "ok" (the readiness probe); /metrics serves
 // http_requests_total{code,method} and the histogram http_request_duration_seconds{code,method}
-// for / requests only, without namespace or pod labels, which Prometheus attaches itself; every
-// other path is the application.
+// for / requests only, without namespace or pod labels, which Prometheus attaches itself, and
+// http_shadow_requests_total, the part of them a gateway mirrored (their Host ends in -shadow);
+// every other path is the application.
 package main
 
 import (

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"time"
@@ -47,7 +48,17 @@ type AppOptions struct {
 	Canary func(*v1alpha1.Canary)
 	// Rate is the load in requests per second; 0 for none.
 	Rate int
+	// PodLabels are added to the pod template beside the selector's label app: podinfo, such as
+	// app.kubernetes.io/name, which provider kubernetes' replica ratio selects both Deployments by.
+	PodLabels map[string]string
+	// Objects are created in the namespace before the Deployment and the Canary, such as a route
+	// the user owns. Each is updated with what the apiserver stored, so a test can later compare
+	// the object with what it was before trafficctl saw it.
+	Objects []client.Object
 }
+
+// Host is the host name an app in namespace is called by.
+func Host(namespace string) string { return namespace + ".example.com" }
 
 // App is the demo app podinfo in its own namespace, its Canary, a trafficctl controller
 // watching that namespace, and a load generator calling it through the data plane.
@@ -59,6 +70,9 @@ type App struct {
 	Load       *load.Generator
 	c          client.Client
 
+	// loads are the generators StartLoad started, stopped with the app.
+	loads []*load.Generator
+
 	weights *testenv.WeightLog
 }
 
@@ -67,9 +81,15 @@ const Name = "podinfo"
 
 // NewApp sets the scenario up and waits until the Canary is Initialized.
 func (e *Env) NewApp(ctx context.Context, o AppOptions) (*App, error) {
-	a := &App{env: e, Namespace: o.Namespace, Host: o.Namespace + ".example.com", c: e.Cluster.Client()}
+	a := &App{env: e, Namespace: o.Namespace, Host: Host(o.Namespace), c: e.Cluster.Client()}
 	if err := a.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace}}); err != nil {
 		return nil, err
+	}
+	for _, obj := range o.Objects {
+		obj.SetNamespace(o.Namespace)
+		if err := a.c.Create(ctx, obj); err != nil {
+			return nil, fmt.Errorf("creating %T %s: %w", obj, obj.GetName(), err)
+		}
 	}
 	var err error
 	if a.weights, err = testenv.WatchCanaryWeights(e.Cluster.Config(), o.Namespace, Name+"-canary"); err != nil {
@@ -80,13 +100,18 @@ func (e *Env) NewApp(ctx context.Context, o AppOptions) (*App, error) {
 		replicas = 2
 	}
 	labels := map[string]string{"app": Name}
+	podLabels := maps.Clone(o.PodLabels)
+	if podLabels == nil {
+		podLabels = map[string]string{}
+	}
+	maps.Copy(podLabels, labels)
 	deploy := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: Name, Namespace: o.Namespace},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{
 					Name: "app", Image: "demoapp:" + o.Initial.Tag, Env: o.Initial.env(),
 					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 9898}},
@@ -144,6 +169,27 @@ func (e *Env) NewApp(ctx context.Context, o AppOptions) (*App, error) {
 	}
 	return a, nil
 }
+
+// StartLoad starts another group of users calling the app, such as an A/B cohort that sends a
+// header or users who keep cookies; o.URL and o.Host default to the data plane and the app's
+// host. The load stops with the app.
+func (a *App) StartLoad(ctx context.Context, o load.Options) (*load.Generator, error) {
+	if o.URL == "" {
+		o.URL = a.env.DataPlane.URL()
+	}
+	if o.Host == "" {
+		o.Host = a.Host
+	}
+	g, err := load.Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	a.loads = append(a.loads, g)
+	return g, nil
+}
+
+// Client is a direct client of the cluster, for the objects a scenario reads or changes itself.
+func (a *App) Client() client.Client { return a.c }
 
 // Release rolls out a new version by changing the Deployment's pod template, as a user or a
 // GitOps tool would.
@@ -238,6 +284,9 @@ func (a *App) ControllerLog() string {
 // Stop stops the load, the controller and the route recorder; the namespace stays for
 // inspection until the cluster goes.
 func (a *App) Stop() {
+	for _, g := range a.loads {
+		g.Stop()
+	}
 	if a.Load != nil {
 		a.Load.Stop()
 	}

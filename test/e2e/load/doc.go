@@ -3,4 +3,9 @@
 // and by status code. The schedule is open-loop, like real users who do not wait for each
 // other, so a slow or failing version cannot lower the load it receives; scenarios assert on
 // these counts rather than on the controller's own view.
+//
+// With Options.Users the requests are spread round-robin over that many users, each keeping
+// its own cookies as a browser does, and the counts record, per user, the sequence of versions
+// that answered and how often a user was switched from one version to another (a flip): what a
+// session-affinity rollout must keep at zero.
 package load

@@ -7,7 +7,10 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +24,8 @@ const (
 	requestTimeout = 5 * time.Second
 	// maxBody is how much of an answer is read, so its connection can be reused.
 	maxBody = 1 << 20
+	// MaxUsers bounds Options.Users.
+	MaxUsers = 10000
 )
 
 // Options say whom the users call and how often.
@@ -33,6 +38,12 @@ type Options struct {
 	Rate int
 	// Header is added to every request.
 	Header http.Header
+	// Users, when above 0, plays that many users who keep their cookies, each with a cookie jar
+	// of its own, so a Set-Cookie answer reaches the user's later requests, as a browser's would.
+	// Request n goes to user n mod Users; a user waits for each answer before sending again, so
+	// a request due while its user still waits goes to the next idle user, and is Skipped when
+	// none is. Counts.Users then records what each user saw, in order.
+	Users int
 }
 
 // Generator is a running load; read its Counts at any time, and Stop it when done.
@@ -40,19 +51,31 @@ type Generator struct {
 	req    *http.Request // cloned with a fresh context for each call
 	rate   int
 	client *http.Client
+	// users are the clients of Options.Users, each with its own cookie jar; nil without them.
+	users []*http.Client
+	// waiting marks the users whose request is in flight.
+	waiting []atomic.Bool
+	start   time.Time
 
 	stop     context.CancelFunc
 	done     chan struct{} // closed once the schedule ended and every request returned
 	stopOnce sync.Once
 
-	mu     sync.Mutex
-	counts Counts
+	mu       sync.Mutex
+	counts   Counts
+	failures []string
 }
+
+// maxFailures bounds the failures kept for Failures.
+const maxFailures = 20
 
 // Start validates o and starts calling; the load runs until ctx is done or Stop is called.
 func Start(ctx context.Context, o Options) (*Generator, error) {
 	if o.Rate < 1 || o.Rate > MaxRate {
 		return nil, fmt.Errorf("rate %d must be between 1 and %d requests per second", o.Rate, MaxRate)
+	}
+	if o.Users < 0 || o.Users > MaxUsers {
+		return nil, fmt.Errorf("users %d must be between 0 and %d", o.Users, MaxUsers)
 	}
 	req, err := http.NewRequest(http.MethodGet, o.URL, nil)
 	if err != nil {
@@ -78,17 +101,30 @@ func Start(ctx context.Context, o Options) (*Generator, error) {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
+	noRedirects := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	runCtx, stop := context.WithCancel(ctx)
 	g := &Generator{
-		req:  req,
-		rate: o.Rate,
-		client: &http.Client{
-			Transport:     transport,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		req:    req,
+		rate:   o.Rate,
+		client: &http.Client{Transport: transport, CheckRedirect: noRedirects},
 		stop:   stop,
 		done:   make(chan struct{}),
 		counts: newCounts(),
+	}
+	if o.Users > 0 {
+		g.counts.Users = make([]User, o.Users)
+		for range o.Users {
+			// A jar without a public suffix list keeps host-only cookies, which is all a user
+			// calling one address needs.
+			jar, err := cookiejar.New(nil)
+			if err != nil {
+				stop()
+				return nil, err
+			}
+			// The users share the connections: a user is its cookies, not a socket.
+			g.users = append(g.users, &http.Client{Transport: transport, CheckRedirect: noRedirects, Jar: jar})
+		}
+		g.waiting = make([]atomic.Bool, o.Users)
 	}
 	go g.run(runCtx)
 	return g, nil
@@ -114,7 +150,10 @@ func (g *Generator) run(ctx context.Context) {
 	reqCtx := context.WithoutCancel(ctx)
 	tick := time.NewTicker(time.Second / time.Duration(g.rate))
 	defer tick.Stop()
-	start, sent := time.Now(), 0
+	g.mu.Lock()
+	g.start = time.Now()
+	start, sent := g.start, 0
+	g.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
@@ -123,26 +162,64 @@ func (g *Generator) run(ctx context.Context) {
 		}
 		due := int(time.Since(start).Seconds() * float64(g.rate))
 		for ; sent < due; sent++ {
+			user, ok := g.claimUser(sent)
+			if !ok {
+				g.skip()
+				continue
+			}
 			select {
 			case slots <- struct{}{}:
 				inFlight.Go(func() {
 					defer func() { <-slots }()
-					g.call(reqCtx)
+					g.call(reqCtx, user)
 				})
 			default:
-				g.mu.Lock()
-				g.counts.Skipped++
-				g.mu.Unlock()
+				g.releaseUser(user)
+				g.skip()
 			}
 		}
 	}
 }
 
-// call makes one request and records what it got.
-func (g *Generator) call(ctx context.Context) {
+func (g *Generator) skip() {
+	g.mu.Lock()
+	g.counts.Skipped++
+	g.mu.Unlock()
+}
+
+// claimUser picks the user who sends request n: user n mod Users or, when they still wait for
+// an answer, the next idle one; false when every user waits. Without Options.Users it returns
+// -1, nobody in particular.
+func (g *Generator) claimUser(n int) (int, bool) {
+	if len(g.users) == 0 {
+		return -1, true
+	}
+	for i := range len(g.users) {
+		u := (n + i) % len(g.users)
+		if g.waiting[u].CompareAndSwap(false, true) {
+			return u, true
+		}
+	}
+	return 0, false
+}
+
+func (g *Generator) releaseUser(user int) {
+	if user >= 0 {
+		g.waiting[user].Store(false)
+	}
+}
+
+// call makes one request, as user (an index into g.users) or, when it is -1, as nobody in
+// particular, and records what it got.
+func (g *Generator) call(ctx context.Context, user int) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	resp, err := g.client.Do(g.req.Clone(ctx))
+	defer g.releaseUser(user) // after the answer is recorded, so a user's answers stay in order
+	client := g.client
+	if user >= 0 {
+		client = g.users[user]
+	}
+	resp, err := client.Do(g.req.Clone(ctx))
 	if err == nil {
 		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
 		_ = resp.Body.Close()
@@ -155,6 +232,9 @@ func (g *Generator) call(ctx context.Context) {
 	if err != nil {
 		// No answer, or only part of one: the user saw a failure either way.
 		c.Errors++
+		if len(g.failures) < maxFailures {
+			g.failures = append(g.failures, fmt.Sprintf("+%s: %v", time.Since(g.start).Round(time.Millisecond), err))
+		}
 		return
 	}
 	version := resp.Header.Get("X-Version")
@@ -164,6 +244,9 @@ func (g *Generator) call(ctx context.Context) {
 		c.ByVersionCode[version] = map[int]int{}
 	}
 	c.ByVersionCode[version][resp.StatusCode]++
+	if user >= 0 && version != "" && c.Users[user].saw(version) {
+		c.Flips++
+	}
 }
 
 // Counts are what the users saw since Start. Total counts every request that finished, answered
@@ -178,6 +261,70 @@ type Counts struct {
 	// Skipped are requests the schedule could not send because every in-flight slot was busy;
 	// they are not in Total, and a non-zero value means the rate was not held.
 	Skipped int
+	// Users is what each user of Options.Users saw, by user number; nil without them.
+	Users []User
+	// Flips counts, over all users, the answers from a different version than the same user's
+	// previous answer: a user who was switched between versions.
+	Flips int
+}
+
+// User is what one user saw: the versions that answered them, in the order the answers
+// arrived. Answers without a version (such as an error from the data plane) and requests
+// without an answer are not in it: they tell nothing about the version the user is on.
+type User struct {
+	// Versions is the sequence as runs: {1.0.0 12} {2.0.0 3} is twelve answers from 1.0.0, then
+	// three from 2.0.0.
+	Versions []Run
+	// Flips counts this user's answers from a different version than their previous answer,
+	// including the first answer of a period when it differs from the last one before it.
+	Flips int
+}
+
+// Run is a stretch of consecutive answers from one version.
+type Run struct {
+	Version string
+	N       int
+}
+
+// saw records one answer from version and reports whether it is a flip.
+func (u *User) saw(version string) bool {
+	if n := len(u.Versions); n > 0 && u.Versions[n-1].Version == version {
+		u.Versions[n-1].N++
+		return false
+	}
+	u.Versions = append(u.Versions, Run{Version: version, N: 1})
+	if len(u.Versions) > 1 {
+		u.Flips++
+		return true
+	}
+	return false
+}
+
+// Seen lists the distinct versions that answered the user, in the order they first did.
+func (u User) Seen() []string {
+	var seen []string
+	for _, r := range u.Versions {
+		if !slices.Contains(seen, r.Version) {
+			seen = append(seen, r.Version)
+		}
+	}
+	return seen
+}
+
+// sub is what the user saw after an earlier reading of the same user.
+func (u User) sub(earlier User) User {
+	d := User{Flips: u.Flips - earlier.Flips}
+	k := len(earlier.Versions)
+	if k == 0 || k > len(u.Versions) {
+		d.Versions = slices.Clone(u.Versions)
+		return d
+	}
+	// The earlier reading is a prefix: its last run may have grown since.
+	if first := (Run{Version: u.Versions[k-1].Version, N: u.Versions[k-1].N - earlier.Versions[k-1].N}); first.N > 0 {
+		d.Versions = append(d.Versions, first)
+	}
+	d.Versions = append(d.Versions, u.Versions[k:]...)
+	return d
 }
 
 func newCounts() Counts {
@@ -195,7 +342,21 @@ func (g *Generator) Counts() Counts {
 	for v, codes := range g.counts.ByVersionCode {
 		c.ByVersionCode[v] = maps.Clone(codes)
 	}
+	if g.counts.Users != nil {
+		c.Users = make([]User, len(g.counts.Users))
+		for i, u := range g.counts.Users {
+			c.Users[i] = User{Versions: slices.Clone(u.Versions), Flips: u.Flips}
+		}
+	}
 	return c
+}
+
+// Failures describes the first requests that got no answer, with the time since Start, so a
+// scenario that finds Counts.Errors can say what they were.
+func (g *Generator) Failures() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.failures)
 }
 
 // Sub returns the requests that finished between an earlier reading and c, so that a scenario
@@ -212,7 +373,40 @@ func (c Counts) Sub(earlier Counts) Counts {
 			d.ByVersionCode[v] = diff
 		}
 	}
+	d.Flips = c.Flips - earlier.Flips
+	if c.Users != nil {
+		d.Users = make([]User, len(c.Users))
+		for i, u := range c.Users {
+			var before User
+			if i < len(earlier.Users) {
+				before = earlier.Users[i]
+			}
+			d.Users[i] = u.sub(before)
+		}
+	}
 	return d
+}
+
+// Switched lists the users who saw more than one version in the period, by user number.
+func (c Counts) Switched() []int {
+	var out []int
+	for i, u := range c.Users {
+		if len(u.Seen()) > 1 {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// UsersOn counts the users who saw version, and no other, in the period.
+func (c Counts) UsersOn(version string) int {
+	n := 0
+	for _, u := range c.Users {
+		if seen := u.Seen(); len(seen) == 1 && seen[0] == version {
+			n++
+		}
+	}
+	return n
 }
 
 func subMap[K comparable](later, earlier map[K]int) map[K]int {

@@ -2,10 +2,14 @@ package load
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,6 +202,10 @@ func TestTransportErrorsAreCounted(t *testing.T) {
 	require.Positive(t, c.Total)
 	assert.Equal(t, c.Total, c.Errors)
 	assert.Empty(t, c.ByCode)
+	failures := g.Failures()
+	require.NotEmpty(t, failures)
+	assert.LessOrEqual(t, len(failures), maxFailures)
+	assert.Contains(t, failures[0], "connection refused", "a failure says what went wrong")
 	assert.Equal(t, 1.0, c.ErrorRate())
 	assert.Zero(t, c.Share(""), "no answers, so no version has a share")
 }
@@ -245,6 +253,8 @@ func TestStartRejectsInvalidOptions(t *testing.T) {
 		{"relative URL", Options{URL: "/path", Rate: 10}},
 		{"other scheme", Options{URL: "ftp://127.0.0.1/", Rate: 10}},
 		{"no host", Options{URL: "http:///path", Rate: 10}},
+		{"negative users", Options{URL: "http://127.0.0.1:1/", Rate: 10, Users: -1}},
+		{"users above the maximum", Options{URL: "http://127.0.0.1:1/", Rate: 10, Users: MaxUsers + 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, err := Start(context.Background(), tc.o)
@@ -287,4 +297,223 @@ func TestCountsArithmetic(t *testing.T) {
 	assert.Zero(t, same.ErrorRate())
 	assert.Zero(t, Counts{}.ErrorRate())
 	assert.Zero(t, Counts{Total: 3, Errors: 3}.Share(""))
+}
+
+// stickyServer pins each user the way a session-affinity route does: a request without its
+// cookie gets a new id in a Set-Cookie, and the id decides the version, odd ids a, even ids b.
+type stickyServer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	ids      int         // ids handed out
+	requests map[int]int // requests by id, the one that got the id included
+}
+
+func newStickyServer(t *testing.T) *stickyServer {
+	t.Helper()
+	s := &stickyServer{requests: map[int]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		id := 0
+		if c, err := r.Cookie("user"); err == nil {
+			id, _ = strconv.Atoi(c.Value)
+		}
+		if id == 0 {
+			s.ids++
+			id = s.ids
+			http.SetCookie(w, &http.Cookie{Name: "user", Value: strconv.Itoa(id), MaxAge: 60, Path: "/"})
+		}
+		s.requests[id]++
+		s.mu.Unlock()
+		w.Header().Set("X-Version", map[bool]string{true: "a", false: "b"}[id%2 == 1])
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// waitCounts polls the generator until cond holds.
+func waitCounts(t *testing.T, g *Generator, what string, cond func(Counts) bool) Counts {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := g.Counts()
+		if cond(c) {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in 5s: %+v", what, c.Users)
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+}
+
+// everyUser holds when each user's answers in c meet cond.
+func everyUser(cond func(User) bool) func(Counts) bool {
+	return func(c Counts) bool {
+		for _, u := range c.Users {
+			if !cond(u) {
+				return false
+			}
+		}
+		return len(c.Users) > 0
+	}
+}
+
+func answered(u User) int {
+	n := 0
+	for _, r := range u.Versions {
+		n += r.N
+	}
+	return n
+}
+
+func TestUsersKeepTheirOwnCookies(t *testing.T) {
+	srv := newStickyServer(t)
+	g, err := Start(context.Background(), Options{URL: srv.URL + "/", Host: "sticky.example.com", Rate: 300, Users: 6})
+	require.NoError(t, err)
+	defer g.Stop()
+	waitCounts(t, g, "five answers for every user", everyUser(func(u User) bool { return answered(u) >= 5 }))
+	g.Stop()
+	c := g.Counts()
+
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	assert.Equal(t, 6, srv.ids, "each user asked for a cookie once and sent it back afterwards")
+	require.Len(t, c.Users, 6)
+	assert.Zero(t, c.Flips)
+	assert.Empty(t, c.Switched())
+	assert.Equal(t, 3, c.UsersOn("a"), "odd ids are pinned to a: %+v", c.Users)
+	assert.Equal(t, 3, c.UsersOn("b"))
+
+	// What each user saw is what the server served under that user's id.
+	var perUser, perID []int
+	for _, u := range c.Users {
+		assert.Len(t, u.Versions, 1, "one version per user")
+		assert.Zero(t, u.Flips)
+		perUser = append(perUser, answered(u))
+	}
+	for _, n := range srv.requests {
+		perID = append(perID, n)
+	}
+	slices.Sort(perUser)
+	slices.Sort(perID)
+	assert.Equal(t, perID, perUser)
+	assert.LessOrEqual(t, perUser[len(perUser)-1]-perUser[0], 1, "requests go round-robin over the users")
+	assert.Equal(t, c.Total, srv.requests[1]+srv.requests[2]+srv.requests[3]+srv.requests[4]+srv.requests[5]+srv.requests[6])
+}
+
+func TestFlipsAreCountedPerUser(t *testing.T) {
+	var version atomic.Value
+	version.Store("a")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("fail") == "" {
+			w.Header().Set("X-Version", version.Load().(string))
+		}
+	}))
+	defer srv.Close()
+	g, err := Start(context.Background(), Options{URL: srv.URL, Rate: 200, Users: 4})
+	require.NoError(t, err)
+	defer g.Stop()
+
+	lastIs := func(v string, n int) func(User) bool {
+		return func(u User) bool {
+			k := len(u.Versions)
+			return k > 0 && u.Versions[k-1].Version == v && u.Versions[k-1].N >= n
+		}
+	}
+	waitCounts(t, g, "answers from a", everyUser(lastIs("a", 2)))
+	version.Store("b")
+	onB := waitCounts(t, g, "answers from b", everyUser(lastIs("b", 2)))
+	version.Store("a")
+	waitCounts(t, g, "answers from a again", everyUser(lastIs("a", 2)))
+	g.Stop()
+	c := g.Counts()
+
+	assert.Equal(t, 8, c.Flips, "every user went a, b, a: two flips each")
+	assert.Equal(t, []int{0, 1, 2, 3}, c.Switched())
+	assert.Zero(t, c.UsersOn("a"), "nobody saw a alone")
+	for i, u := range c.Users {
+		assert.Equal(t, 2, u.Flips, "user %d", i)
+		assert.Equal(t, []string{"a", "b"}, u.Seen(), "user %d", i)
+		require.Len(t, u.Versions, 3, "user %d: %+v", i, u.Versions)
+		assert.Equal(t, []string{"a", "b", "a"}, []string{u.Versions[0].Version, u.Versions[1].Version, u.Versions[2].Version})
+	}
+	assert.Equal(t, c.Total, answered(c.Users[0])+answered(c.Users[1])+answered(c.Users[2])+answered(c.Users[3]))
+
+	later := c.Sub(onB)
+	assert.Equal(t, 4, later.Flips, "since the reading on b, one flip each: back to a")
+	for i, u := range later.Users {
+		assert.Equal(t, 1, u.Flips, "user %d", i)
+		assert.Equal(t, "a", u.Versions[len(u.Versions)-1].Version, "user %d", i)
+	}
+	assert.Equal(t, later.Total, answered(later.Users[0])+answered(later.Users[1])+answered(later.Users[2])+answered(later.Users[3]))
+}
+
+func TestUsersCountsArithmetic(t *testing.T) {
+	earlier := Counts{Flips: 1, Users: []User{
+		{Versions: []Run{{"a", 3}}},
+		{Versions: []Run{{"a", 3}, {"b", 1}}, Flips: 1},
+		{Versions: []Run{{"a", 2}}},
+		{},
+	}}
+	later := Counts{Flips: 4, Users: []User{
+		{Versions: []Run{{"a", 5}, {"b", 2}}, Flips: 1},
+		{Versions: []Run{{"a", 3}, {"b", 4}}, Flips: 1},
+		{Versions: []Run{{"a", 2}, {"b", 1}}, Flips: 1},
+		{Versions: []Run{{"b", 2}}},
+	}}
+	d := later.Sub(earlier)
+	assert.Equal(t, 3, d.Flips)
+	assert.Equal(t, []User{
+		{Versions: []Run{{"a", 2}, {"b", 2}}, Flips: 1},
+		{Versions: []Run{{"b", 3}}},
+		{Versions: []Run{{"b", 1}}, Flips: 1}, // the period's first answer differs from the one before it
+		{Versions: []Run{{"b", 2}}},
+	}, d.Users)
+	assert.Equal(t, []int{0}, d.Switched(), "only user 0 saw two versions within the period")
+	assert.Equal(t, 3, d.UsersOn("b"))
+	assert.Zero(t, d.UsersOn("a"))
+	assert.Equal(t, []string{"a", "b"}, later.Users[0].Seen())
+	assert.Nil(t, Counts{}.Sub(Counts{}).Users, "no users without Options.Users")
+	assert.Equal(t, fmt.Sprint(later.Users), fmt.Sprint(later.Sub(Counts{}).Users), "a period from the start is everything")
+}
+
+func TestAUserWaitsForEachAnswer(t *testing.T) {
+	var mu sync.Mutex
+	inFlight, most := map[string]int{}, map[string]int{}
+	next := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		id := ""
+		if c, err := r.Cookie("user"); err == nil {
+			id = c.Value
+		} else {
+			next++
+			id = strconv.Itoa(next)
+			http.SetCookie(w, &http.Cookie{Name: "user", Value: id})
+		}
+		inFlight[id]++
+		most[id] = max(most[id], inFlight[id])
+		mu.Unlock()
+		<-time.After(30 * time.Millisecond)
+		mu.Lock()
+		inFlight[id]--
+		mu.Unlock()
+		w.Header().Set("X-Version", "a")
+	}))
+	defer srv.Close()
+
+	// Two users at 200 requests/s against answers that take 30ms: at most about 66 can be sent.
+	g, err := Start(context.Background(), Options{URL: srv.URL, Rate: 200, Users: 2})
+	require.NoError(t, err)
+	<-time.After(500 * time.Millisecond)
+	g.Stop()
+	c := g.Counts()
+
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, map[string]int{"1": 1, "2": 1}, most, "no user ever had two requests in flight")
+	assert.Positive(t, c.Skipped, "requests due while both users waited were skipped")
+	assert.Less(t, c.Total, 50)
+	assert.Zero(t, c.Errors)
+	assert.Equal(t, c.Total, answered(c.Users[0])+answered(c.Users[1]))
 }
