@@ -10,11 +10,13 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	istioapi "istio.io/api/networking/v1"
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/controllers"
 )
 
 // istioCanary turns the suite's Canary into one that routes through an Istio VirtualService.
@@ -113,4 +115,30 @@ func TestIstioUserVirtualServiceIsRestoredExactly(t *testing.T) {
 	assert.Equal(t, original.Spec.String(), restored.Spec.String(), "the VirtualService is exactly what the user wrote")
 	assert.Equal(t, original.Annotations, restored.Annotations)
 	assert.Equal(t, original.Labels, restored.Labels)
+}
+
+func TestIstioUserVirtualServiceWithoutTheApexHostStalls(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.createTarget("podinfo:1.0")
+	vs := userVirtualService(c.ns)
+	vs.Spec.Http = vs.Spec.Http[1:] // only the route to the cart Service
+	c.create(vs)
+	original := c.virtualService("storefront")
+	c.startController()
+	c.create(c.newCanary(func(cn *v1alpha1.Canary) {
+		istioCanary(cn)
+		cn.Spec.Service.Hosts, cn.Spec.Service.Gateways = nil, nil
+		cn.Spec.Service.VirtualServiceRef = &v1alpha1.LocalObjectReference{Name: "storefront"}
+	}))
+
+	cn := c.waitFor("Stalled", 30*time.Second, func(cn *v1alpha1.Canary) bool {
+		return meta.IsStatusConditionTrue(cn.Status.Conditions, controllers.ConditionStalled)
+	})
+	stalled := meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionStalled)
+	assert.Equal(t, controllers.ReasonInvalidRoute, stalled.Reason)
+	assert.Contains(t, stalled.Message, "VirtualService "+c.ns+"/storefront")
+	after := c.virtualService("storefront")
+	assert.Equal(t, original.Spec.String(), after.Spec.String(), "nothing was written to the VirtualService")
+	assert.Equal(t, original.ResourceVersion, after.ResourceVersion)
 }
