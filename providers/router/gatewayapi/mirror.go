@@ -19,7 +19,7 @@ import (
 // every request. That is reported as a router.InvalidRouteError naming analysis.mirrorWeight.
 func (r *Router) checkMirrorKept(ctx context.Context, cn *v1alpha1.Canary, want int32) error {
 	obj := &unstructured.Unstructured{}
-	obj.SetGroupVersionKind(gatewayv1.SchemeGroupVersion.WithKind("HTTPRoute"))
+	obj.SetGroupVersionKind(gatewayv1.GroupVersion.WithKind("HTTPRoute"))
 	// An unstructured read is not cached by controller-runtime's client: this is the stored route.
 	if err := r.client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.HTTPRouteName()}, obj); err != nil {
 		return fmt.Errorf("get HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
