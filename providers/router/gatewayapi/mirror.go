@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -19,7 +20,7 @@ import (
 // every request. That is reported as a router.InvalidRouteError naming analysis.mirrorWeight.
 func (r *Router) checkMirrorKept(ctx context.Context, cn *v1alpha1.Canary, want int32) error {
 	obj := &unstructured.Unstructured{}
-	obj.SetGroupVersionKind(gatewayv1.GroupVersion.WithKind("HTTPRoute"))
+	obj.SetGroupVersionKind(schema.FromAPIVersionAndKind(gatewayv1.GroupVersion.String(), "HTTPRoute"))
 	// An unstructured read is not cached by controller-runtime's client: this is the stored route.
 	if err := r.client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.HTTPRouteName()}, obj); err != nil {
 		return fmt.Errorf("get HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
