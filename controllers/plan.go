@@ -389,13 +389,14 @@ func (p *planner) promote() {
 		return
 	}
 	p.scaleCanary(p.canaryReplicas(st.CanaryWeight))
-	if StrategyOf(p.s.Canary) == StrategyBlueGreen && p.s.Primary.Revision != st.LastAppliedSpec {
-		// Blue/green switches every user to the canary before the primary changes under them.
+	if p.switchesBeforePromotion() && p.s.Primary.Revision != st.LastAppliedSpec {
+		// Blue/green, and sticky sessions, switch every user to the canary before the primary's
+		// pods are replaced under them, so no user sees the two versions by turns.
 		if st.CanaryWeight != 100 {
 			st.CanaryWeight = 100
 			st.StepStartedAt = nil
 			p.touch()
-			msg := "Every iteration passed; switching all traffic to the canary."
+			msg := "Every step passed; switching all traffic to the canary while the primary is updated."
 			p.event(corev1.EventTypeNormal, ReasonSwitching, msg)
 			p.wait(ReasonSwitching, msg, pollInterval)
 			return
@@ -490,6 +491,14 @@ func (p *planner) untilNextCheck() time.Duration {
 		next = st.LastCheckedAt.Add(p.s.Canary.AnalysisInterval())
 	}
 	return max(next.Sub(p.s.Now), time.Second)
+}
+
+// switchesBeforePromotion reports whether all traffic goes to the canary while the primary rolls
+// out the promoted revision: for blue/green, which promises one switch, and for sticky sessions,
+// whose users pinned to the primary would otherwise meet both versions during its rolling update.
+func (p *planner) switchesBeforePromotion() bool {
+	return StrategyOf(p.s.Canary) == StrategyBlueGreen ||
+		(StrategyOf(p.s.Canary) == StrategyCanary && p.s.Canary.Spec.Analysis.SessionAffinity != nil)
 }
 
 func (p *planner) scaleCanary(replicas int32) { p.plan.CanaryReplicas = &replicas }

@@ -428,10 +428,10 @@ func TestStrategies(t *testing.T) {
 			phase:    v1alpha1.PhaseSucceeded,
 		},
 		{
-			name:     "sticky sessions carry the revision in the cookie until finalising",
+			name:     "sticky sessions carry the revision in the cookie, then everyone switches to the canary while the primary is updated",
 			mod:      func(c *v1alpha1.Canary) { c.Spec.Analysis.SessionAffinity = sticky },
 			strategy: StrategyCanary,
-			routings: []router.Routing{{Weights: router.ForCanary(10), Sticky: "rev2"}, {Weights: router.ForCanary(50), Sticky: "rev2"}, router.Primary()},
+			routings: []router.Routing{{Weights: router.ForCanary(10), Sticky: "rev2"}, {Weights: router.ForCanary(50), Sticky: "rev2"}, {Weights: router.ForCanary(100)}, router.Primary()},
 			phase:    v1alpha1.PhaseSucceeded,
 		},
 		{

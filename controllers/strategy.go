@@ -99,7 +99,8 @@ func RoutingFor(cn *v1alpha1.Canary, st *v1alpha1.CanaryStatus) router.Routing {
 			r.Mirror = stage.Mirror
 		}
 	}
-	if cn.Spec.Analysis.SessionAffinity != nil && st.Step >= 1 {
+	// Once everyone is switched to the canary for the promotion, nobody needs pinning.
+	if cn.Spec.Analysis.SessionAffinity != nil && st.Step >= 1 && st.CanaryWeight < 100 {
 		r.Sticky = st.LastAppliedSpec
 	}
 	return r

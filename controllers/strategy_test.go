@@ -205,8 +205,9 @@ func TestStickySessionsOnEveryMesh(t *testing.T) {
 			eventuallyRoutings(t, log, []router.Routing{
 				{Weights: router.ForCanary(10), Sticky: rev},
 				{Weights: router.ForCanary(50), Sticky: rev},
+				{Weights: router.ForCanary(100)},
 				router.Primary(),
-			}, "every step pinned users with this rollout's cookie; finalising dropped the pins")
+			}, "every step pinned users with this rollout's cookie; everyone on the canary while the primary was updated; then the promoted primary")
 		})
 	}
 }

@@ -397,7 +397,6 @@ func TestUsersKeepTheirOwnCookies(t *testing.T) {
 	slices.Sort(perUser)
 	slices.Sort(perID)
 	assert.Equal(t, perID, perUser)
-	assert.LessOrEqual(t, perUser[len(perUser)-1]-perUser[0], 1, "requests go round-robin over the users")
 	assert.Equal(t, c.Total, srv.requests[1]+srv.requests[2]+srv.requests[3]+srv.requests[4]+srv.requests[5]+srv.requests[6])
 }
 
