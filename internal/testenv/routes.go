@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -31,29 +32,49 @@ type WeightLog struct {
 
 // WatchCanaryWeights starts recording the weight of backend Service canaryService.
 func WatchCanaryWeights(cfg *rest.Config, namespace, canaryService string) (*WeightLog, error) {
-	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: Scheme()})
+	l := &WeightLog{}
+	var err error
+	l.cancel, l.done, err = watchNamespace(cfg, namespace,
+		[]client.ObjectList{&gatewayv1.HTTPRouteList{}, &istionetv1.VirtualServiceList{}},
+		func(obj runtime.Object) {
+			switch o := obj.(type) {
+			case *gatewayv1.HTTPRoute:
+				l.recordRoute(o, canaryService)
+			case *istionetv1.VirtualService:
+				l.recordVirtualService(o, canaryService)
+			}
+		})
 	if err != nil {
 		return nil, err
 	}
+	return l, nil
+}
+
+// watchNamespace watches every kind of lists in namespace and hands each object that an event
+// carries to handle, from one goroutine per kind, until cancel is called; done closes once they
+// have all returned.
+func watchNamespace(cfg *rest.Config, namespace string, lists []client.ObjectList, handle func(runtime.Object)) (cancel context.CancelFunc, done chan struct{}, err error) {
+	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: Scheme()})
+	if err != nil {
+		return nil, nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &WeightLog{cancel: cancel, done: make(chan struct{})}
 	var watches []watch.Interface
-	for _, list := range []client.ObjectList{&gatewayv1.HTTPRouteList{}, &istionetv1.VirtualServiceList{}} {
+	for _, list := range lists {
 		w, err := wc.Watch(ctx, list, client.InNamespace(namespace))
 		if err != nil {
 			cancel()
 			for _, w := range watches {
 				w.Stop()
 			}
-			return nil, err
+			return nil, nil, err
 		}
 		watches = append(watches, w)
 	}
+	done = make(chan struct{})
 	var wg sync.WaitGroup
 	for _, w := range watches {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer w.Stop()
 			for {
 				select {
@@ -63,21 +84,16 @@ func WatchCanaryWeights(cfg *rest.Config, namespace, canaryService string) (*Wei
 					if !ok {
 						return
 					}
-					switch o := ev.Object.(type) {
-					case *gatewayv1.HTTPRoute:
-						l.recordRoute(o, canaryService)
-					case *istionetv1.VirtualService:
-						l.recordVirtualService(o, canaryService)
-					}
+					handle(ev.Object)
 				}
 			}
-		}()
+		})
 	}
 	go func() {
 		wg.Wait()
-		close(l.done)
+		close(done)
 	}()
-	return l, nil
+	return cancel, done, nil
 }
 
 // recordVirtualService reads the canary's weight from the destinations of the HTTP routes that
@@ -164,52 +180,27 @@ type RoutingLog struct {
 // namespace, and records what it returns when the route exists
 // and differs from the last.
 func WatchRouting(cfg *rest.Config, namespace string, observe func(context.Context) (router.State, error)) (*RoutingLog, error) {
-	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: Scheme()})
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &RoutingLog{cancel: cancel, done: make(chan struct{})}
+	// Events only wake the observer up: it reads the routing as the router sees it, once per
+	// burst of events, with the state before any change as the first entry.
 	events := make(chan struct{}, 1)
-	var watches []watch.Interface
-	for _, list := range []client.ObjectList{&gatewayv1.HTTPRouteList{}, &istionetv1.VirtualServiceList{}, &corev1.ServiceList{}, &appsv1.DeploymentList{}} {
-		w, err := wc.Watch(ctx, list, client.InNamespace(namespace))
-		if err != nil {
-			cancel()
-			for _, w := range watches {
-				w.Stop()
-			}
-			return nil, err
-		}
-		watches = append(watches, w)
-	}
-	var wg sync.WaitGroup
-	for _, w := range watches {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer w.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case _, ok := <-w.ResultChan():
-					if !ok {
-						return
-					}
-					select {
-					case events <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}()
-	}
-	// The state before any change is the first entry.
 	events <- struct{}{}
-	wg.Add(1)
+	stopWatches, watchesDone, err := watchNamespace(cfg, namespace,
+		[]client.ObjectList{&gatewayv1.HTTPRouteList{}, &istionetv1.VirtualServiceList{}, &corev1.ServiceList{}, &appsv1.DeploymentList{}},
+		func(runtime.Object) {
+			select {
+			case events <- struct{}{}:
+			default:
+			}
+		})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
 	go func() {
-		defer wg.Done()
+		defer close(l.done)
+		defer func() { stopWatches(); <-watchesDone }()
 		for {
 			select {
 			case <-ctx.Done():
@@ -220,10 +211,6 @@ func WatchRouting(cfg *rest.Config, namespace string, observe func(context.Conte
 				}
 			}
 		}
-	}()
-	go func() {
-		wg.Wait()
-		close(l.done)
 	}()
 	return l, nil
 }
