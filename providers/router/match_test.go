@@ -70,3 +70,29 @@ func TestCookiesHeaderRegex(t *testing.T) {
 	assert.True(t, router.IsInvalidRoute(err), "%v", err)
 	assert.ErrorContains(t, err, "analysis.match[2] sets conditions on 5 cookies")
 }
+
+func TestExtras(t *testing.T) {
+	cn := &v1alpha1.Canary{Spec: v1alpha1.CanarySpec{Analysis: v1alpha1.CanaryAnalysis{
+		Match:           []v1alpha1.HTTPMatch{{Headers: map[string]v1alpha1.StringMatch{"x-canary": {Exact: "insider"}}}},
+		SessionAffinity: &v1alpha1.SessionAffinity{CookieName: "c", PrimaryCookieName: "p", MaxAge: 60},
+	}}}
+	extras, canaryCookie, primaryCookie, err := router.Extras(cn, router.Routing{Cohort: true, Sticky: "rev2"})
+	require.NoError(t, err)
+	assert.Equal(t, []router.Extra{
+		{Kind: "cohort-0", Source: "analysis.match[0]", Match: cn.Spec.Analysis.Match[0]},
+		{Kind: "sticky-canary", Source: "analysis.sessionAffinity", Match: v1alpha1.HTTPMatch{Cookies: map[string]v1alpha1.StringMatch{"c": {Exact: "rev2"}}}},
+		{Kind: "sticky-primary", Source: "analysis.sessionAffinity", ToPrimary: true, Match: v1alpha1.HTTPMatch{Cookies: map[string]v1alpha1.StringMatch{"p": {Exact: "rev2"}}}},
+	}, extras)
+	assert.Equal(t, "c=rev2; Max-Age=60; Path=/", canaryCookie)
+	assert.Equal(t, "p=rev2; Max-Age=60; Path=/", primaryCookie)
+
+	extras, canaryCookie, _, err = router.Extras(cn, router.Primary())
+	require.NoError(t, err)
+	assert.Empty(t, extras, "the resting routing adds nothing")
+	assert.Empty(t, canaryCookie)
+
+	cn.Spec.Analysis.Match[0].Headers["x-canary"] = v1alpha1.StringMatch{Regex: "("}
+	_, _, _, err = router.Extras(cn, router.Routing{Cohort: true})
+	assert.True(t, router.IsInvalidRoute(err), "%v", err)
+	assert.ErrorContains(t, err, "analysis.match[0].headers[x-canary].regex")
+}

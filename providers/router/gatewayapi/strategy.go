@@ -68,31 +68,21 @@ type conditions struct {
 // strategyOf turns the Routing into rules, with the Canary's spec saying how each looks.
 func strategyOf(cn *v1alpha1.Canary, r router.Routing, b backends) (strategy, error) {
 	s := strategy{weights: r.Weights, mirror: r.Mirror}
-	if r.Cohort {
-		if len(cn.Spec.Analysis.Match) == 0 {
-			return strategy{}, fmt.Errorf("the routing asks for an A/B cohort, but Canary %s/%s has no analysis.match", cn.Namespace, cn.Name)
-		}
-		for i, m := range cn.Spec.Analysis.Match {
-			source := fmt.Sprintf("analysis.match[%d]", i)
-			when, err := cohortConditions(m, source)
-			if err != nil {
-				return strategy{}, err
-			}
-			s.extra = append(s.extra, extraRule{kind: fmt.Sprintf("cohort-%d", i), when: when, service: b.canary, source: source})
-		}
+	extras, canaryCookie, primaryCookie, err := router.Extras(cn, r)
+	if err != nil {
+		return strategy{}, err
 	}
-	if r.Sticky != "" {
-		sa := cn.Spec.Analysis.SessionAffinity
-		if sa == nil {
-			return strategy{}, fmt.Errorf("the routing asks for sticky sessions, but Canary %s/%s has no analysis.sessionAffinity", cn.Namespace, cn.Name)
+	s.canaryCookie, s.primaryCookie = canaryCookie, primaryCookie
+	for _, e := range extras {
+		when, err := cohortConditions(e.Match, e.Source)
+		if err != nil {
+			return strategy{}, err
 		}
-		const source = "analysis.sessionAffinity"
-		s.extra = append(s.extra, extraRule{kind: "sticky-canary", when: stickyConditions(sa.CookieName, r.Sticky), service: b.canary, source: source})
-		s.canaryCookie = router.SetCookie(sa.CookieName, r.Sticky, sa.MaxAge)
-		if sa.PrimaryCookieName != "" {
-			s.extra = append(s.extra, extraRule{kind: "sticky-primary", when: stickyConditions(sa.PrimaryCookieName, r.Sticky), service: b.primary, source: source})
-			s.primaryCookie = router.SetCookie(sa.PrimaryCookieName, r.Sticky, sa.MaxAge)
+		service := b.canary
+		if e.ToPrimary {
+			service = b.primary
 		}
+		s.extra = append(s.extra, extraRule{kind: e.Kind, when: when, service: service, source: e.Source})
 	}
 	return s, nil
 }
@@ -116,11 +106,6 @@ func cohortConditions(m v1alpha1.HTTPMatch, source string) (conditions, error) {
 		c.query = append(c.query, valueMatch(name, m.QueryParams[name]))
 	}
 	return c, nil
-}
-
-// stickyConditions match a request carrying the session-affinity cookie name=value.
-func stickyConditions(name, value string) conditions {
-	return conditions{headers: []any{regexMatch("Cookie", router.StickyCookieRegex(name, value))}}
 }
 
 // valueMatch is a header or query parameter match, which share their form.

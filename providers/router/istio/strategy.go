@@ -85,34 +85,21 @@ func strategyOf(cn *v1alpha1.Canary, r router.Routing, d destinations) (strategy
 		return strategy{}, err
 	}
 	s := strategy{primary: d.primary, canary: d.canary, weights: r.Weights, mirror: r.Mirror}
-	if r.Cohort {
-		if len(cn.Spec.Analysis.Match) == 0 {
-			return strategy{}, fmt.Errorf("the routing asks for an A/B cohort, but Canary %s/%s has no analysis.match", cn.Namespace, cn.Name)
-		}
-		if err := router.ValidateMatch(cn.Spec.Analysis.Match); err != nil {
-			return strategy{}, &router.InvalidRouteError{Message: fmt.Sprintf("Canary %s/%s: %v", cn.Namespace, cn.Name, err)}
-		}
-		for i, m := range cn.Spec.Analysis.Match {
-			source := fmt.Sprintf("analysis.match[%d]", i)
-			when, err := cohortConditions(m, source)
-			if err != nil {
-				return strategy{}, err
-			}
-			s.extra = append(s.extra, extraRoute{kind: fmt.Sprintf("cohort-%d", i), when: when, service: d.canary, source: source})
-		}
+	extras, canaryCookie, primaryCookie, err := router.Extras(cn, r)
+	if err != nil {
+		return strategy{}, err
 	}
-	if r.Sticky != "" {
-		sa := cn.Spec.Analysis.SessionAffinity
-		if sa == nil {
-			return strategy{}, fmt.Errorf("the routing asks for sticky sessions, but Canary %s/%s has no analysis.sessionAffinity", cn.Namespace, cn.Name)
+	s.canaryCookie, s.primaryCookie = canaryCookie, primaryCookie
+	for _, e := range extras {
+		when, err := cohortConditions(e.Match, e.Source)
+		if err != nil {
+			return strategy{}, err
 		}
-		const source = "analysis.sessionAffinity"
-		s.extra = append(s.extra, extraRoute{kind: "sticky-canary", when: stickyConditions(sa.CookieName, r.Sticky), service: d.canary, source: source})
-		s.canaryCookie = router.SetCookie(sa.CookieName, r.Sticky, sa.MaxAge)
-		if sa.PrimaryCookieName != "" {
-			s.extra = append(s.extra, extraRoute{kind: "sticky-primary", when: stickyConditions(sa.PrimaryCookieName, r.Sticky), service: d.primary, source: source})
-			s.primaryCookie = router.SetCookie(sa.PrimaryCookieName, r.Sticky, sa.MaxAge)
+		service := d.canary
+		if e.ToPrimary {
+			service = d.primary
 		}
+		s.extra = append(s.extra, extraRoute{kind: e.Kind, when: when, service: service, source: e.Source})
 	}
 	return s, nil
 }
@@ -163,11 +150,6 @@ func cohortConditions(m v1alpha1.HTTPMatch, source string) (conditions, error) {
 		}
 	}
 	return c, nil
-}
-
-// stickyConditions match a request carrying the session-affinity cookie name=value.
-func stickyConditions(name, value string) conditions {
-	return conditions{headers: map[string]any{"cookie": map[string]any{"regex": router.StickyCookieRegex(name, value)}}}
 }
 
 // headerMatch is an Istio StringMatch, which has all three of exact, prefix and regex.
