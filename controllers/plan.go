@@ -254,6 +254,7 @@ func (p *planner) startRollout(message string) {
 	st.Step = 0
 	st.CanaryWeight = 0
 	st.FailedChecks = 0
+	st.ConsecutiveFailedChecks = 0
 	st.StepStartedAt = nil
 	st.LastCheckedAt = nil
 	st.Decisions = nil
@@ -320,38 +321,52 @@ func (p *planner) progress() {
 	p.judge(steps)
 }
 
-// judge acts on the checks that ran in this reconcile.
+// judge acts on the checks that ran in this reconcile, as the Canary's policies say: a failed
+// check counts towards threshold (and consecutiveThreshold); no data waits, fails or passes
+// (onNoData); a provider error waits or fails (onError). The decisions record what each check
+// counted as.
 func (p *planner) judge(steps []Stage) {
 	st := p.st()
+	a := p.s.Canary.Spec.Analysis
 	now := metav1.NewTime(p.s.Now)
 	st.LastCheckedAt = &now
+	var failed, unavailable, noData []string
 	for i := range p.s.Checks {
-		p.s.Checks[i].Step = st.Step
-		p.s.Checks[i].CanaryWeight = st.CanaryWeight
-		p.s.Checks[i].Time = now
+		d := &p.s.Checks[i]
+		d.Step, d.CanaryWeight, d.Time = st.Step, st.CanaryWeight, now
+		switch {
+		case d.Verdict == v1alpha1.VerdictFail:
+			failed = append(failed, d.Message)
+		case d.Verdict == v1alpha1.VerdictError && a.OnError == v1alpha1.ErrorFail:
+			d.Message += " It counts as a failed check (onError: fail)."
+			failed = append(failed, d.Message)
+		case d.Verdict == v1alpha1.VerdictError:
+			unavailable = append(unavailable, d.Message)
+		case d.Verdict == v1alpha1.VerdictNoData && a.OnNoData == v1alpha1.NoDataFail:
+			d.Message += " It counts as a failed check (onNoData: fail)."
+			failed = append(failed, d.Message)
+		case d.Verdict == v1alpha1.VerdictNoData && a.OnNoData == v1alpha1.NoDataPass:
+			d.Message += " It counts as a pass (onNoData: pass)."
+		case d.Verdict == v1alpha1.VerdictNoData:
+			noData = append(noData, d.Message)
+		}
 	}
 	st.Decisions = append(append([]v1alpha1.Decision(nil), p.s.Checks...), st.Decisions...)
 	if len(st.Decisions) > maxDecisions {
 		st.Decisions = st.Decisions[:maxDecisions]
 	}
 
-	var failed, unavailable, noData []string
-	for _, d := range p.s.Checks {
-		switch d.Verdict {
-		case v1alpha1.VerdictFail:
-			failed = append(failed, d.Message)
-		case v1alpha1.VerdictError:
-			unavailable = append(unavailable, d.Message)
-		case v1alpha1.VerdictNoData:
-			noData = append(noData, d.Message)
-		}
-	}
 	interval := p.s.Canary.AnalysisInterval()
 	switch {
 	case len(failed) > 0:
 		st.FailedChecks++
+		st.ConsecutiveFailedChecks++
 		msg := fmt.Sprintf("Check %d of %d failed at %d%% canary traffic: %s", st.FailedChecks, p.s.Canary.FailureThreshold(), st.CanaryWeight, strings.Join(failed, " "))
-		if st.FailedChecks >= p.s.Canary.FailureThreshold() {
+		inARow := a.ConsecutiveThreshold != nil && st.ConsecutiveFailedChecks >= *a.ConsecutiveThreshold
+		if inARow {
+			msg = fmt.Sprintf("%d checks in a row failed (consecutiveThreshold %d); the last at %d%% canary traffic: %s", st.ConsecutiveFailedChecks, *a.ConsecutiveThreshold, st.CanaryWeight, strings.Join(failed, " "))
+		}
+		if inARow || st.FailedChecks >= p.s.Canary.FailureThreshold() {
 			p.rollback(ReasonCheckFailed, msg)
 			return
 		}
@@ -359,13 +374,17 @@ func (p *planner) judge(steps []Stage) {
 		p.wait(ReasonCheckFailed, msg, interval)
 	case len(unavailable) > 0:
 		p.wait(ReasonAnalysisUnavailable, "The analysis is unavailable, so the step holds: "+strings.Join(unavailable, " "), interval)
+	case len(noData) > 0 && p.deadlinePassed():
+		p.rollback(ReasonNoData, fmt.Sprintf("The checks had no data within the progress deadline of %s (onNoData: wait): %s", p.s.Canary.ProgressDeadline(), strings.Join(noData, " ")))
 	case len(noData) > 0:
 		p.wait(ReasonNoData, "The checks have no data yet, so the step holds: "+strings.Join(noData, " "), interval)
 	case int(st.Step) >= len(steps):
+		st.ConsecutiveFailedChecks = 0
 		p.transition(v1alpha1.PhasePromoting)
 		p.event(corev1.EventTypeNormal, ReasonPromoting, fmt.Sprintf("Every step passed; copying revision %s onto %s.", st.LastAppliedSpec, p.s.Canary.PrimaryDeploymentName()))
 		p.wait(ReasonPromoting, "Copying the canary's pod template onto the primary Deployment.", 0)
 	default:
+		st.ConsecutiveFailedChecks = 0
 		p.advanceTo(st.Step+1, steps)
 	}
 }

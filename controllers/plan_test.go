@@ -38,6 +38,10 @@ func planCanary(mods ...func(*v1alpha1.Canary)) *v1alpha1.Canary {
 	return cn
 }
 
+func onNoData(policy v1alpha1.NoDataPolicy) func(*v1alpha1.Canary) {
+	return func(c *v1alpha1.Canary) { c.Spec.Analysis.OnNoData = policy }
+}
+
 func withStatus(st v1alpha1.CanaryStatus) func(*v1alpha1.Canary) {
 	return func(c *v1alpha1.Canary) { c.Status = st }
 }
@@ -227,6 +231,66 @@ func TestComputePlan(t *testing.T) {
 			name:  "no data holds the step without counting a failure",
 			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0) }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(10), Checks: check(v1alpha1.VerdictNoData), Now: t0.Add(10 * time.Second)},
 			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, failedChecks: 0, reason: ReasonNoData,
+		},
+		{
+			name:  "no data past the progress deadline rolls back (onNoData: wait)",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0) }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(10), Checks: check(v1alpha1.VerdictNoData), Now: t0.Add(61 * time.Second)},
+			phase: v1alpha1.PhaseFailed, reason: ReasonNoData, stalled: true, canaryReplicas: ptr.To[int32](0), event: ReasonRolledBack,
+			check: func(t *testing.T, p Plan) {
+				assert.Contains(t, p.Message, "no data within the progress deadline of 1m0s")
+			},
+		},
+		{
+			name:  "no data counts as a failed check with onNoData: fail",
+			snap:  Snapshot{Canary: planCanary(onNoData(v1alpha1.NoDataFail), withStatus(progressing(1, 10, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0) }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(10), Checks: check(v1alpha1.VerdictNoData), Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, failedChecks: 1, reason: ReasonCheckFailed, event: ReasonCheckFailed,
+			check: func(t *testing.T, p Plan) {
+				assert.Contains(t, p.Status.Decisions[0].Message, "It counts as a failed check (onNoData: fail).")
+				assert.Equal(t, v1alpha1.VerdictNoData, p.Status.Decisions[0].Verdict, "the verdict stays what the check saw")
+			},
+		},
+		{
+			name:  "no data counts as a pass with onNoData: pass",
+			snap:  Snapshot{Canary: planCanary(onNoData(v1alpha1.NoDataPass), withStatus(progressing(1, 10, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0) }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(10), Checks: check(v1alpha1.VerdictNoData), Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 2, weight: 50, reason: ReasonWaitingForRoute, event: ReasonStepAdvanced,
+			check: func(t *testing.T, p Plan) {
+				assert.Contains(t, p.Status.Decisions[0].Message, "It counts as a pass (onNoData: pass).")
+			},
+		},
+		{
+			name: "a provider error counts as a failed check with onError: fail",
+			snap: Snapshot{Canary: planCanary(func(c *v1alpha1.Canary) { c.Spec.Analysis.OnError = v1alpha1.ErrorFail }, withStatus(progressing(1, 10, func(s *v1alpha1.CanaryStatus) {
+				s.StepStartedAt = at(0)
+				s.FailedChecks = 1
+			}))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(10), Checks: check(v1alpha1.VerdictError), Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhaseFailed, failedChecks: 2, reason: ReasonCheckFailed, stalled: true, canaryReplicas: ptr.To[int32](0), event: ReasonRolledBack,
+			check: func(t *testing.T, p Plan) { assert.Contains(t, p.Message, "(onError: fail)") },
+		},
+		{
+			name: "consecutive failures roll back before the total threshold",
+			snap: Snapshot{Canary: planCanary(func(c *v1alpha1.Canary) {
+				c.Spec.Analysis.Threshold = 10
+				c.Spec.Analysis.ConsecutiveThreshold = ptr.To[int32](3)
+			}, withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) {
+				s.StepStartedAt = at(0)
+				s.FailedChecks, s.ConsecutiveFailedChecks = 4, 2
+			}))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(50), Checks: check(v1alpha1.VerdictFail), Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhaseFailed, failedChecks: 5, reason: ReasonCheckFailed, stalled: true, canaryReplicas: ptr.To[int32](0), event: ReasonRolledBack,
+			check: func(t *testing.T, p Plan) {
+				assert.Contains(t, p.Message, "3 checks in a row failed (consecutiveThreshold 3)")
+			},
+		},
+		{
+			name: "a passing check resets the consecutive count",
+			snap: Snapshot{Canary: planCanary(func(c *v1alpha1.Canary) {
+				c.Spec.Analysis.Threshold = 10
+				c.Spec.Analysis.ConsecutiveThreshold = ptr.To[int32](3)
+			}, withStatus(progressing(1, 10, func(s *v1alpha1.CanaryStatus) {
+				s.StepStartedAt = at(0)
+				s.FailedChecks, s.ConsecutiveFailedChecks = 2, 2
+			}))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(10), Checks: check(v1alpha1.VerdictPass), Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 2, weight: 50, failedChecks: 2, reason: ReasonWaitingForRoute, event: ReasonStepAdvanced,
+			check: func(t *testing.T, p Plan) { assert.Zero(t, p.Status.ConsecutiveFailedChecks) },
 		},
 		{
 			name:  "no metrics: an empty round of checks passes",

@@ -344,16 +344,8 @@ func TestUnreachablePrometheusHoldsTheStep(t *testing.T) {
 	c := newCluster(t)
 	c.createTarget("podinfo:1.0")
 	c.startController()
-	c.create(&v1alpha1.MetricTemplate{
-		ObjectMeta: metav1.ObjectMeta{Name: "unreachable", Namespace: c.ns},
-		Spec: v1alpha1.MetricTemplateSpec{
-			Provider: v1alpha1.MetricProvider{Type: v1alpha1.MetricProviderPrometheus, Address: "http://127.0.0.1:1"},
-			Query:    `sum(rate(http_requests_total{namespace="{{ .Namespace }}"}[{{ .Interval }}]))`,
-		},
-	})
-	c.create(c.newCanary(func(cn *v1alpha1.Canary) {
-		cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{{Name: "rps", TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "unreachable"}, ThresholdRange: v1alpha1.ThresholdRange{Min: ptr.To(1.0)}}}
-	}))
+	metric := c.unreachableMetric()
+	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{metric} }))
 	analysisHolds(t, c, controllers.ReasonAnalysisUnavailable, v1alpha1.VerdictError, "connection refused")
 }
 
@@ -362,16 +354,8 @@ func TestQueryWithoutDataHoldsTheStep(t *testing.T) {
 	c := newCluster(t)
 	c.createTarget("podinfo:1.0")
 	c.startController()
-	c.create(&v1alpha1.MetricTemplate{
-		ObjectMeta: metav1.ObjectMeta{Name: "absent", Namespace: c.ns},
-		Spec: v1alpha1.MetricTemplateSpec{
-			Provider: v1alpha1.MetricProvider{Type: v1alpha1.MetricProviderPrometheus},
-			Query:    `sum(rate(no_such_series_total{namespace="{{ .Namespace }}"}[{{ .Interval }}]))`,
-		},
-	})
-	c.create(c.newCanary(func(cn *v1alpha1.Canary) {
-		cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{{Name: "absent", TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "absent"}, ThresholdRange: v1alpha1.ThresholdRange{Min: ptr.To(1.0)}}}
-	}))
+	metric := c.absentMetric()
+	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{metric} }))
 	analysisHolds(t, c, controllers.ReasonNoData, v1alpha1.VerdictNoData, "no data")
 }
 

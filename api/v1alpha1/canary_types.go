@@ -295,6 +295,27 @@ type CanaryAnalysis struct {
 	// +optional
 	Threshold int32 `json:"threshold,omitempty"`
 
+	// ConsecutiveThreshold, when set, also rolls the canary back after this many failed checks in
+	// a row, however many passed before; threshold still counts them all.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	ConsecutiveThreshold *int32 `json:"consecutiveThreshold,omitempty"`
+
+	// OnNoData is what a check whose query returns no data counts as: wait (the step holds, up
+	// to the progress deadline, then the canary is rolled back), fail (a failed check), or pass.
+	// +kubebuilder:default=wait
+	// +kubebuilder:validation:Enum=wait;fail;pass
+	// +optional
+	OnNoData NoDataPolicy `json:"onNoData,omitempty"`
+
+	// OnError is what a check counts as when its provider cannot answer (unreachable, a timeout,
+	// a query it rejects): wait (the step holds and the check is retried every interval) or fail
+	// (a failed check).
+	// +kubebuilder:default=wait
+	// +kubebuilder:validation:Enum=wait;fail
+	// +optional
+	OnError ErrorPolicy `json:"onError,omitempty"`
+
 	// MaxWeight is the largest share of traffic, in percent, the canary gets before promotion.
 	// With stepWeight it defaults to 100; with stepWeights it caps them.
 	// +kubebuilder:validation:Minimum=1
@@ -359,6 +380,25 @@ type CanaryAnalysis struct {
 	// +optional
 	Metrics []CanaryMetric `json:"metrics,omitempty"`
 }
+
+// NoDataPolicy says what a check without data counts as.
+type NoDataPolicy string
+
+// The no-data policies.
+const (
+	NoDataWait NoDataPolicy = "wait"
+	NoDataFail NoDataPolicy = "fail"
+	NoDataPass NoDataPolicy = "pass"
+)
+
+// ErrorPolicy says what a check its provider could not answer counts as.
+type ErrorPolicy string
+
+// The error policies.
+const (
+	ErrorWait ErrorPolicy = "wait"
+	ErrorFail ErrorPolicy = "fail"
+)
 
 // HTTPMatch is one set of request conditions; a request matches when it meets all of them.
 //
@@ -530,6 +570,10 @@ type CanaryStatus struct {
 	// FailedChecks counts the failed checks of the current rollout.
 	// +optional
 	FailedChecks int32 `json:"failedChecks"`
+
+	// ConsecutiveFailedChecks counts the failed checks since the last passing one.
+	// +optional
+	ConsecutiveFailedChecks int32 `json:"consecutiveFailedChecks,omitempty"`
 
 	// LastAppliedSpec is the revision hash of the target being rolled out (or last rolled out).
 	// +optional
