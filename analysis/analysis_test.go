@@ -39,7 +39,7 @@ func TestJudge(t *testing.T) {
 }
 
 func TestDecide(t *testing.T) {
-	m := v1alpha1.CanaryMetric{Name: "request-success-rate", ThresholdRange: v1alpha1.ThresholdRange{Min: ptr.To(99.0)}}
+	m := v1alpha1.CanaryMetric{Name: "request-success-rate", ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(99.0)}}
 
 	d := Decide(m, "q", 90.12345, nil)
 	assert.Equal(t, v1alpha1.VerdictFail, d.Verdict)

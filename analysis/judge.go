@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/metrics"
 )
@@ -47,7 +49,7 @@ func FormatValue(v float64) string {
 // Decide turns one query's outcome into a Decision: a value is judged against the range, no
 // data is NoData, any other error is Error. Neither NoData nor Error counts as a failed check.
 func Decide(m v1alpha1.CanaryMetric, query string, value float64, queryErr error) v1alpha1.Decision {
-	d := v1alpha1.Decision{Metric: m.Name, Query: query, Bound: Bound(m.ThresholdRange)}
+	d := v1alpha1.Decision{Metric: m.Name, Query: query, Bound: Bound(ptr.Deref(m.ThresholdRange, v1alpha1.ThresholdRange{}))}
 	switch {
 	case errors.Is(queryErr, metrics.ErrNoData):
 		d.Verdict = v1alpha1.VerdictNoData
@@ -57,7 +59,7 @@ func Decide(m v1alpha1.CanaryMetric, query string, value float64, queryErr error
 		d.Message = fmt.Sprintf("%s could not be evaluated: %v.", m.Name, queryErr)
 	default:
 		d.Value = FormatValue(value)
-		d.Verdict, _ = Judge(value, m.ThresholdRange)
+		d.Verdict, _ = Judge(value, *m.ThresholdRange)
 		if d.Verdict == v1alpha1.VerdictPass {
 			d.Message = fmt.Sprintf("%s is %s, within %s.", m.Name, d.Value, d.Bound)
 		} else {

@@ -16,15 +16,26 @@ const (
 	BuiltinRequestDuration    = "request-duration"
 )
 
-// QueryVars are the values a query is rendered with, for one Canary and one window.
+// QueryVars are the values a query is rendered with, for one Canary, one side (the canary or
+// the primary) and one window.
 type QueryVars struct {
 	Name      string // the Canary
 	Namespace string
-	Target    string // the target Deployment: the canary's pods
-	Service   string // the apex Service
-	Primary   string // the primary Deployment
-	Canary    string // the canary Deployment (the target)
-	Interval  string // the window, as PromQL writes a duration: 30s, 1m
+	// Target is the Deployment measured: the canary's (the target), or the primary's when a
+	// judge compares the two.
+	Target string
+	// TargetService is the Service in front of Target: <service>-canary or <service>-primary.
+	TargetService string
+	Service       string // the apex Service
+	Primary       string // the primary Deployment
+	Canary        string // the canary Deployment (the target)
+	// Interval is the lookback of a rate, as PromQL writes a duration (30s, 1m): the metric's
+	// interval, never reaching back before the step began; for a mann-whitney series, its step.
+	Interval string
+	// Window is the whole time since the step's weights took effect, for counting its requests.
+	Window string
+	// Variables are the metric's templateVariables.
+	Variables map[string]string
 }
 
 // Window renders a window length as a PromQL duration, whole seconds, at least 1s.
@@ -71,6 +82,7 @@ func Render(query string, vars QueryVars) (string, error) {
 		Primary:   escapeLabelValue(vars.Primary),
 		Canary:    escapeLabelValue(vars.Canary),
 		Interval:  vars.Interval,
+		Window:    vars.Window,
 	}
 	var out bytes.Buffer
 	if err := tpl.Execute(&out, escaped); err != nil {

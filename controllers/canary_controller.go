@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
 	"github.com/trafficctl/trafficctl/providers/router"
 )
 
@@ -60,8 +61,9 @@ type CanaryReconciler struct {
 	// RouteTypes are the route objects (HTTPRoute, VirtualService) of those providers, watched
 	// so that a route's status or a user's edit wakes its Canary.
 	RouteTypes []client.Object
-	// Querier returns the metric provider at an address; "" means the controller's default.
-	Querier func(address string) (MetricQuerier, error)
+	// Querier returns the metric provider cfg describes; an empty Address means the controller's
+	// default Prometheus, a zero Timeout its default query timeout.
+	Querier func(cfg prometheus.Config) (MetricQuerier, error)
 }
 
 const (

@@ -28,7 +28,7 @@ func planCanary(mods ...func(*v1alpha1.Canary)) *v1alpha1.Canary {
 			Service:                 v1alpha1.CanaryService{Port: 9898},
 			Analysis: v1alpha1.CanaryAnalysis{
 				Interval: "10s", Threshold: 2, StepWeights: []int32{10, 50},
-				Metrics: []v1alpha1.CanaryMetric{{Name: "request-success-rate", ThresholdRange: v1alpha1.ThresholdRange{Min: ptr.To(99.0)}}},
+				Metrics: []v1alpha1.CanaryMetric{{Name: "request-success-rate", ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(99.0)}}},
 			},
 		},
 	}

@@ -24,7 +24,7 @@ func (c *cluster) absentMetric() v1alpha1.CanaryMetric {
 			Query:    `sum(rate(no_such_series_total{namespace="{{ .Namespace }}"}[{{ .Interval }}]))`,
 		},
 	})
-	return v1alpha1.CanaryMetric{Name: "absent", TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "absent"}, ThresholdRange: v1alpha1.ThresholdRange{Min: ptr.To(1.0)}}
+	return v1alpha1.CanaryMetric{Name: "absent", TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "absent"}, ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(1.0)}}
 }
 
 // unreachableMetric is a check whose Prometheus refuses connections.
@@ -36,7 +36,7 @@ func (c *cluster) unreachableMetric() v1alpha1.CanaryMetric {
 			Query:    `sum(rate(http_requests_total{namespace="{{ .Namespace }}"}[{{ .Interval }}]))`,
 		},
 	})
-	return v1alpha1.CanaryMetric{Name: "rps", TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "unreachable"}, ThresholdRange: v1alpha1.ThresholdRange{Min: ptr.To(1.0)}}
+	return v1alpha1.CanaryMetric{Name: "rps", TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "unreachable"}, ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(1.0)}}
 }
 
 func TestNoDataPolicies(t *testing.T) {

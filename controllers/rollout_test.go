@@ -490,7 +490,7 @@ func TestInvalidSpecIsRejectedByTheAPIServer(t *testing.T) {
 		{"an interval under a second", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Interval = "500ms" }, "analysis.interval must be a duration of at least 1s"},
 		{"an interval that does not parse", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Interval = "often" }, "analysis.interval must be a duration of at least 1s"},
 		{"an unknown built-in metric", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics[0].Name = "latency" }, "a metric is either a built-in"},
-		{"a threshold range with no bound", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics[0].ThresholdRange = v1alpha1.ThresholdRange{} }, "thresholdRange needs min, max or both"},
+		{"a threshold range with no bound", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics[0].ThresholdRange = &v1alpha1.ThresholdRange{} }, "thresholdRange needs min, max or both"},
 		{"no route at all", func(cn *v1alpha1.Canary) { cn.Spec.Service.ParentRefs, cn.Spec.Service.Hostnames = nil, nil }, "provider gatewayapi needs service.parentRefs"},
 		{"both a route of one's own and parentRefs", func(cn *v1alpha1.Canary) {
 			cn.Spec.Service.HTTPRouteRef = &v1alpha1.LocalObjectReference{Name: "mine"}

@@ -60,11 +60,14 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Recorder:  mgr.GetEventRecorder("trafficctl"),
 		Clock:     clk,
 		Routers:   map[v1alpha1.Provider]Router{},
-		Querier: func(address string) (MetricQuerier, error) {
-			if address == "" {
-				address = opts.PrometheusAddress
+		Querier: func(cfg prometheus.Config) (MetricQuerier, error) {
+			if cfg.Address == "" {
+				cfg.Address = opts.PrometheusAddress
 			}
-			return prometheus.New(address, timeout)
+			if cfg.Timeout <= 0 {
+				cfg.Timeout = timeout
+			}
+			return prometheus.New(cfg)
 		},
 	}
 	// A router only for the route objects this cluster serves: watching a kind the apiserver does

@@ -15,6 +15,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/analysis"
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
 )
 
 // AnnotationRevision on the primary Deployment names the revision trafficctl last copied onto it.
@@ -196,7 +197,7 @@ func (r *CanaryReconciler) runChecks(ctx context.Context, s Snapshot) []v1alpha1
 			Service: cn.ApexServiceName(), Primary: cn.PrimaryDeploymentName(), Canary: cn.Spec.TargetRef.Name,
 			Interval: analysis.Window(CheckWindow(s, m)),
 		}
-		query, address, err := r.queryOf(ctx, cn, m)
+		query, provider, err := r.queryOf(ctx, cn, m)
 		if err == nil {
 			query, err = analysis.Render(query, vars)
 		}
@@ -204,7 +205,11 @@ func (r *CanaryReconciler) runChecks(ctx context.Context, s Snapshot) []v1alpha1
 			decisions = append(decisions, analysis.Decide(m, query, 0, err))
 			continue
 		}
-		q, err := r.Querier(address)
+		if provider.InsecureSkipVerify {
+			r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, ReasonInsecureMetricProvider, "Analysis",
+				"Check %s queries %s without verifying its TLS certificate (insecureSkipVerify).", m.Name, provider.Address)
+		}
+		q, err := r.Querier(provider)
 		if err != nil {
 			decisions = append(decisions, analysis.Decide(m, query, 0, err))
 			continue
@@ -215,15 +220,15 @@ func (r *CanaryReconciler) runChecks(ctx context.Context, s Snapshot) []v1alpha1
 	return decisions
 }
 
-// queryOf finds a metric's query template and provider address: a built-in's, or its
-// MetricTemplate's.
-func (r *CanaryReconciler) queryOf(ctx context.Context, cn *v1alpha1.Canary, m v1alpha1.CanaryMetric) (query, address string, err error) {
+// queryOf finds a metric's query template and how to reach its provider: a built-in's (the
+// controller's default Prometheus), or its MetricTemplate's.
+func (r *CanaryReconciler) queryOf(ctx context.Context, cn *v1alpha1.Canary, m v1alpha1.CanaryMetric) (string, prometheus.Config, error) {
 	if m.TemplateRef == nil {
 		q, ok := analysis.BuiltinQuery(m.Name)
 		if !ok {
-			return "", "", fmt.Errorf("%q is not a built-in metric and names no templateRef", m.Name)
+			return "", prometheus.Config{}, fmt.Errorf("%q is not a built-in metric and names no templateRef", m.Name)
 		}
-		return q, "", nil
+		return q, prometheus.Config{}, nil
 	}
 	ns := m.TemplateRef.Namespace
 	if ns == "" {
@@ -231,7 +236,8 @@ func (r *CanaryReconciler) queryOf(ctx context.Context, cn *v1alpha1.Canary, m v
 	}
 	var mt v1alpha1.MetricTemplate
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: m.TemplateRef.Name}, &mt); err != nil {
-		return "", "", fmt.Errorf("reading MetricTemplate %s/%s: %w", ns, m.TemplateRef.Name, err)
+		return "", prometheus.Config{}, fmt.Errorf("reading MetricTemplate %s/%s: %w", ns, m.TemplateRef.Name, err)
 	}
-	return mt.Spec.Query, mt.Spec.Provider.Address, nil
+	cfg, err := r.providerConfig(ctx, &mt)
+	return mt.Spec.Query, cfg, err
 }

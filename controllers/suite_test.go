@@ -294,7 +294,7 @@ func (c *cluster) newCanary(mods ...func(*v1alpha1.Canary)) *v1alpha1.Canary {
 			},
 			Analysis: v1alpha1.CanaryAnalysis{
 				Interval: "3s", Threshold: 2, StepWeights: []int32{10, 50},
-				Metrics: []v1alpha1.CanaryMetric{{Name: "request-success-rate", ThresholdRange: v1alpha1.ThresholdRange{Min: ptr.To(99.0)}}},
+				Metrics: []v1alpha1.CanaryMetric{{Name: "request-success-rate", ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(99.0)}}},
 			},
 		},
 	}

@@ -122,3 +122,26 @@ func (c *Canary) FailureThreshold() int32 {
 	}
 	return 5
 }
+
+// CheckInterval is how often the checks run within a step: analysis.checkInterval, or the
+// analysis interval when unset (or longer, which would leave a step's end unchecked).
+func (c *Canary) CheckInterval() time.Duration {
+	interval := c.AnalysisInterval()
+	if d, err := time.ParseDuration(c.Spec.Analysis.CheckInterval); err == nil && d > 0 && d < interval {
+		return d
+	}
+	return interval
+}
+
+// MetricSetOf is the metric set behind the built-in checks: the one the Canary names, or its
+// provider's (istio for istio, app for the rest).
+func (c *Canary) MetricSetOf() MetricSet {
+	switch {
+	case c.Spec.Analysis.MetricSet != "":
+		return c.Spec.Analysis.MetricSet
+	case c.Spec.Provider == ProviderIstio:
+		return MetricSetIstio
+	default:
+		return MetricSetApp
+	}
+}

@@ -289,6 +289,33 @@ type CanaryAnalysis struct {
 	// +optional
 	Interval string `json:"interval,omitempty"`
 
+	// CheckInterval is how often the checks run within a step, such as 10s; the interval when
+	// unset. A step still lasts at least interval, unless its sequential checks conclude earlier
+	// that the canary is not worse than the primary. Sequential checks may look as often as they
+	// like without raising their false-rollback rate; every other check that runs more often also
+	// counts more failures towards threshold.
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('1s')",message="analysis.checkInterval must be a duration of at least 1s, such as 10s"
+	// +optional
+	CheckInterval string `json:"checkInterval,omitempty"`
+
+	// MinRequests is how many requests the canary must have served in a check's window before
+	// the check gives a verdict; with fewer, the check has no data ("not enough traffic yet") and
+	// onNoData applies. Counted with the metric set's request query.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MinRequests *int64 `json:"minRequests,omitempty"`
+
+	// MetricSet chooses the queries behind the built-in checks: app (the application's own
+	// http_requests_total and http_request_duration_seconds, scraped per pod), istio
+	// (istio_requests_total and istio_request_duration_milliseconds, as the destination reports
+	// them) or envoy (envoy_cluster_upstream_rq and envoy_cluster_upstream_rq_time of clusters
+	// named <namespace>_<service>_<port>, as Contour names them). Defaults to istio with provider
+	// istio, app otherwise.
+	// +kubebuilder:validation:Enum=app;istio;envoy
+	// +optional
+	MetricSet MetricSet `json:"metricSet,omitempty"`
+
 	// Threshold is how many failed checks roll the canary back.
 	// +kubebuilder:default=5
 	// +kubebuilder:validation:Minimum=1
@@ -381,6 +408,16 @@ type CanaryAnalysis struct {
 	Metrics []CanaryMetric `json:"metrics,omitempty"`
 }
 
+// MetricSet names the family of metrics the built-in checks query.
+type MetricSet string
+
+// The metric sets.
+const (
+	MetricSetApp   MetricSet = "app"
+	MetricSetIstio MetricSet = "istio"
+	MetricSetEnvoy MetricSet = "envoy"
+)
+
 // NoDataPolicy says what a check without data counts as.
 type NoDataPolicy string
 
@@ -469,9 +506,14 @@ type SessionAffinity struct {
 	MaxAge int32 `json:"maxAge,omitempty"`
 }
 
-// CanaryMetric is one check: a query whose value must stay within a range.
+// CanaryMetric is one check: a query and the judge that holds its answer to account.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.templateRef) || self.name in ['request-success-rate', 'request-duration']",message="a metric is either a built-in (request-success-rate, request-duration) or names a MetricTemplate in templateRef"
+// +kubebuilder:validation:XValidation:rule="has(self.templateRef) || self.name in ['request-success-rate', 'request-duration', 'request-rate']",message="a metric is either a built-in (request-success-rate, request-duration, request-rate) or names a MetricTemplate in templateRef"
+// +kubebuilder:validation:XValidation:rule="[has(self.thresholdRange), has(self.compare), has(self.sequential)].filter(x, x).size() == 1",message="a metric needs exactly one judge: thresholdRange (a fixed bound), compare (against the primary) or sequential (a sequential test on request outcomes)"
+// +kubebuilder:validation:XValidation:rule="!has(self.sequential) || has(self.templateRef) || self.name != 'request-rate'",message="the sequential test judges request outcomes; use it with request-success-rate (errors), request-duration (slow requests) or a templateRef that counts bad outcomes"
+// +kubebuilder:validation:XValidation:rule="!has(self.sequential) || has(self.templateRef) || self.name != 'request-duration' || has(self.sequential.slowerThan)",message="a sequential request-duration check needs sequential.slowerThan: the latency above which a request counts as slow"
+// +kubebuilder:validation:XValidation:rule="!has(self.compare) || has(self.compare.direction) || !has(self.templateRef)",message="compare.direction is needed with templateRef: say whether a higher (increase) or lower (decrease) canary value is worse"
+// +kubebuilder:validation:XValidation:rule="!has(self.templateVariables) || has(self.templateRef)",message="templateVariables are for the MetricTemplate in templateRef"
 type CanaryMetric struct {
 	// Name of the check; a built-in name when templateRef is not set.
 	// +kubebuilder:validation:MinLength=1
@@ -485,12 +527,124 @@ type CanaryMetric struct {
 	// +optional
 	Interval string `json:"interval,omitempty"`
 
-	// ThresholdRange is the range the value must stay within for the check to pass.
-	ThresholdRange ThresholdRange `json:"thresholdRange"`
+	// ThresholdRange is the range the canary's value must stay within for the check to pass.
+	// +optional
+	ThresholdRange *ThresholdRange `json:"thresholdRange,omitempty"`
+
+	// Compare judges the canary's value against the primary's over the same window.
+	// +optional
+	Compare *MetricComparison `json:"compare,omitempty"`
+
+	// Sequential judges request outcomes with a sequential test: it rolls back as soon as the
+	// evidence shows the canary's rate of bad outcomes is worse than tolerance times the
+	// primary's, and keeps the chance of rolling back a canary that is not at falseRollbackRate,
+	// however often it looks.
+	// +optional
+	Sequential *SequentialTest `json:"sequential,omitempty"`
 
 	// TemplateRef names the MetricTemplate holding the query.
 	// +optional
 	TemplateRef *CrossNamespaceObjectReference `json:"templateRef,omitempty"`
+
+	// TemplateVariables are the values of {{ variables.<key> }} (or {{ .Variables.<key> }}) in
+	// the MetricTemplate's query. Each is escaped for where the template places it: inside a
+	// label matcher it is matched literally; elsewhere it must be a number or a duration.
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	TemplateVariables map[string]string `json:"templateVariables,omitempty"`
+}
+
+// ComparisonMethod is how a canary's value is held against the primary's.
+// +kubebuilder:validation:Enum=ratio;difference;mann-whitney
+type ComparisonMethod string
+
+// The comparison methods.
+const (
+	// CompareRatio fails when canary/primary moves past 1 +/- tolerance in the bad direction.
+	CompareRatio ComparisonMethod = "ratio"
+	// CompareDifference fails when canary - primary moves past tolerance in the bad direction.
+	CompareDifference ComparisonMethod = "difference"
+	// CompareMannWhitney compares the two series across the window with a Mann-Whitney U test,
+	// and fails when the Hodges-Lehmann shift's confidence interval lies beyond tolerance.
+	CompareMannWhitney ComparisonMethod = "mann-whitney"
+)
+
+// ComparisonDirection says which way a difference from the primary is a regression.
+// +kubebuilder:validation:Enum=increase;decrease;either
+type ComparisonDirection string
+
+// The comparison directions.
+const (
+	// DirectionIncrease: a higher canary value is worse, as for latency or an error rate.
+	DirectionIncrease ComparisonDirection = "increase"
+	// DirectionDecrease: a lower canary value is worse, as for a success rate.
+	DirectionDecrease ComparisonDirection = "decrease"
+	// DirectionEither: any difference beyond tolerance is a regression.
+	DirectionEither ComparisonDirection = "either"
+)
+
+// MetricComparison judges the canary against the primary over the same window.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.confidence) || self.method == 'mann-whitney'",message="compare.confidence belongs to method mann-whitney"
+// +kubebuilder:validation:XValidation:rule="!has(self.step) || self.method == 'mann-whitney'",message="compare.step belongs to method mann-whitney"
+type MetricComparison struct {
+	// Method of comparison: ratio, difference, or mann-whitney (two series, with a confidence).
+	// +kubebuilder:default=ratio
+	// +optional
+	Method ComparisonMethod `json:"method,omitempty"`
+
+	// Direction in which the canary differing from the primary is a regression: increase,
+	// decrease or either. Built-in checks know theirs (request-success-rate: decrease;
+	// request-duration: increase; request-rate: either).
+	// +optional
+	Direction ComparisonDirection `json:"direction,omitempty"`
+
+	// Tolerance is how far the canary may be from the primary in the bad direction: for ratio, a
+	// fraction of the primary's value (0.1 is 10%); for difference and mann-whitney, in the
+	// metric's own unit (1 is one percentage point of success rate, or 1 ms of latency).
+	// +kubebuilder:validation:Minimum=0
+	Tolerance float64 `json:"tolerance"`
+
+	// Confidence of the mann-whitney comparison: the canary fails only when the confidence
+	// interval of its shift from the primary lies wholly beyond tolerance. Defaults to 0.95.
+	// +kubebuilder:validation:Minimum=0.5
+	// +kubebuilder:validation:Maximum=0.9999
+	// +optional
+	Confidence *float64 `json:"confidence,omitempty"`
+
+	// Step is the spacing of the two series' points for mann-whitney, such as 10s; each point
+	// measures its own slice of the window ({{ .Interval }} is the step). Defaults to 10s.
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('1s')",message="compare.step must be a duration of at least 1s, such as 10s"
+	// +optional
+	Step string `json:"step,omitempty"`
+}
+
+// SequentialTest is a sequential test on request outcomes: each request of the canary and of
+// the primary is good or bad (an error; slower than slowerThan; or what a template counts), and
+// the test weighs the canary's rate of bad outcomes against the primary's after every look.
+type SequentialTest struct {
+	// Tolerance is the ratio of the canary's bad-outcome rate to the primary's that is still
+	// acceptable, such as 1.5: a canary at most this much worse is rolled back with a chance of at
+	// most falseRollbackRate. Defaults to 1.5.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Tolerance *float64 `json:"tolerance,omitempty"`
+
+	// FalseRollbackRate bounds the chance that a canary within tolerance is rolled back by this
+	// check over a whole rollout, however often it looks. Defaults to 0.01.
+	// +kubebuilder:validation:Minimum=0.0001
+	// +kubebuilder:validation:Maximum=0.2
+	// +optional
+	FalseRollbackRate *float64 `json:"falseRollbackRate,omitempty"`
+
+	// SlowerThan makes a request-duration check count a request slower than this as a bad
+	// outcome, such as 250ms. It must be a bucket bound of the latency histogram.
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s')",message="sequential.slowerThan must be a positive duration such as 250ms"
+	// +optional
+	SlowerThan string `json:"slowerThan,omitempty"`
 }
 
 // ThresholdRange bounds a metric's value; either end may be open.
@@ -597,6 +751,14 @@ type CanaryStatus struct {
 	// +optional
 	LastCheckedAt *metav1.Time `json:"lastCheckedAt,omitempty"`
 
+	// Evidence is what each sequential check has gathered over the rollout's completed steps;
+	// the current step's requests are counted again at every look.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=map
+	// +listMapKey=metric
+	// +optional
+	Evidence []Evidence `json:"evidence,omitempty"`
+
 	// Decisions are the verdicts of the latest checks, newest first.
 	// +kubebuilder:validation:MaxItems=64
 	// +listType=atomic
@@ -609,26 +771,82 @@ type CanaryStatus struct {
 type Decision struct {
 	// Metric is the check's name.
 	Metric string `json:"metric"`
+	// Judge that reached the verdict: threshold, ratio, difference, mann-whitney or sequential.
+	// +optional
+	Judge Judge `json:"judge,omitempty"`
 	// Step is the weight step the check ran at.
 	Step int32 `json:"step"`
 	// CanaryWeight at the time of the check.
 	CanaryWeight int32 `json:"canaryWeight"`
-	// Query sent to the metrics provider.
+	// Query sent to the metrics provider for the canary.
 	// +optional
 	Query string `json:"query,omitempty"`
-	// Value returned, as text; empty when there was none.
+	// PrimaryQuery is the query for the primary, when the judge compares the two.
+	// +optional
+	PrimaryQuery string `json:"primaryQuery,omitempty"`
+	// Value returned for the canary, as text; empty when there was none.
 	// +optional
 	Value string `json:"value,omitempty"`
-	// Bound the value was held against, such as ">= 99" or "<= 500".
+	// PrimaryValue returned for the primary, when the judge compares the two.
+	// +optional
+	PrimaryValue string `json:"primaryValue,omitempty"`
+	// Bound the value was held against, such as ">= 99" or "<= primary x 1.1".
 	// +optional
 	Bound string `json:"bound,omitempty"`
+	// SampleSize is how many canary requests (for mann-whitney: series points) the verdict rests
+	// on; 0 when not counted.
+	// +optional
+	SampleSize int64 `json:"sampleSize,omitempty"`
+	// PrimarySampleSize is the same for the primary.
+	// +optional
+	PrimarySampleSize int64 `json:"primarySampleSize,omitempty"`
 	// Verdict reached.
 	Verdict Verdict `json:"verdict"`
+	// Conclusive marks a sequential check's verdict as final for the rollout: a conclusive Fail
+	// rolls back at once, and a step whose sequential checks are all conclusive passes may
+	// advance before its interval is up.
+	// +optional
+	Conclusive bool `json:"conclusive,omitempty"`
+	// Evidence a sequential check has gathered over the whole rollout, this step included.
+	// +optional
+	Evidence *Evidence `json:"evidence,omitempty"`
 	// Message explains the verdict.
 	// +optional
 	Message string `json:"message,omitempty"`
 	// Time the check ran.
 	Time metav1.Time `json:"time"`
+}
+
+// Judge names the rule that reached a verdict.
+type Judge string
+
+// The judges.
+const (
+	JudgeThreshold   Judge = "threshold"
+	JudgeRatio       Judge = "ratio"
+	JudgeDifference  Judge = "difference"
+	JudgeMannWhitney Judge = "mann-whitney"
+	JudgeSequential  Judge = "sequential"
+)
+
+// Evidence is a sequential check's state: the requests it has seen and the e-values (likelihood
+// ratios mixed over the alternatives) against each of its two hypotheses. An e-value of 1/alpha
+// or more rejects its hypothesis at level alpha, however often it has been looked at.
+type Evidence struct {
+	// Metric is the check's name.
+	Metric string `json:"metric"`
+	// CanaryRequests and CanaryBad count the canary's requests and bad outcomes.
+	CanaryRequests int64 `json:"canaryRequests"`
+	CanaryBad      int64 `json:"canaryBad"`
+	// PrimaryRequests and PrimaryBad count the primary's over the same time.
+	PrimaryRequests int64 `json:"primaryRequests"`
+	PrimaryBad      int64 `json:"primaryBad"`
+	// LogWorse is the natural log of the e-value against "the canary is within tolerance":
+	// log(1/falseRollbackRate) or more rolls back.
+	LogWorse float64 `json:"logWorse"`
+	// LogNotWorse is the natural log of the e-value against "the canary is worse than tolerance":
+	// log(1/falseRollbackRate) or more concludes that it is not.
+	LogNotWorse float64 `json:"logNotWorse"`
 }
 
 // CanaryList is a list of Canaries.

@@ -51,6 +51,44 @@ type MetricProvider struct {
 	// +kubebuilder:validation:Pattern=`^https?://`
 	// +optional
 	Address string `json:"address,omitempty"`
+
+	// SecretRef names a Secret in the MetricTemplate's namespace with the provider's credentials:
+	// key token (a bearer token), or keys username and password (basic auth); and optionally key
+	// ca.crt, the PEM certificate authority that signed the provider's certificate. Its values
+	// never appear in status, events or logs.
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+
+	// InsecureSkipVerify accepts any certificate from the provider. Meant for trials only: every
+	// check that uses it records a warning event.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+
+	// Headers are added to every query, such as X-Scope-OrgID for a multi-tenant Mimir or
+	// Cortex. Put credentials in secretRef, not here: header values are shown in the object.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Headers []HTTPHeader `json:"headers,omitempty"`
+
+	// Timeout of each query, such as 10s; the controller's --query-timeout when unset.
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s')",message="provider.timeout must be a positive duration such as 10s"
+	// +optional
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// HTTPHeader is one request header.
+type HTTPHeader struct {
+	// Name of the header.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`
+	Name string `json:"name"`
+	// Value of the header.
+	// +kubebuilder:validation:MaxLength=4096
+	Value string `json:"value"`
 }
 
 // MetricTemplateList is a list of MetricTemplates.

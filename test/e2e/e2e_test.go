@@ -205,7 +205,7 @@ func TestErrorsAreRolledBack(t *testing.T) {
 	// Users are back on the good version, and the gateway's error rate returns to its baseline.
 	assertOnlyVersion(t, ctx, app, "1.0.0")
 	gatewayErrors := fmt.Sprintf(`sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"%s_.*",envoy_response_code=~"5.."}[3s])) or vector(0)`, app.Namespace)
-	prom, err := prometheus.New(env.Prometheus.URL(), 5*time.Second)
+	prom, err := prometheus.New(prometheus.Config{Address: env.Prometheus.URL(), Timeout: 5 * time.Second})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		v, err := prom.Query(ctx, gatewayErrors, time.Now())

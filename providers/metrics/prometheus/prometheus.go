@@ -2,9 +2,12 @@ package prometheus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -15,17 +18,37 @@ import (
 	"github.com/trafficctl/trafficctl/providers/metrics"
 )
 
-// Provider runs instant queries against one Prometheus server. It is safe for concurrent use.
+// Config says how to reach one Prometheus server. Credentials are only ever sent to the
+// server; they never appear in an error.
+type Config struct {
+	// Address of the HTTP API, such as http://prometheus.monitoring:9090.
+	Address string
+	// Timeout bounds every query, both on the client and as Prometheus' own evaluation timeout.
+	Timeout time.Duration
+	// BearerToken, when set, is sent as "Authorization: Bearer <token>".
+	BearerToken string
+	// Username and Password, when set, are sent as basic auth.
+	Username, Password string
+	// CA is a PEM bundle of the authorities that may sign the server's certificate; the system
+	// pool when empty.
+	CA []byte
+	// InsecureSkipVerify accepts any server certificate.
+	InsecureSkipVerify bool
+	// Headers are added to every request, such as X-Scope-OrgID.
+	Headers map[string]string
+}
+
+// Provider runs queries against one Prometheus server. It is safe for concurrent use.
 type Provider struct {
 	address string
 	timeout time.Duration
 	api     promv1.API
 }
 
-// New returns a Provider for the Prometheus server at address (for example
-// http://prometheus.monitoring:9090). Every query is bounded by timeout, both on the client and
-// as Prometheus' own evaluation timeout, so that a slow server cannot stall a reconcile.
-func New(address string, timeout time.Duration) (*Provider, error) {
+// New returns a Provider for the server cfg describes, so that a slow server cannot stall a
+// reconcile: every query is bounded by cfg.Timeout.
+func New(cfg Config) (*Provider, error) {
+	address := cfg.Address
 	u, err := url.Parse(address)
 	if err != nil {
 		return nil, fmt.Errorf("invalid prometheus address %q: %w", address, err)
@@ -36,14 +59,59 @@ func New(address string, timeout time.Duration) (*Provider, error) {
 	if u.Host == "" {
 		return nil, fmt.Errorf("invalid prometheus address %q: no host", address)
 	}
-	if timeout <= 0 {
-		return nil, fmt.Errorf("invalid prometheus query timeout %s: must be positive", timeout)
+	if u.User != nil {
+		return nil, fmt.Errorf("invalid prometheus address %s: put credentials in a Secret, not in the address", u.Redacted())
 	}
-	client, err := promapi.NewClient(promapi.Config{Address: address})
+	if cfg.Timeout <= 0 {
+		return nil, fmt.Errorf("invalid prometheus query timeout %s: must be positive", cfg.Timeout)
+	}
+	rt, err := roundTripper(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client, err := promapi.NewClient(promapi.Config{Address: address, RoundTripper: rt})
 	if err != nil {
 		return nil, fmt.Errorf("create prometheus client for %q: %w", address, err)
 	}
-	return &Provider{address: address, timeout: timeout, api: promv1.NewAPI(client)}, nil
+	return &Provider{address: address, timeout: cfg.Timeout, api: promv1.NewAPI(client)}, nil
+}
+
+// roundTripper is the transport cfg asks for: its own TLS settings, then headers and
+// credentials on every request.
+func roundTripper(cfg Config) (http.RoundTripper, error) {
+	transport := promapi.DefaultRoundTripper.(*http.Transport).Clone()
+	if len(cfg.CA) > 0 || cfg.InsecureSkipVerify {
+		tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // the user asked for it, and is warned by an event
+		if len(cfg.CA) > 0 {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(cfg.CA) {
+				return nil, errors.New("the certificate authority (ca.crt) holds no PEM certificate")
+			}
+			tlsConfig.RootCAs = pool
+		}
+		transport.TLSClientConfig = tlsConfig
+	}
+	return &authRoundTripper{next: transport, cfg: cfg}, nil
+}
+
+// authRoundTripper adds a Config's headers and credentials to every request.
+type authRoundTripper struct {
+	next http.RoundTripper
+	cfg  Config
+}
+
+func (a *authRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	for k, v := range a.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	switch {
+	case a.cfg.BearerToken != "":
+		req.Header.Set("Authorization", "Bearer "+a.cfg.BearerToken)
+	case a.cfg.Username != "":
+		req.SetBasicAuth(a.cfg.Username, a.cfg.Password)
+	}
+	return a.next.RoundTrip(req)
 }
 
 // Query evaluates query at the instant at (the server's current time when at is zero) and

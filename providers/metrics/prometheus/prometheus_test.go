@@ -47,7 +47,7 @@ func TestQuery(t *testing.T) {
 	exporter.SetTraffic(namespace, idlePod, testprom.Traffic{RequestsPerScrape: 0})
 	server := testprom.Start(t, exporter.Addr())
 
-	provider, err := prometheus.New(server.URL(), 5*time.Second)
+	provider, err := prometheus.New(prometheus.Config{Address: server.URL(), Timeout: 5 * time.Second})
 	require.NoError(t, err)
 	ctx := t.Context()
 
@@ -147,7 +147,7 @@ func TestQueryUnreachable(t *testing.T) {
 	address := "http://" + l.Addr().String()
 	require.NoError(t, l.Close()) // nothing listens on the port any more
 
-	provider, err := prometheus.New(address, 5*time.Second)
+	provider, err := prometheus.New(prometheus.Config{Address: address, Timeout: 5 * time.Second})
 	require.NoError(t, err)
 	_, err = provider.Query(t.Context(), `1`, time.Now())
 	require.Error(t, err)
@@ -162,7 +162,7 @@ func TestQueryTimeout(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 
-	provider, err := prometheus.New("http://"+l.Addr().String(), 200*time.Millisecond)
+	provider, err := prometheus.New(prometheus.Config{Address: "http://" + l.Addr().String(), Timeout: 200 * time.Millisecond})
 	require.NoError(t, err)
 	start := time.Now()
 	_, err = provider.Query(context.Background(), `1`, time.Now())
@@ -187,7 +187,7 @@ func TestNew(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(strconv.Itoa(i)+" "+tt.address, func(t *testing.T) {
-			_, err := prometheus.New(tt.address, tt.timeout)
+			_, err := prometheus.New(prometheus.Config{Address: tt.address, Timeout: tt.timeout})
 			if tt.wantErr == "" {
 				assert.NoError(t, err)
 				return

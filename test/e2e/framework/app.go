@@ -140,8 +140,8 @@ func (e *Env) NewApp(ctx context.Context, o AppOptions) (*App, error) {
 				// check several scrapes of the canary's pods.
 				Interval: "10s", Threshold: 2, StepWeights: []int32{20, 50},
 				Metrics: []v1alpha1.CanaryMetric{
-					{Name: "request-success-rate", ThresholdRange: v1alpha1.ThresholdRange{Min: ptr.To(99.0)}},
-					{Name: "request-duration", ThresholdRange: v1alpha1.ThresholdRange{Max: ptr.To(100.0)}},
+					{Name: "request-success-rate", ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(99.0)}},
+					{Name: "request-duration", ThresholdRange: &v1alpha1.ThresholdRange{Max: ptr.To(100.0)}},
 				},
 			},
 		},
