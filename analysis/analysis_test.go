@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
@@ -54,37 +53,6 @@ func TestDecide(t *testing.T) {
 	d = Decide(m, "q", 0, errors.New("dial tcp 127.0.0.1:1: connection refused"))
 	assert.Equal(t, v1alpha1.VerdictError, d.Verdict)
 	assert.Contains(t, d.Message, "connection refused")
-}
-
-func TestRenderBuiltins(t *testing.T) {
-	vars := QueryVars{Namespace: "shop", Target: "podinfo", Interval: Window(30 * time.Second)}
-	q, ok := BuiltinQuery(BuiltinRequestSuccessRate)
-	require.True(t, ok)
-	out, err := Render(q, vars)
-	require.NoError(t, err)
-	assert.Equal(t, `100 * (1 - (sum(rate(http_requests_total{namespace="shop",pod=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)",code=~"5.."}[30s])) or vector(0)) / sum(rate(http_requests_total{namespace="shop",pod=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[30s])))`, out)
-
-	q, ok = BuiltinQuery(BuiltinRequestDuration)
-	require.True(t, ok)
-	out, err = Render(q, vars)
-	require.NoError(t, err)
-	assert.Equal(t, `1000 * histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="shop",pod=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[30s])))`, out)
-
-	_, ok = BuiltinQuery("latency")
-	assert.False(t, ok)
-}
-
-func TestRenderEscapesValues(t *testing.T) {
-	out, err := Render(`up{namespace="{{ .Namespace }}"}`, QueryVars{Namespace: `x"} or vector(1) or up{a="`})
-	require.NoError(t, err)
-	assert.Equal(t, `up{namespace="x\"} or vector(1) or up{a=\""}`, out, "a value cannot close its string")
-}
-
-func TestRenderErrors(t *testing.T) {
-	_, err := Render(`up{namespace="{{ .Namespace }"}`, QueryVars{})
-	assert.ErrorContains(t, err, "query template does not parse")
-	_, err = Render(`up{x="{{ .Nope }}"}`, QueryVars{})
-	assert.ErrorContains(t, err, "query template does not render")
 }
 
 func TestWindow(t *testing.T) {

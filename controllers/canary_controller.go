@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -43,9 +44,11 @@ type Router interface {
 	Release(ctx context.Context, cn *v1alpha1.Canary) error
 }
 
-// MetricQuerier answers one instant query with one value; metrics.ErrNoData when it has none.
+// MetricQuerier answers a query with one value at an instant, or with one series over a time
+// range; metrics.ErrNoData when it has none.
 type MetricQuerier interface {
 	Query(ctx context.Context, query string, at time.Time) (float64, error)
+	QueryRange(ctx context.Context, query string, start, end time.Time, step time.Duration) ([]float64, error)
 }
 
 // CanaryReconciler runs rollouts: it reads a snapshot of the world, asks the planner for the
@@ -237,7 +240,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 		log.Info("check", "metric", d.Metric, "verdict", d.Verdict, "value", d.Value, "bound", d.Bound, "step", plan.Status.Step, "message", d.Message)
 	}
 	for _, e := range plan.Events {
-		r.Recorder.Eventf(cn, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
+		r.Recorder.Eventf(cn, nil, e.Type, e.Reason, "Rollout", "%s", eventNote(e.Message))
 		log.Info(e.Message, "reason", e.Reason, "phase", plan.Status.Phase, "step", plan.Status.Step, "canaryWeight", plan.Status.CanaryWeight)
 	}
 
@@ -286,7 +289,7 @@ func (r *CanaryReconciler) stall(ctx context.Context, cn *v1alpha1.Canary, reaso
 	if err := r.recordHalt(ctx, cn, reason, msg, true); err != nil {
 		return err
 	}
-	r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", msg)
+	r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", eventNote(msg))
 	return reconcile.TerminalError(cause)
 }
 
@@ -319,6 +322,23 @@ func (r *CanaryReconciler) finalize(ctx context.Context, cn *v1alpha1.Canary) er
 		return fmt.Errorf("removing finalizer: %w", err)
 	}
 	return nil
+}
+
+// maxEventNote is the longest note events.k8s.io accepts; a longer event would be lost.
+const maxEventNote = 1024
+
+// eventNote cuts a message to what an event can hold, on a character boundary; the whole
+// message stays in the Canary's status.
+func eventNote(msg string) string {
+	if len(msg) <= maxEventNote {
+		return msg
+	}
+	const more = " [...]"
+	cut := maxEventNote - len(more)
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + more
 }
 
 func upperFirst(s string) string {

@@ -132,7 +132,7 @@ func Steps(a v1alpha1.CanaryAnalysis) []int32 {
 
 // ChecksDue reports whether the current step's checks should run in this reconcile: the
 // rollout is progressing on the revision it started with, the route accepted the step's
-// weights at least one interval ago, and the last check is an interval old.
+// weights at least one check interval ago, and the last check is a check interval old.
 func ChecksDue(s Snapshot) bool {
 	st := s.Canary.Status
 	if st.Phase != v1alpha1.PhaseProgressing || st.Step < 1 || st.StepStartedAt == nil {
@@ -141,12 +141,22 @@ func ChecksDue(s Snapshot) bool {
 	if s.Target.Revision != st.LastAppliedSpec {
 		return false
 	}
-	interval := s.Canary.AnalysisInterval()
-	if s.Now.Before(st.StepStartedAt.Add(interval)) {
+	every := s.Canary.CheckInterval()
+	if s.Now.Before(st.StepStartedAt.Add(every)) {
 		return false
 	}
 	return st.LastCheckedAt == nil || st.LastCheckedAt.Before(st.StepStartedAt) ||
-		!s.Now.Before(st.LastCheckedAt.Add(interval))
+		!s.Now.Before(st.LastCheckedAt.Add(every))
+}
+
+// CarriedEvidence is what a sequential check gathered in the rollout's completed steps.
+func CarriedEvidence(st *v1alpha1.CanaryStatus, metric string) *v1alpha1.Evidence {
+	for i := range st.Evidence {
+		if st.Evidence[i].Metric == metric {
+			return &st.Evidence[i]
+		}
+	}
+	return nil
 }
 
 // CheckWindow is how far back the current step's checks look: the metric's interval (the
@@ -258,6 +268,7 @@ func (p *planner) startRollout(message string) {
 	st.StepStartedAt = nil
 	st.LastCheckedAt = nil
 	st.Decisions = nil
+	st.Evidence = nil
 	p.scaleCanary(p.canaryReplicas(Stages(p.s.Canary)[0].Weight))
 	p.event(corev1.EventTypeNormal, ReasonNewRevision, message)
 	p.wait(ReasonWaitingForCanary, "Waiting for the canary Deployment to become ready.", 0)
@@ -287,7 +298,7 @@ func (p *planner) progress() {
 			p.wait(ReasonWaitingForCanary, "Waiting for the canary Deployment to become ready: "+msg, p.untilDeadline())
 			return
 		}
-		p.advanceTo(1, steps)
+		p.advanceTo(1, steps, "")
 		return
 	}
 
@@ -307,7 +318,7 @@ func (p *planner) progress() {
 	}
 	if st.StepStartedAt == nil {
 		st.StepStartedAt = ceilSecond(p.s.Now)
-		p.wait(ReasonAnalysing, fmt.Sprintf("Step %d of %d: the route carries %s; checks run in %s.", st.Step, len(steps), want, p.s.Canary.AnalysisInterval()), st.StepStartedAt.Sub(p.s.Now)+p.s.Canary.AnalysisInterval())
+		p.wait(ReasonAnalysing, fmt.Sprintf("Step %d of %d: the route carries %s; checks run in %s.", st.Step, len(steps), want, p.s.Canary.CheckInterval()), st.StepStartedAt.Sub(p.s.Now)+p.s.Canary.CheckInterval())
 		return
 	}
 	if p.s.Checks == nil {
@@ -321,20 +332,31 @@ func (p *planner) progress() {
 	p.judge(steps)
 }
 
-// judge acts on the checks that ran in this reconcile, as the Canary's policies say: a failed
+// judge acts on the checks that ran in this reconcile, as the Canary's policies say: a
+// sequential check that concludes the canary is worse rolls back at once; any other failed
 // check counts towards threshold (and consecutiveThreshold); no data waits, fails or passes
-// (onNoData); a provider error waits or fails (onError). The decisions record what each check
-// counted as.
+// (onNoData); a provider error waits or fails (onError). Passing checks advance the step once
+// it has lasted its interval, or earlier when every sequential check concluded that the canary
+// is not worse. The decisions record what each check counted as.
 func (p *planner) judge(steps []Stage) {
 	st := p.st()
 	a := p.s.Canary.Spec.Analysis
 	now := metav1.NewTime(p.s.Now)
 	st.LastCheckedAt = &now
-	var failed, unavailable, noData []string
+	var failed, decisive, unavailable, noData []string
+	sequential, conclusive := 0, 0
 	for i := range p.s.Checks {
 		d := &p.s.Checks[i]
 		d.Step, d.CanaryWeight, d.Time = st.Step, st.CanaryWeight, now
+		if d.Judge == v1alpha1.JudgeSequential {
+			sequential++
+			if d.Verdict == v1alpha1.VerdictPass && d.Conclusive {
+				conclusive++
+			}
+		}
 		switch {
+		case d.Verdict == v1alpha1.VerdictFail && d.Conclusive:
+			decisive = append(decisive, d.Message)
 		case d.Verdict == v1alpha1.VerdictFail:
 			failed = append(failed, d.Message)
 		case d.Verdict == v1alpha1.VerdictError && a.OnError == v1alpha1.ErrorFail:
@@ -356,8 +378,12 @@ func (p *planner) judge(steps []Stage) {
 		st.Decisions = st.Decisions[:maxDecisions]
 	}
 
-	interval := p.s.Canary.AnalysisInterval()
+	every := p.s.Canary.CheckInterval()
+	at := fmt.Sprintf("at step %d of %d (%d%% canary traffic)", st.Step, len(steps), st.CanaryWeight)
 	switch {
+	case len(decisive) > 0:
+		p.rollback(ReasonCheckFailed, fmt.Sprintf("A sequential check concluded %s that the canary is worse: %s", at, strings.Join(decisive, " ")))
+		return
 	case len(failed) > 0:
 		st.FailedChecks++
 		st.ConsecutiveFailedChecks++
@@ -371,25 +397,65 @@ func (p *planner) judge(steps []Stage) {
 			return
 		}
 		p.event(corev1.EventTypeWarning, ReasonCheckFailed, msg)
-		p.wait(ReasonCheckFailed, msg, interval)
+		p.wait(ReasonCheckFailed, msg, every)
 	case len(unavailable) > 0:
-		p.wait(ReasonAnalysisUnavailable, "The analysis is unavailable, so the step holds: "+strings.Join(unavailable, " "), interval)
+		msg := "The analysis is unavailable, so the step holds: " + strings.Join(unavailable, " ")
+		p.event(corev1.EventTypeWarning, ReasonAnalysisUnavailable, msg)
+		p.wait(ReasonAnalysisUnavailable, msg, every)
 	case len(noData) > 0 && p.deadlinePassed():
 		p.rollback(ReasonNoData, fmt.Sprintf("The checks had no data within the progress deadline of %s (onNoData: wait): %s", p.s.Canary.ProgressDeadline(), strings.Join(noData, " ")))
 	case len(noData) > 0:
-		p.wait(ReasonNoData, "The checks have no data yet, so the step holds: "+strings.Join(noData, " "), interval)
-	case int(st.Step) >= len(steps):
+		p.wait(ReasonNoData, "The checks have no data yet, so the step holds: "+strings.Join(noData, " "), every)
+	case p.s.Now.Before(st.StepStartedAt.Add(p.s.Canary.AnalysisInterval())) && (sequential == 0 || conclusive < sequential):
+		// The checks pass, but the step has not lasted its interval, and the evidence does not yet
+		// say the canary is not worse.
 		st.ConsecutiveFailedChecks = 0
-		p.transition(v1alpha1.PhasePromoting)
-		p.event(corev1.EventTypeNormal, ReasonPromoting, fmt.Sprintf("Every step passed; copying revision %s onto %s.", st.LastAppliedSpec, p.s.Canary.PrimaryDeploymentName()))
-		p.wait(ReasonPromoting, "Copying the canary's pod template onto the primary Deployment.", 0)
+		p.wait(ReasonAnalysing, fmt.Sprintf("Step %d of %d: the checks pass so far; the step lasts until %s. %s", st.Step, len(steps),
+			st.StepStartedAt.Add(p.s.Canary.AnalysisInterval()).UTC().Format(time.RFC3339), summary(p.s.Checks)), p.untilNextCheck())
 	default:
 		st.ConsecutiveFailedChecks = 0
-		p.advanceTo(st.Step+1, steps)
+		p.carryEvidence()
+		passed := "Every check passed " + at
+		if sequential > 0 && conclusive == sequential && p.s.Now.Before(st.StepStartedAt.Add(p.s.Canary.AnalysisInterval())) {
+			passed = "The sequential checks concluded " + at + " that the canary is not worse"
+		}
+		if int(st.Step) >= len(steps) {
+			p.transition(v1alpha1.PhasePromoting)
+			p.event(corev1.EventTypeNormal, ReasonPromoting, fmt.Sprintf("%s; copying revision %s onto %s. %s", passed, st.LastAppliedSpec, p.s.Canary.PrimaryDeploymentName(), summary(p.s.Checks)))
+			p.wait(ReasonPromoting, "Copying the canary's pod template onto the primary Deployment.", 0)
+			return
+		}
+		p.advanceTo(st.Step+1, steps, passed+". "+summary(p.s.Checks))
 	}
 }
 
-func (p *planner) advanceTo(step int32, steps []Stage) {
+// carryEvidence keeps what the sequential checks gathered in the step that just passed, so the
+// next step's looks add to it.
+func (p *planner) carryEvidence() {
+	st := p.st()
+	for _, d := range p.s.Checks {
+		if d.Evidence == nil {
+			continue
+		}
+		if prev := CarriedEvidence(st, d.Metric); prev != nil {
+			*prev = *d.Evidence
+		} else {
+			st.Evidence = append(st.Evidence, *d.Evidence)
+		}
+	}
+}
+
+// summary is every check's message, for the events that tell a step's outcome.
+func summary(checks []v1alpha1.Decision) string {
+	msgs := make([]string, 0, len(checks))
+	for _, d := range checks {
+		msgs = append(msgs, d.Message)
+	}
+	return strings.Join(msgs, " ")
+}
+
+// advanceTo moves to a step; why, when given, is what the previous step's checks said.
+func (p *planner) advanceTo(step int32, steps []Stage, why string) {
 	st := p.st()
 	st.Step = step
 	st.CanaryWeight = steps[step-1].Weight
@@ -397,7 +463,11 @@ func (p *planner) advanceTo(step int32, steps []Stage) {
 	st.StepStartedAt = nil
 	p.touch()
 	msg := fmt.Sprintf("Advancing to step %d of %d: the route carries %s.", step, len(steps), RoutingFor(p.s.Canary, st))
-	p.event(corev1.EventTypeNormal, ReasonStepAdvanced, msg)
+	event := msg
+	if why != "" {
+		event = why + " " + msg
+	}
+	p.event(corev1.EventTypeNormal, ReasonStepAdvanced, event)
 	p.wait(ReasonWaitingForRoute, msg, pollInterval)
 }
 
@@ -505,9 +575,10 @@ func (p *planner) untilDeadline() time.Duration {
 
 func (p *planner) untilNextCheck() time.Duration {
 	st := p.st()
-	next := st.StepStartedAt.Add(p.s.Canary.AnalysisInterval())
+	every := p.s.Canary.CheckInterval()
+	next := st.StepStartedAt.Add(every)
 	if st.LastCheckedAt != nil && !st.LastCheckedAt.Before(st.StepStartedAt) {
-		next = st.LastCheckedAt.Add(p.s.Canary.AnalysisInterval())
+		next = st.LastCheckedAt.Add(every)
 	}
 	return max(next.Sub(p.s.Now), time.Second)
 }

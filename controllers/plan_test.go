@@ -225,7 +225,7 @@ func TestComputePlan(t *testing.T) {
 		{
 			name:  "an unavailable provider holds the step without counting a failure",
 			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0) }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(10), Checks: check(v1alpha1.VerdictError), Now: t0.Add(10 * time.Second)},
-			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, failedChecks: 0, reason: ReasonAnalysisUnavailable,
+			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, failedChecks: 0, reason: ReasonAnalysisUnavailable, event: ReasonAnalysisUnavailable,
 		},
 		{
 			name:  "no data holds the step without counting a failure",
@@ -359,7 +359,7 @@ func TestComputePlan(t *testing.T) {
 			if tt.event != "" {
 				require.NotEmpty(t, p.Events)
 				assert.Equal(t, tt.event, p.Events[len(p.Events)-1].Reason)
-				if tt.event == ReasonRolledBack || tt.event == ReasonCheckFailed {
+				if tt.event == ReasonRolledBack || tt.event == ReasonCheckFailed || tt.event == ReasonAnalysisUnavailable {
 					assert.Equal(t, corev1.EventTypeWarning, p.Events[len(p.Events)-1].Type)
 				}
 			} else {

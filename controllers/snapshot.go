@@ -13,9 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/trafficctl/trafficctl/analysis"
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
 )
 
 // AnnotationRevision on the primary Deployment names the revision trafficctl last copied onto it.
@@ -184,60 +182,4 @@ func configRefs(spec *corev1.PodSpec) []configRef {
 		return refs[i].name < refs[j].name
 	})
 	return refs
-}
-
-// runChecks asks every metric of the Canary for its value over the current step's window.
-// Failures to ask become Error verdicts, never failed checks.
-func (r *CanaryReconciler) runChecks(ctx context.Context, s Snapshot) []v1alpha1.Decision {
-	cn := s.Canary
-	decisions := make([]v1alpha1.Decision, 0, len(cn.Spec.Analysis.Metrics))
-	for _, m := range cn.Spec.Analysis.Metrics {
-		vars := analysis.QueryVars{
-			Name: cn.Name, Namespace: cn.Namespace, Target: cn.Spec.TargetRef.Name,
-			Service: cn.ApexServiceName(), Primary: cn.PrimaryDeploymentName(), Canary: cn.Spec.TargetRef.Name,
-			Interval: analysis.Window(CheckWindow(s, m)),
-		}
-		query, provider, err := r.queryOf(ctx, cn, m)
-		if err == nil {
-			query, err = analysis.Render(query, vars)
-		}
-		if err != nil {
-			decisions = append(decisions, analysis.Decide(m, query, 0, err))
-			continue
-		}
-		if provider.InsecureSkipVerify {
-			r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, ReasonInsecureMetricProvider, "Analysis",
-				"Check %s queries %s without verifying its TLS certificate (insecureSkipVerify).", m.Name, provider.Address)
-		}
-		q, err := r.Querier(provider)
-		if err != nil {
-			decisions = append(decisions, analysis.Decide(m, query, 0, err))
-			continue
-		}
-		value, err := q.Query(ctx, query, s.Now)
-		decisions = append(decisions, analysis.Decide(m, query, value, err))
-	}
-	return decisions
-}
-
-// queryOf finds a metric's query template and how to reach its provider: a built-in's (the
-// controller's default Prometheus), or its MetricTemplate's.
-func (r *CanaryReconciler) queryOf(ctx context.Context, cn *v1alpha1.Canary, m v1alpha1.CanaryMetric) (string, prometheus.Config, error) {
-	if m.TemplateRef == nil {
-		q, ok := analysis.BuiltinQuery(m.Name)
-		if !ok {
-			return "", prometheus.Config{}, fmt.Errorf("%q is not a built-in metric and names no templateRef", m.Name)
-		}
-		return q, prometheus.Config{}, nil
-	}
-	ns := m.TemplateRef.Namespace
-	if ns == "" {
-		ns = cn.Namespace
-	}
-	var mt v1alpha1.MetricTemplate
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: m.TemplateRef.Name}, &mt); err != nil {
-		return "", prometheus.Config{}, fmt.Errorf("reading MetricTemplate %s/%s: %w", ns, m.TemplateRef.Name, err)
-	}
-	cfg, err := r.providerConfig(ctx, &mt)
-	return mt.Spec.Query, cfg, err
 }

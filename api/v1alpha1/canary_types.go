@@ -626,14 +626,15 @@ type MetricComparison struct {
 type SequentialTest struct {
 	// Tolerance is the ratio of the canary's bad-outcome rate to the primary's that is still
 	// acceptable, such as 1.5: a canary at most this much worse is rolled back with a chance of at
-	// most falseRollbackRate. Defaults to 1.5.
+	// most falseRollbackRate. Defaults to 1.2.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	Tolerance *float64 `json:"tolerance,omitempty"`
 
 	// FalseRollbackRate bounds the chance that a canary within tolerance is rolled back by this
-	// check over a whole rollout, however often it looks. Defaults to 0.01.
+	// check over a whole rollout, however often it looks. Defaults to 0.01. With several
+	// sequential checks, the chance that any of them does is at most the sum of their rates.
 	// +kubebuilder:validation:Minimum=0.0001
 	// +kubebuilder:validation:Maximum=0.2
 	// +optional

@@ -74,7 +74,7 @@ type MetricProvider struct {
 
 	// Timeout of each query, such as 10s; the controller's --query-timeout when unset.
 	// +kubebuilder:validation:MaxLength=16
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s')",message="provider.timeout must be a positive duration such as 10s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s')",message="provider.timeout must be a positive duration such as 10s"
 	// +optional
 	Timeout string `json:"timeout,omitempty"`
 }

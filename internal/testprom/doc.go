@@ -7,6 +7,12 @@
 // amount per pod, so rates and ratios are exact and tests never depend on wall-clock timing or
 // randomness. Prometheus scrapes it every second; tests poll for results with a deadline.
 //
-// Start and StartExporter tie the lifetimes to a test. StartProcess and NewExporter, with Stop
-// and Close, serve a TestMain that shares one instance across a package's tests.
+// A test of a client's security settings starts the server with Options.TLS (a throwaway
+// authority and certificate from GenerateServerCert) and Options.BasicAuth, which Prometheus
+// serves through its --web.config.file. Prometheus has no bearer-token auth, so StartAuthProxy
+// puts a small proxy in front of it that checks a token and records the headers it received.
+//
+// Start, StartOptions and StartExporter tie the lifetimes to a test. StartProcess, StartWith and
+// NewExporter, with Stop and Close, serve a TestMain that shares one instance across a
+// package's tests.
 package testprom

@@ -46,6 +46,7 @@ type Prometheus struct {
 	logFile *os.File
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed once the process has exited
+	client  *http.Client  // trusts the server's certificate and sends its credentials
 	api     promv1.API
 
 	stopOnce sync.Once
@@ -57,7 +58,17 @@ type Prometheus struct {
 // tests are meant to run against the real server.
 func Start(t testing.TB, scrapeTargets ...string) *Prometheus {
 	t.Helper()
-	p, err := start(t.TempDir(), false, scrapeTargets)
+	return StartOptions(t, Options{Targets: scrapeTargets})
+}
+
+// StartOptions runs Prometheus for the test like Start, with the options that Start has no
+// arguments for, such as TLS or basic auth; o.Dir defaults to a directory of the test.
+func StartOptions(t testing.TB, o Options) *Prometheus {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	p, err := startConfig(o.Dir, false, o)
 	if err != nil {
 		t.Fatalf("start prometheus: %v", err)
 	}
@@ -77,7 +88,7 @@ func StartProcess(scrapeTargets ...string) (*Prometheus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create prometheus directory: %w", err)
 	}
-	p, err := start(dir, true, scrapeTargets)
+	p, err := startConfig(dir, true, Options{Targets: scrapeTargets})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -96,6 +107,13 @@ type Options struct {
 	// Dir holds the configuration, storage and log; a new temporary directory when empty,
 	// removed by Stop.
 	Dir string
+	// TLS, when set, serves the HTTP API over HTTPS with this certificate (see
+	// GenerateServerCert), so that a test can check how a client verifies the server. URL then
+	// starts with https.
+	TLS *ServerCert
+	// BasicAuth, when not empty, maps user names to the passwords the server accepts as basic
+	// auth; it answers 401 to every request without one of them, /-/ready included.
+	BasicAuth map[string]string
 }
 
 // StartWith runs Prometheus with the given options; the caller must call Stop.
@@ -108,19 +126,15 @@ func StartWith(o Options) (*Prometheus, error) {
 		}
 		owns = true
 	}
-	p, err := startConfig(dir, owns, o.Targets, o.FileSD)
+	p, err := startConfig(dir, owns, o)
 	if err != nil && owns {
 		_ = os.RemoveAll(dir)
 	}
 	return p, err
 }
 
-func start(dir string, ownsDir bool, scrapeTargets []string) (*Prometheus, error) {
-	return startConfig(dir, ownsDir, scrapeTargets, "")
-}
-
-func startConfig(dir string, ownsDir bool, scrapeTargets []string, fileSD string) (*Prometheus, error) {
-	for _, target := range scrapeTargets {
+func startConfig(dir string, ownsDir bool, o Options) (*Prometheus, error) {
+	for _, target := range o.Targets {
 		if _, _, err := net.SplitHostPort(target); err != nil {
 			return nil, fmt.Errorf("scrape target %q is not host:port: %w", target, err)
 		}
@@ -130,14 +144,18 @@ func startConfig(dir string, ownsDir bool, scrapeTargets []string, fileSD string
 		return nil, err
 	}
 	configPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(configPath, config(scrapeTargets, fileSD), 0o600); err != nil {
+	if err := os.WriteFile(configPath, config(o.Targets, o.FileSD), 0o600); err != nil {
 		return nil, fmt.Errorf("write prometheus config: %w", err)
+	}
+	web, err := newWebSettings(dir, o.TLS, o.BasicAuth)
+	if err != nil {
+		return nil, err
 	}
 
 	// The free port is only reserved until it is closed; if another process takes it before
 	// Prometheus binds, try again with another one.
 	for attempt := 1; ; attempt++ {
-		p, err := launch(binary, configPath, dir, ownsDir, attempt)
+		p, err := launch(binary, configPath, web, dir, ownsDir, attempt)
 		if err == nil {
 			return p, nil
 		}
@@ -150,7 +168,7 @@ func startConfig(dir string, ownsDir bool, scrapeTargets []string, fileSD string
 
 var errAddressInUse = errors.New("listen address already in use")
 
-func launch(binary, configPath, dir string, ownsDir bool, attempt int) (*Prometheus, error) {
+func launch(binary, configPath string, web *webSettings, dir string, ownsDir bool, attempt int) (*Prometheus, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -161,11 +179,15 @@ func launch(binary, configPath, dir string, ownsDir bool, attempt int) (*Prometh
 		return nil, fmt.Errorf("create prometheus log: %w", err)
 	}
 	address := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(binary,
-		"--config.file="+configPath,
-		"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprintf("data-%d", attempt)),
-		"--web.listen-address="+address,
-	)
+	args := []string{
+		"--config.file=" + configPath,
+		"--storage.tsdb.path=" + filepath.Join(dir, fmt.Sprintf("data-%d", attempt)),
+		"--web.listen-address=" + address,
+	}
+	if web.configPath != "" {
+		args = append(args, "--web.config.file="+web.configPath)
+	}
+	cmd := exec.Command(binary, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := startProcess(cmd); err != nil {
@@ -174,19 +196,20 @@ func launch(binary, configPath, dir string, ownsDir bool, attempt int) (*Prometh
 	}
 
 	p := &Prometheus{
-		url:     "http://" + address,
+		url:     web.scheme + "://" + address,
 		dir:     dir,
 		ownsDir: ownsDir,
 		logPath: logPath,
 		logFile: logFile,
 		cmd:     cmd,
 		exited:  make(chan struct{}),
+		client:  &http.Client{Transport: web.transport, Timeout: time.Second},
 	}
 	go func() {
 		_ = cmd.Wait()
 		close(p.exited)
 	}()
-	client, err := promapi.NewClient(promapi.Config{Address: p.url})
+	client, err := promapi.NewClient(promapi.Config{Address: p.url, RoundTripper: web.transport})
 	if err != nil {
 		p.kill()
 		return nil, fmt.Errorf("create prometheus client: %w", err)
@@ -234,14 +257,13 @@ func freePort() (int, error) {
 
 // waitReady polls /-/ready until it answers 200, the process exits, or readyTimeout passes.
 func (p *Prometheus) waitReady() error {
-	client := &http.Client{Timeout: time.Second}
 	deadline := time.NewTimer(readyTimeout)
 	defer deadline.Stop()
 	ticker := time.NewTicker(pollInterval)
 	defer ticker.Stop()
 	var lastErr error
 	for {
-		resp, err := client.Get(p.url + "/-/ready")
+		resp, err := p.client.Get(p.url + "/-/ready")
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -260,7 +282,8 @@ func (p *Prometheus) waitReady() error {
 	}
 }
 
-// URL is the server's base address, such as http://127.0.0.1:41234.
+// URL is the server's base address, such as http://127.0.0.1:41234, or https:// when it
+// serves TLS.
 func (p *Prometheus) URL() string { return p.url }
 
 // WaitForSeries polls the instant query until its result is not empty, and fails the test if

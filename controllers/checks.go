@@ -1,0 +1,191 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/trafficctl/trafficctl/analysis"
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
+)
+
+// runChecks runs every metric of the Canary through its judge, over the current step's window.
+// A check that cannot be asked becomes an Error verdict, never a failed check by itself.
+func (r *CanaryReconciler) runChecks(ctx context.Context, s Snapshot) []v1alpha1.Decision {
+	cn := s.Canary
+	decisions := make([]v1alpha1.Decision, 0, len(cn.Spec.Analysis.Metrics))
+	for _, m := range cn.Spec.Analysis.Metrics {
+		params := analysis.Params{Carried: CarriedEvidence(&cn.Status, m.Name)}
+		if cn.Spec.Analysis.MinRequests != nil {
+			params.MinRequests = *cn.Spec.Analysis.MinRequests
+		}
+		src, err := r.sourceFor(ctx, s, m)
+		if err != nil {
+			decisions = append(decisions, v1alpha1.Decision{
+				Metric: m.Name, Verdict: v1alpha1.VerdictError,
+				Message: fmt.Sprintf("%s could not be evaluated: %v.", m.Name, err),
+			})
+			continue
+		}
+		decisions = append(decisions, analysis.Evaluate(ctx, m, src, params))
+	}
+	return decisions
+}
+
+// checkQueries are the templates behind one check: its value, its bad outcomes, and the
+// requests they are counted against.
+type checkQueries struct {
+	value, bad, requests string
+	// sampleRequests counts requests for the sample size and minRequests.
+	sampleRequests string
+}
+
+// sourceFor builds the Source that answers one check's queries: a built-in's from the Canary's
+// metric set, or its MetricTemplate's, sent to the provider the template names.
+func (r *CanaryReconciler) sourceFor(ctx context.Context, s Snapshot, m v1alpha1.CanaryMetric) (*promSource, error) {
+	cn := s.Canary
+	set := cn.MetricSetOf()
+	var queries checkQueries
+	var provider prometheus.Config
+	if m.TemplateRef == nil {
+		var slowerThan time.Duration
+		if m.Sequential != nil && m.Sequential.SlowerThan != "" {
+			// CRD validation guarantees it parses.
+			slowerThan, _ = time.ParseDuration(m.Sequential.SlowerThan)
+		}
+		b, ok := analysis.Builtin(set, m.Name, slowerThan)
+		if !ok {
+			return nil, fmt.Errorf("%q is not a built-in metric and names no templateRef", m.Name)
+		}
+		queries = checkQueries{value: b.Value, bad: b.Bad, requests: b.Requests, sampleRequests: analysis.RequestsQuery(set)}
+	} else {
+		mt, err := r.metricTemplate(ctx, cn, m)
+		if err != nil {
+			return nil, err
+		}
+		if provider, err = r.providerConfig(ctx, mt); err != nil {
+			return nil, err
+		}
+		requests := analysis.RequestsQuery(set)
+		queries = checkQueries{value: mt.Spec.Query, bad: mt.Spec.Query, requests: requests, sampleRequests: requests}
+	}
+	if provider.InsecureSkipVerify {
+		r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, ReasonInsecureMetricProvider, "Analysis",
+			"Check %s queries %s without verifying its TLS certificate (insecureSkipVerify).", m.Name, provider.Address)
+	}
+	q, err := r.Querier(provider)
+	if err != nil {
+		return nil, err
+	}
+	stepStart := s.Now
+	if st := cn.Status.StepStartedAt; st != nil {
+		stepStart = st.Time
+	}
+	return &promSource{
+		querier: q, queries: queries, now: s.Now, stepStart: stepStart,
+		lookback: CheckWindow(s, m), vars: sideVars(cn, m),
+	}, nil
+}
+
+func (r *CanaryReconciler) metricTemplate(ctx context.Context, cn *v1alpha1.Canary, m v1alpha1.CanaryMetric) (*v1alpha1.MetricTemplate, error) {
+	ns := m.TemplateRef.Namespace
+	if ns == "" {
+		ns = cn.Namespace
+	}
+	mt := &v1alpha1.MetricTemplate{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: m.TemplateRef.Name}, mt); err != nil {
+		return nil, fmt.Errorf("reading MetricTemplate %s/%s: %w", ns, m.TemplateRef.Name, err)
+	}
+	return mt, nil
+}
+
+// sideVars are the query variables for each side; windows are filled in per query.
+func sideVars(cn *v1alpha1.Canary, m v1alpha1.CanaryMetric) [2]analysis.QueryVars {
+	base := analysis.QueryVars{
+		Name: cn.Name, Namespace: cn.Namespace, Service: cn.ApexServiceName(),
+		Primary: cn.PrimaryDeploymentName(), Canary: cn.Spec.TargetRef.Name, Variables: m.TemplateVariables,
+	}
+	canary, primary := base, base
+	canary.Target, canary.TargetService = cn.Spec.TargetRef.Name, cn.CanaryServiceName()
+	primary.Target, primary.TargetService = cn.PrimaryDeploymentName(), cn.PrimaryServiceName()
+	return [2]analysis.QueryVars{analysis.SideCanary: canary, analysis.SidePrimary: primary}
+}
+
+// promSource answers one check's queries from Prometheus, at the reconcile's clock reading.
+type promSource struct {
+	querier        MetricQuerier
+	queries        checkQueries
+	now, stepStart time.Time
+	// lookback is the window of a rate: the metric's interval, capped at the step's age.
+	lookback time.Duration
+	vars     [2]analysis.QueryVars
+}
+
+var _ analysis.Source = (*promSource)(nil)
+
+// render fills a template for side, with interval as {{ .Interval }}.
+func (p *promSource) render(tpl string, side analysis.Side, interval time.Duration) (string, error) {
+	vars := p.vars[side]
+	vars.Interval = analysis.Window(interval)
+	vars.Window = analysis.Window(p.now.Sub(p.stepStart))
+	return analysis.Render(tpl, vars)
+}
+
+func (p *promSource) Value(ctx context.Context, side analysis.Side) (float64, string, error) {
+	q, err := p.render(p.queries.value, side, p.lookback)
+	if err != nil {
+		return 0, q, err
+	}
+	v, err := p.querier.Query(ctx, q, p.now)
+	return v, q, err
+}
+
+func (p *promSource) Series(ctx context.Context, side analysis.Side, step time.Duration) ([]float64, string, error) {
+	q, err := p.render(p.queries.value, side, step)
+	if err != nil {
+		return nil, q, err
+	}
+	// The first point measures the step's first slice, never the time before it.
+	start := p.stepStart.Add(step)
+	if start.After(p.now) {
+		return nil, q, nil
+	}
+	v, err := p.querier.QueryRange(ctx, q, start, p.now, step)
+	return v, q, err
+}
+
+func (p *promSource) Counts(ctx context.Context, side analysis.Side) (analysis.Counts, error) {
+	bad, err := p.render(p.queries.bad, side, p.lookback)
+	c := analysis.Counts{Query: bad}
+	if err != nil {
+		return c, err
+	}
+	if c.Bad, err = p.querier.Query(ctx, bad, p.now); err != nil {
+		return c, err
+	}
+	requests, err := p.render(p.queries.requests, side, p.lookback)
+	if err != nil {
+		return c, err
+	}
+	c.Requests, err = p.querier.Query(ctx, requests, p.now)
+	return c, err
+}
+
+func (p *promSource) Requests(ctx context.Context, side analysis.Side, sinceStep bool) (float64, error) {
+	vars := p.vars[side]
+	window := p.lookback
+	if sinceStep {
+		window = p.now.Sub(p.stepStart)
+	}
+	// The request query counts over {{ .Window }}.
+	vars.Interval, vars.Window = analysis.Window(p.lookback), analysis.Window(window)
+	q, err := analysis.Render(p.queries.sampleRequests, vars)
+	if err != nil {
+		return 0, err
+	}
+	return p.querier.Query(ctx, q, p.now)
+}

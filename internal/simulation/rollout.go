@@ -1,0 +1,97 @@
+package simulation
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/trafficctl/trafficctl/analysis"
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/providers/router"
+)
+
+// Outcome is how one simulated rollout ended.
+type Outcome struct {
+	// Promoted is true when the new version reached Succeeded, false when it was rolled back.
+	Promoted bool
+	// Duration is from the new revision's detection to Succeeded or Failed.
+	Duration time.Duration
+	// CanaryRequests and CanaryFailed count what the canary served users, and how many of those
+	// failed, before the rollout ended.
+	CanaryRequests, CanaryFailed float64
+	// Reason is the Ready condition's reason at the end.
+	Reason string
+}
+
+// limit ends a rollout that has not finished; it is well past any policy's promotion.
+const limit = time.Hour
+
+var epoch = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+// Run drives one rollout of the canary version against the primary version through the
+// planner and the judges, one reconcile per simulated second, with rps Poisson traffic.
+func Run(spec v1alpha1.CanarySpec, canary, primary Version, rps float64, rng *rand.Rand) Outcome {
+	cn := &v1alpha1.Canary{
+		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: "shop", Generation: 1},
+		Spec:       *spec.DeepCopy(),
+		Status: v1alpha1.CanaryStatus{
+			Phase: v1alpha1.PhaseSucceeded, LastAppliedSpec: "rev1", LastPromotedSpec: "rev1",
+		},
+	}
+	t := newTraffic(rng, rps)
+	route := router.State{Found: true, Accepted: true, Routing: router.Primary()}
+	primaryRevision := "rev1"
+	var out Outcome
+	for sec := 0; time.Duration(sec)*time.Second < limit; sec++ {
+		now := epoch.Add(time.Duration(sec) * time.Second)
+		snap := controllers.Snapshot{
+			Canary:  cn,
+			Target:  controllers.Workload{Found: true, Ready: true, Replicas: 2, Revision: "rev2"},
+			Primary: controllers.Workload{Found: true, Ready: true, Replicas: 2, Revision: primaryRevision},
+			Route:   route,
+			Now:     now,
+		}
+		if controllers.ChecksDue(snap) {
+			snap.Checks = runChecks(snap, t, sec)
+		}
+		plan := controllers.ComputePlan(snap)
+		cn.Status = plan.Status
+		// The world does what it is told at once.
+		route = router.State{Found: true, Accepted: true, Routing: plan.Routing}
+		if plan.PromotePrimary {
+			primaryRevision = cn.Status.LastAppliedSpec
+		}
+		if sec > 0 && (cn.Status.Phase == v1alpha1.PhaseSucceeded || cn.Status.Phase == v1alpha1.PhaseFailed) {
+			out.Promoted = cn.Status.Phase == v1alpha1.PhaseSucceeded
+			out.Duration = time.Duration(sec) * time.Second
+			out.Reason = plan.Reason
+			return out
+		}
+		// Users' requests of the next second follow the route as it now stands.
+		share := float64(route.Routing.Weights.Canary) / 100
+		before := t.delta(0, 0, t.now()).requests
+		out.CanaryFailed += t.second(share, canary, primary)
+		out.CanaryRequests += t.delta(0, 0, t.now()).requests - before
+	}
+	out.Duration = limit
+	out.Reason = "Unfinished"
+	return out
+}
+
+func runChecks(s controllers.Snapshot, t *traffic, sec int) []v1alpha1.Decision {
+	cn := s.Canary
+	stepStart := int(cn.Status.StepStartedAt.Sub(epoch) / time.Second)
+	var decisions []v1alpha1.Decision
+	for _, m := range cn.Spec.Analysis.Metrics {
+		src := &source{traffic: t, metric: m, now: sec, stepStart: stepStart, lookback: int(controllers.CheckWindow(s, m) / time.Second)}
+		p := analysis.Params{Carried: controllers.CarriedEvidence(&cn.Status, m.Name)}
+		if cn.Spec.Analysis.MinRequests != nil {
+			p.MinRequests = *cn.Spec.Analysis.MinRequests
+		}
+		decisions = append(decisions, analysis.Evaluate(context.Background(), m, src, p))
+	}
+	return decisions
+}
