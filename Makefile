@@ -50,6 +50,10 @@ test: testenv generate manifests ## Run every test against a real kube-apiserver
 e2e: testenv ## Run only the end-to-end scenarios.
 	$(TEST_ENV) go test ./test/e2e/... -count=1 -timeout 20m -v
 
+.PHONY: decision-quality
+decision-quality: ## Measure the analysis policies over thousands of simulated rollouts and print the table.
+	go test ./internal/simulation -run TestDecisionQuality -count=1 -v -rollouts=$${ROLLOUTS:-2000} | grep -v '^[=-]'
+
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 

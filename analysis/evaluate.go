@@ -343,11 +343,11 @@ func sequential(ctx context.Context, m v1alpha1.CanaryMetric, src Source, p Para
 	case ev.LogWorse >= math.Log(need):
 		d.Verdict, d.Conclusive = v1alpha1.VerdictFail, true
 		d.Message = fmt.Sprintf("%s: %s is worse than %sx the primary's: the evidence reached %s, over the %s needed (falseRollbackRate %s%%).",
-			m.Name, upperFirst(rates), FormatValue(tol), formatEvidence(worse), formatEvidence(need), FormatValue(alpha*100))
+			m.Name, rates, FormatValue(tol), formatEvidence(worse), formatEvidence(need), FormatValue(alpha*100))
 	case ev.LogNotWorse >= math.Log(need):
 		d.Verdict, d.Conclusive = v1alpha1.VerdictPass, true
 		d.Message = fmt.Sprintf("%s: %s is not worse than %sx the primary's: the evidence reached %s, over the %s needed.",
-			m.Name, upperFirst(rates), FormatValue(tol), formatEvidence(notWorse), formatEvidence(need))
+			m.Name, rates, FormatValue(tol), formatEvidence(notWorse), formatEvidence(need))
 	default:
 		d.Verdict = v1alpha1.VerdictPass
 		d.Message = fmt.Sprintf("%s: no conclusion yet on %s: the evidence that it is worse than %sx the primary's is %s and that it is not %s, of the %s needed.",
@@ -412,11 +412,4 @@ func signed(v float64) string {
 		return "+" + FormatValue(v)
 	}
 	return FormatValue(v)
-}
-
-func upperFirst(s string) string {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return s
-	}
-	return string(s[0]-'a'+'A') + s[1:]
 }

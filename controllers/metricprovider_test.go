@@ -17,6 +17,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/internal/testprom"
 )
 
 const secretToken = "s3cr3t-t0ken-value"
@@ -61,14 +62,17 @@ func (c *cluster) assertNoSecretShown(cn *v1alpha1.Canary) {
 	}
 }
 
+// The suite's Prometheus sits behind a proxy that answers only the right bearer token, so a
+// rollout that passes proves the token and the headers were sent.
 func TestMetricTemplateSignsInWithItsSecret(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	c.setTraffic(healthy, healthy)
 	c.createTarget("podinfo:1.0")
 	c.secret(map[string]string{"token": secretToken})
+	proxy := testprom.StartAuthProxy(t, prom.URL(), secretToken)
 	c.startController()
-	metric := c.authMetric()
+	metric := c.authMetric(func(p *v1alpha1.MetricProvider) { p.Address = proxy.URL() })
 	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{metric} }))
 	c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
 
@@ -76,7 +80,46 @@ func TestMetricTemplateSignsInWithItsSecret(t *testing.T) {
 	cn := c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
 	require.NotEmpty(t, cn.Status.Decisions)
 	assert.Equal(t, v1alpha1.VerdictPass, cn.Status.Decisions[0].Verdict, cn.Status.Decisions[0].Message)
+	headers := proxy.Headers()
+	require.NotEmpty(t, headers)
+	assert.Equal(t, "shop", headers[0].Get("X-Scope-OrgID"), "the template's headers are sent")
 	c.assertNoSecretShown(cn)
+}
+
+// A Prometheus of its own, over HTTPS with basic auth: the Secret's ca.crt is what lets the
+// controller trust it, and its username and password what let it in.
+func TestMetricTemplateTrustsItsCAAndSignsInWithBasicAuth(t *testing.T) {
+	t.Parallel()
+	cert := testprom.GenerateServerCert(t)
+	secured := testprom.StartOptions(t, testprom.Options{Targets: []string{exporter.Addr()}, TLS: cert, BasicAuth: map[string]string{"shop": secretToken}})
+	c := newCluster(t)
+	c.setTraffic(healthy, healthy)
+	c.createTarget("podinfo:1.0")
+	c.secret(map[string]string{"username": "shop", "password": secretToken, "ca.crt": string(cert.CA)})
+	c.startController()
+	metric := c.authMetric(func(p *v1alpha1.MetricProvider) { p.Address = secured.URL() })
+	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{metric} }))
+	c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+
+	c.setImage("podinfo:2.0")
+	cn := c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
+	assert.Equal(t, v1alpha1.VerdictPass, cn.Status.Decisions[0].Verdict, cn.Status.Decisions[0].Message)
+	assert.True(t, strings.HasPrefix(secured.URL(), "https://"))
+	c.assertNoSecretShown(cn)
+}
+
+func TestMetricTemplateWithAWrongTokenHoldsTheStep(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.setTraffic(healthy, healthy)
+	c.createTarget("podinfo:1.0")
+	c.secret(map[string]string{"token": secretToken})
+	proxy := testprom.StartAuthProxy(t, prom.URL(), "another-token")
+	c.startController()
+	metric := c.authMetric(func(p *v1alpha1.MetricProvider) { p.Address = proxy.URL() })
+	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{metric} }))
+	analysisHolds(t, c, controllers.ReasonAnalysisUnavailable, v1alpha1.VerdictError, "refused the credentials (401 Unauthorized)")
+	c.assertNoSecretShown(c.canary())
 }
 
 func TestMetricTemplateSecretProblemsHoldTheStep(t *testing.T) {

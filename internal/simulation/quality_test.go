@@ -3,6 +3,7 @@ package simulation
 import (
 	"flag"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,11 +23,14 @@ func TestDecisionQuality(t *testing.T) {
 	scenarios := Scenarios()
 	results := make([][]Summary, len(scenarios)) // [scenario][policy]
 	start := time.Now()
+	var wg sync.WaitGroup
 	for si, s := range scenarios {
-		for _, p := range policies {
-			results[si] = append(results[si], Measure(p, s, *rollouts, uint64(si+1)))
+		results[si] = make([]Summary, len(policies))
+		for pi, p := range policies {
+			wg.Go(func() { results[si][pi] = Measure(p, s, *rollouts, uint64(si+1)) })
 		}
 	}
+	wg.Wait()
 	t.Logf("%d rollouts per cell, simulated in %s", *rollouts, time.Since(start).Round(time.Millisecond))
 	require.NoError(t, WriteTable(os.Stdout, results[0], results[1], results[2]))
 

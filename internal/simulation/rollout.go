@@ -34,6 +34,21 @@ var epoch = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 // Run drives one rollout of the canary version against the primary version through the
 // planner and the judges, one reconcile per simulated second, with rps Poisson traffic.
 func Run(spec v1alpha1.CanarySpec, canary, primary Version, rps float64, rng *rand.Rand) Outcome {
+	return RunWith(spec, canary, primary, Traffic{RPS: rps}, rng)
+}
+
+// Traffic is who sends the requests.
+type Traffic struct {
+	// RPS is the mean rate of requests, arriving as a Poisson process.
+	RPS float64
+	// CohortShare is the share of requests (0..1) that match an A/B experiment's analysis.match,
+	// and go to the canary while the route carries the cohort rules.
+	CohortShare float64
+}
+
+// RunWith is Run with an A/B cohort among the users.
+func RunWith(spec v1alpha1.CanarySpec, canary, primary Version, traffic Traffic, rng *rand.Rand) Outcome {
+	rps := traffic.RPS
 	cn := &v1alpha1.Canary{
 		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: "shop", Generation: 1},
 		Spec:       *spec.DeepCopy(),
@@ -72,6 +87,9 @@ func Run(spec v1alpha1.CanarySpec, canary, primary Version, rps float64, rng *ra
 		}
 		// Users' requests of the next second follow the route as it now stands.
 		share := float64(route.Routing.Weights.Canary) / 100
+		if route.Routing.Cohort {
+			share = traffic.CohortShare + (1-traffic.CohortShare)*share
+		}
 		before := t.delta(0, 0, t.now()).requests
 		out.CanaryFailed += t.second(share, canary, primary)
 		out.CanaryRequests += t.delta(0, 0, t.now()).requests - before

@@ -316,3 +316,47 @@ func TestIstioVirtualServiceRollout(t *testing.T) {
 	assertRouteWeights(t, ctx, app, []int32{0, 20, 50, 0}, "the VirtualService walked every step")
 	assertOnlyVersion(t, ctx, app, "2.0.0")
 }
+
+// useSequentialChecks replaces the threshold checks with sequential tests on errors and slow
+// requests, looked at every 2 seconds within steps of 10.
+func useSequentialChecks(cn *v1alpha1.Canary) {
+	cn.Spec.Analysis.CheckInterval = "2s"
+	cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{
+		{Name: "request-success-rate", Sequential: &v1alpha1.SequentialTest{}},
+		{Name: "request-duration", Sequential: &v1alpha1.SequentialTest{SlowerThan: "100ms"}},
+	}
+}
+
+func TestSequentialChecksPromoteAndRollBack(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	app := newApp(t, ctx, framework.AppOptions{Namespace: "sequential", Canary: useSequentialChecks})
+
+	require.NoError(t, app.Release(ctx, v2))
+	cn, err := app.WaitPhase(ctx, rolloutTimeout, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed)
+	require.NoError(t, err)
+	require.Equal(t, v1alpha1.PhaseSucceeded, cn.Status.Phase, framework.Describe(cn))
+	assertRouteWeights(t, ctx, app, []int32{0, 20, 50, 0}, "each step lasted its interval, looked at every 2s")
+	assertOnlyVersion(t, ctx, app, "2.0.0")
+
+	before, promoted := app.Load.Counts(), cn.Status.LastPromotedSpec
+	require.NoError(t, app.Release(ctx, framework.Version{Tag: "3.0.0", ErrorRate: 0.1}))
+	_, err = app.Wait(ctx, rolloutTimeout, "the faulty release's rollout", func(cn *v1alpha1.Canary) bool { return cn.Status.LastAppliedSpec != promoted })
+	require.NoError(t, err)
+	cn, err = app.WaitPhase(ctx, rolloutTimeout, v1alpha1.PhaseFailed, v1alpha1.PhaseSucceeded)
+	require.NoError(t, err)
+	attempt := app.Load.Counts().Sub(before)
+	require.Equal(t, v1alpha1.PhaseFailed, cn.Status.Phase, framework.Describe(cn))
+	d := failedDecision(cn)
+	require.NotNil(t, d)
+	assert.Equal(t, v1alpha1.JudgeSequential, d.Judge)
+	assert.True(t, d.Conclusive, d.Message)
+	assert.Contains(t, d.Message, "is worse than 1.2x the primary's")
+	assert.Zero(t, cn.Status.FailedChecks, "rolled back on the evidence, not on a count of failures")
+	assertRouteWeights(t, ctx, app, []int32{0, 20, 50, 0, 20, 0}, "rolled back from the first step")
+	rolledBackAfter := cn.Status.LastTransitionTime.Sub(d.Time.Time)
+	assert.Less(t, rolledBackAfter, time.Second, "the rollback followed the conclusive check")
+	t.Logf("the faulty version served %d requests (%d failed) before its rollback; decision: %s",
+		attempt.ByVersion["3.0.0"], attempt.ByVersionCode["3.0.0"][500], d.Message)
+	assertOnlyVersion(t, ctx, app, "2.0.0")
+}
