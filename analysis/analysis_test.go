@@ -1,8 +1,6 @@
 package analysis
 
 import (
-	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -10,7 +8,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/providers/metrics"
 )
 
 func TestJudge(t *testing.T) {
@@ -37,23 +34,6 @@ func TestJudge(t *testing.T) {
 	}
 }
 
-func TestDecide(t *testing.T) {
-	m := v1alpha1.CanaryMetric{Name: "request-success-rate", ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(99.0)}}
-
-	d := Decide(m, "q", 90.12345, nil)
-	assert.Equal(t, v1alpha1.VerdictFail, d.Verdict)
-	assert.Equal(t, "90.123", d.Value)
-	assert.Equal(t, "request-success-rate is 90.123, outside >= 99.", d.Message)
-	assert.Equal(t, "q", d.Query)
-
-	d = Decide(m, "q", 0, fmt.Errorf("query: %w", metrics.ErrNoData))
-	assert.Equal(t, v1alpha1.VerdictNoData, d.Verdict)
-	assert.Empty(t, d.Value)
-
-	d = Decide(m, "q", 0, errors.New("dial tcp 127.0.0.1:1: connection refused"))
-	assert.Equal(t, v1alpha1.VerdictError, d.Verdict)
-	assert.Contains(t, d.Message, "connection refused")
-}
 
 func TestWindow(t *testing.T) {
 	assert.Equal(t, "1s", Window(200*time.Millisecond))

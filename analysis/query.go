@@ -48,26 +48,6 @@ func Window(d time.Duration) string {
 	return model.Duration(d.Truncate(time.Second)).String()
 }
 
-// The built-in queries read the application's own metrics, which every pod exposes and a
-// kubernetes-pods scrape labels with namespace and pod. A Deployment's pods are named
-// <deployment>-<replicaset hash>-<pod hash>, so the pod pattern selects the canary's pods and
-// never the primary's (<deployment>-primary-<hash>-<hash> has one segment more).
-const (
-	successRateQuery = `100 * (1 - (sum(rate(http_requests_total{namespace="{{ .Namespace }}",pod=~"{{ .Target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)",code=~"5.."}[{{ .Interval }}])) or vector(0)) / sum(rate(http_requests_total{namespace="{{ .Namespace }}",pod=~"{{ .Target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[{{ .Interval }}])))`
-	durationQuery    = `1000 * histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{{ .Namespace }}",pod=~"{{ .Target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[{{ .Interval }}])))`
-)
-
-// BuiltinQuery returns the query template of a built-in check, and false for any other name.
-func BuiltinQuery(name string) (string, bool) {
-	switch name {
-	case BuiltinRequestSuccessRate:
-		return successRateQuery, true
-	case BuiltinRequestDuration:
-		return durationQuery, true
-	}
-	return "", false
-}
-
 // Render fills a query template, a Go text/template, in either of two syntaxes: fields of
 // QueryVars ({{ .Namespace }}, {{ .Variables.key }}) or Flagger's functions ({{ namespace }},
 // {{ variables.key }}), so a Flagger MetricTemplate works unchanged. A reference to anything

@@ -7,23 +7,27 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
 )
 
+// The app set's values render to Flagger's queries, with the pod pattern that keeps the
+// primary's pods out.
 func TestRenderBuiltins(t *testing.T) {
 	vars := QueryVars{Namespace: "shop", Target: "podinfo", Interval: Window(30 * time.Second)}
-	q, ok := BuiltinQuery(BuiltinRequestSuccessRate)
+	q, ok := Builtin(v1alpha1.MetricSetApp, BuiltinRequestSuccessRate, 0)
 	require.True(t, ok)
-	out, err := Render(q, vars)
+	out, err := Render(q.Value, vars)
 	require.NoError(t, err)
-	assert.Equal(t, `100 * (1 - (sum(rate(http_requests_total{namespace="shop",pod=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)",code=~"5.."}[30s])) or vector(0)) / sum(rate(http_requests_total{namespace="shop",pod=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[30s])))`, out)
+	assert.Equal(t, `100 * (1 - (sum(rate(http_requests_total{namespace="shop",pod=~"podinfo-[0-9a-zA-Z]+-[0-9a-zA-Z]+",code=~"5.."}[30s])) or vector(0)) / sum(rate(http_requests_total{namespace="shop",pod=~"podinfo-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[30s])))`, out)
 
-	q, ok = BuiltinQuery(BuiltinRequestDuration)
+	q, ok = Builtin(v1alpha1.MetricSetApp, BuiltinRequestDuration, 0)
 	require.True(t, ok)
-	out, err = Render(q, vars)
+	out, err = Render(q.Value, vars)
 	require.NoError(t, err)
-	assert.Equal(t, `1000 * histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="shop",pod=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[30s])))`, out)
+	assert.Equal(t, `1000 * histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="shop",pod=~"podinfo-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[30s])))`, out)
 
-	_, ok = BuiltinQuery("latency")
+	_, ok = Builtin(v1alpha1.MetricSetApp, "latency", 0)
 	assert.False(t, ok)
 }
 
