@@ -34,7 +34,6 @@ func TestJudge(t *testing.T) {
 	}
 }
 
-
 func TestWindow(t *testing.T) {
 	assert.Equal(t, "1s", Window(200*time.Millisecond))
 	assert.Equal(t, "25s", Window(25*time.Second+900*time.Millisecond))

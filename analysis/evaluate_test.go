@@ -173,10 +173,10 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		{
-			name:   "sequential: a step's evidence against lowers what was carried",
-			metric: successRate(func(m *v1alpha1.CanaryMetric) { m.Sequential = &v1alpha1.SequentialTest{} }),
-			src:    fakeSource{counts: [2]Counts{{Requests: 100, Bad: 0}, {Requests: 1900, Bad: 2}}},
-			params: Params{Carried: &v1alpha1.Evidence{Metric: "request-success-rate", CanaryRequests: 50, CanaryBad: 3, PrimaryRequests: 950, LogWorse: 5}},
+			name:    "sequential: a step's evidence against lowers what was carried",
+			metric:  successRate(func(m *v1alpha1.CanaryMetric) { m.Sequential = &v1alpha1.SequentialTest{} }),
+			src:     fakeSource{counts: [2]Counts{{Requests: 100, Bad: 0}, {Requests: 1900, Bad: 2}}},
+			params:  Params{Carried: &v1alpha1.Evidence{Metric: "request-success-rate", CanaryRequests: 50, CanaryBad: 3, PrimaryRequests: 950, LogWorse: 5}},
 			verdict: v1alpha1.VerdictPass, judge: v1alpha1.JudgeSequential, message: "the evidence that it is worse than 1.2x the primary's is 62 and that it is not 1.1, of the 100 needed",
 			check: func(t *testing.T, d v1alpha1.Decision) {
 				assert.False(t, d.Conclusive)
