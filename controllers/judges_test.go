@@ -26,12 +26,14 @@ func TestJudgesThroughARollout(t *testing.T) {
 		name            string
 		canary, primary testprom.Traffic
 		metric          v1alpha1.CanaryMetric
-		interval        string
-		checkInterval   string
-		phase           v1alpha1.CanaryPhase
-		judge           v1alpha1.Judge
-		message         []string
-		check           func(t *testing.T, cn *v1alpha1.Canary)
+		// template, when set, is the query of a MetricTemplate "custom" the metric refers to.
+		template      string
+		interval      string
+		checkInterval string
+		phase         v1alpha1.CanaryPhase
+		judge         v1alpha1.Judge
+		message       []string
+		check         func(t *testing.T, cn *v1alpha1.Canary)
 	}{
 		{
 			name: "ratio: a slower canary fails against the primary", canary: slow, primary: healthy,
@@ -100,6 +102,18 @@ func TestJudgesThroughARollout(t *testing.T) {
 			message: []string{"share of requests slower than 100ms of 100%"},
 		},
 		{
+			name: "sequential: a template counts the bad outcomes, the metric set the requests", canary: failing, primary: healthy,
+			interval: "6s", checkInterval: "2s",
+			template: `sum(increase(http_requests_total{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+",code="500"}[{{ window }}])) or vector(0)`,
+			metric:   v1alpha1.CanaryMetric{Name: "server-errors", Sequential: &v1alpha1.SequentialTest{}},
+			phase:    v1alpha1.PhaseFailed, judge: v1alpha1.JudgeSequential,
+			message: []string{"server-errors: the canary's rate of bad outcomes of 10", "is worse than 1.2x the primary's"},
+			check: func(t *testing.T, cn *v1alpha1.Canary) {
+				d := cn.Status.Decisions[0]
+				assert.Contains(t, d.PrimaryQuery, `pod=~"podinfo-primary-[0-9a-zA-Z]+-[0-9a-zA-Z]+"`, "rendered for the primary too")
+			},
+		},
+		{
 			name: "sequential: a healthy canary is promoted, each step lasting its interval", canary: healthy, primary: healthy,
 			interval: "4s", checkInterval: "1s",
 			metric: v1alpha1.CanaryMetric{Name: "request-success-rate", Sequential: &v1alpha1.SequentialTest{}},
@@ -125,6 +139,13 @@ func TestJudgesThroughARollout(t *testing.T) {
 			c.setTraffic(tt.canary, tt.primary)
 			c.createTarget("podinfo:1.0")
 			c.startController()
+			if tt.template != "" {
+				c.create(&v1alpha1.MetricTemplate{
+					ObjectMeta: metav1.ObjectMeta{Name: "custom", Namespace: c.ns},
+					Spec:       v1alpha1.MetricTemplateSpec{Provider: v1alpha1.MetricProvider{Type: v1alpha1.MetricProviderPrometheus}, Query: tt.template},
+				})
+				tt.metric.TemplateRef = &v1alpha1.CrossNamespaceObjectReference{Name: "custom"}
+			}
 			c.create(c.newCanary(func(cn *v1alpha1.Canary) {
 				cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{tt.metric}
 				if tt.interval != "" {

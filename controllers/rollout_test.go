@@ -515,6 +515,31 @@ func TestInvalidSpecIsRejectedByTheAPIServer(t *testing.T) {
 			abTest(cn)
 			cn.Spec.Analysis.Match = abMatch("x canary", v1alpha1.StringMatch{Exact: "a"})
 		}, "analysis.match headers must be HTTP header names"},
+		{"a metric with no judge", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics[0].ThresholdRange = nil }, "a metric needs exactly one judge"},
+		{"a metric with two judges", func(cn *v1alpha1.Canary) {
+			cn.Spec.Analysis.Metrics[0].Sequential = &v1alpha1.SequentialTest{}
+		}, "a metric needs exactly one judge"},
+		{"a sequential test of the request rate", func(cn *v1alpha1.Canary) {
+			cn.Spec.Analysis.Metrics[0] = v1alpha1.CanaryMetric{Name: "request-rate", Sequential: &v1alpha1.SequentialTest{}}
+		}, "the sequential test judges request outcomes"},
+		{"a sequential request-duration without slowerThan", func(cn *v1alpha1.Canary) {
+			cn.Spec.Analysis.Metrics[0] = v1alpha1.CanaryMetric{Name: "request-duration", Sequential: &v1alpha1.SequentialTest{}}
+		}, "needs sequential.slowerThan"},
+		{"a tolerance below 1", func(cn *v1alpha1.Canary) {
+			cn.Spec.Analysis.Metrics[0] = v1alpha1.CanaryMetric{Name: "request-success-rate", Sequential: &v1alpha1.SequentialTest{Tolerance: ptr.To(0.5)}}
+		}, "should be greater than or equal to 1"},
+		{"a comparison of a template without a direction", func(cn *v1alpha1.Canary) {
+			cn.Spec.Analysis.Metrics[0] = v1alpha1.CanaryMetric{Name: "mine", TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "t"}, Compare: &v1alpha1.MetricComparison{Tolerance: 1}}
+		}, "compare.direction is needed with templateRef"},
+		{"a confidence for a ratio", func(cn *v1alpha1.Canary) {
+			cn.Spec.Analysis.Metrics[0] = v1alpha1.CanaryMetric{Name: "request-duration", Compare: &v1alpha1.MetricComparison{Tolerance: 1, Confidence: ptr.To(0.9)}}
+		}, "compare.confidence belongs to method mann-whitney"},
+		{"templateVariables without a template", func(cn *v1alpha1.Canary) {
+			cn.Spec.Analysis.Metrics[0].TemplateVariables = map[string]string{"a": "b"}
+		}, "templateVariables are for the MetricTemplate in templateRef"},
+		{"a check interval under a second", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.CheckInterval = "500ms" }, "analysis.checkInterval must be a duration of at least 1s"},
+		{"minRequests of zero", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.MinRequests = ptr.To[int64](0) }, "should be greater than or equal to 1"},
+		{"an unknown metric set", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.MetricSet = "linkerd" }, "supported values: \"app\", \"istio\", \"envoy\""},
 		{"mirror with an A/B match", func(cn *v1alpha1.Canary) { abTest(cn); cn.Spec.Analysis.Mirror = true }, "analysis.mirror cannot be combined with analysis.match"},
 		{"mirrorWeight without mirror", func(cn *v1alpha1.Canary) { cn.Spec.Analysis.MirrorWeight = ptr.To[int32](20) }, "analysis.mirrorWeight needs analysis.mirror: true"},
 		{"session affinity with blue/green", func(cn *v1alpha1.Canary) {

@@ -3,7 +3,10 @@
 //
 // The exporter models what a meshed or instrumented application exposes: a request counter
 // http_requests_total{namespace, pod, code} and a latency histogram
-// http_request_duration_seconds{namespace, pod}. Each scrape advances the counters by a fixed
+// http_request_duration_seconds{namespace, pod}; and, for the same requests, the series an Istio
+// sidecar (istio_requests_total, istio_request_duration_milliseconds) and a Contour-style Envoy
+// cluster (envoy_cluster_upstream_rq, envoy_cluster_upstream_rq_time) would report, so every
+// built-in metric set has data. Each scrape advances the counters by a fixed
 // amount per pod, so rates and ratios are exact and tests never depend on wall-clock timing or
 // randomness. Prometheus scrapes it every second; tests poll for results with a deadline.
 //
