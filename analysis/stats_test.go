@@ -151,3 +151,24 @@ func medianInt(v []int) int {
 	}
 	return s[len(s)/2]
 }
+
+// The cost of one look of a sequential check, for the notes: it runs once per check interval
+// per Canary, inside a reconcile.
+func BenchmarkWeighOutcomes(b *testing.B) {
+	for b.Loop() {
+		WeighOutcomes(3000, 7, 57000, 57, 1.2)
+	}
+}
+
+// A Mann-Whitney comparison of an hour of 10-second points a side.
+func BenchmarkEstimateShift(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	x, y := make([]float64, 360), make([]float64, 360)
+	for i := range x {
+		x[i], y[i] = rng.NormFloat64(), rng.NormFloat64()
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		EstimateShift(x, y, 0.95)
+	}
+}
