@@ -298,7 +298,16 @@ func TestCrashingCanaryFailsOnTheProgressDeadline(t *testing.T) {
 func TestIstioVirtualServiceRollout(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	app := newApp(t, ctx, framework.AppOptions{Namespace: "istio", Canary: useIstio})
+	app := newApp(t, ctx, framework.AppOptions{Namespace: "istio", Canary: func(cn *v1alpha1.Canary) {
+		useIstio(cn)
+		// The default metric set of provider istio: the destination's istio_requests_total, which
+		// the data plane reports like a sidecar.
+		cn.Spec.Analysis.MetricSet = ""
+		cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{
+			{Name: "request-success-rate", ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(99.0)}},
+			{Name: "request-rate", ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(1.0)}},
+		}
+	}})
 	assertOnlyVersion(t, ctx, app, "1.0.0")
 
 	require.NoError(t, app.Release(ctx, v2))
@@ -315,6 +324,11 @@ func TestIstioVirtualServiceRollout(t *testing.T) {
 	require.Equal(t, v1alpha1.PhaseSucceeded, cn.Status.Phase, framework.Describe(cn))
 	assertRouteWeights(t, ctx, app, []int32{0, 20, 50, 0}, "the VirtualService walked every step")
 	assertOnlyVersion(t, ctx, app, "2.0.0")
+	require.NotEmpty(t, cn.Status.Decisions)
+	for _, d := range cn.Status.Decisions {
+		assert.Contains(t, d.Query, `istio_requests_total{reporter="destination",destination_workload_namespace="istio",destination_workload="podinfo"`, "read from the istio metric set")
+		assert.Positive(t, d.SampleSize, "over real requests: %s", d.Message)
+	}
 }
 
 // useSequentialChecks replaces the threshold checks with sequential tests on errors and slow
