@@ -713,6 +713,7 @@ func TestUserVirtualServiceThroughStickyRolloutIsGivenBack(t *testing.T) {
 	vs := userObject(t, strings.ReplaceAll(userVirtualService, "HOST", framework.Host(ns)))
 	app := newApp(t, ctx, framework.AppOptions{Namespace: ns, Objects: []client.Object{vs}, Canary: func(cn *v1alpha1.Canary) {
 		cn.Spec.Provider = v1alpha1.ProviderIstio
+		cn.Spec.Analysis.MetricSet = v1alpha1.MetricSetApp // as useIstio says
 		cn.Spec.Service.ParentRefs, cn.Spec.Service.Hostnames = nil, nil
 		cn.Spec.Service.VirtualServiceRef = &v1alpha1.LocalObjectReference{Name: vs.GetName()}
 		sticky(cn)
