@@ -268,7 +268,7 @@ func TestBrokenTemplatesHoldTheStep(t *testing.T) {
 			for _, m := range tt.message {
 				assert.Contains(t, ready, m, "the condition names the metric and the cause")
 			}
-			events := strings.Join(c.events(controllers.ReasonAnalysisUnavailable), "\n")
+			events := strings.Join(c.eventsEventually(controllers.ReasonAnalysisUnavailable, 1), "\n")
 			assert.Contains(t, events, tt.message[len(tt.message)-1], "and so does an event")
 		})
 	}

@@ -165,7 +165,7 @@ func TestInsecureMetricProviderWarns(t *testing.T) {
 
 	c.setImage("podinfo:2.0")
 	cn := c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
-	warnings := c.events(controllers.ReasonInsecureMetricProvider)
+	warnings := c.eventsEventually(controllers.ReasonInsecureMetricProvider, 1)
 	require.NotEmpty(t, warnings)
 	assert.Contains(t, warnings[0], "without verifying its TLS certificate")
 	c.assertNoSecretShown(cn)

@@ -79,7 +79,7 @@ func TestBootstrap(t *testing.T) {
 	require.Len(t, route.Spec.Rules, 1)
 	p, cw := canaryBackendWeights(t, route.Spec.Rules[0])
 	assert.Equal(t, [2]int32{100, 0}, [2]int32{p, cw})
-	assert.NotEmpty(t, c.events(controllers.ReasonInitialized))
+	assert.NotEmpty(t, c.eventsEventually(controllers.ReasonInitialized, 1))
 }
 
 func TestHealthyRevisionIsPromoted(t *testing.T) {
@@ -114,8 +114,8 @@ func TestHealthyRevisionIsPromoted(t *testing.T) {
 		steps = append(steps, d.Step)
 	}
 	assert.Subset(t, steps, []int32{1, 2})
-	assert.Len(t, c.events(controllers.ReasonStepAdvanced), 2)
-	assert.Len(t, c.events(controllers.ReasonSucceeded), 1)
+	assert.Len(t, c.eventsEventually(controllers.ReasonStepAdvanced, 2), 2)
+	assert.Len(t, c.eventsEventually(controllers.ReasonSucceeded, 1), 1)
 }
 
 func TestFailingRevisionIsRolledBack(t *testing.T) {
@@ -151,7 +151,7 @@ func TestFailingRevisionIsRolledBack(t *testing.T) {
 	assert.Equal(t, v1alpha1.VerdictFail, last.Verdict)
 	assert.Equal(t, "90", last.Value)
 	assert.Equal(t, int32(10), last.CanaryWeight)
-	rolledBack := c.events(controllers.ReasonRolledBack)
+	rolledBack := c.eventsEventually(controllers.ReasonRolledBack, 1)
 	require.Len(t, rolledBack, 1)
 	assert.Contains(t, rolledBack[0], "request-success-rate is 90")
 }
@@ -250,7 +250,7 @@ func TestNewerRevisionMidRolloutRestartsTheAnalysis(t *testing.T) {
 	assert.NotEqual(t, first.Status.LastAppliedSpec, cn.Status.LastPromotedSpec)
 	assert.Equal(t, "podinfo:3.0", c.deployment("podinfo-primary").Spec.Template.Spec.Containers[0].Image)
 	c.eventuallyWeights([]int32{0, 10, 30, 0, 10, 30, 50, 0}, "the newer revision started again from the first step")
-	superseded := c.events(controllers.ReasonNewRevision)
+	superseded := c.eventsEventually(controllers.ReasonNewRevision, 2)
 	require.Len(t, superseded, 2)
 	assert.Contains(t, superseded[1], "supersedes revision "+first.Status.LastAppliedSpec)
 }
@@ -291,7 +291,7 @@ func TestRestartedControllerResumesTheSameStep(t *testing.T) {
 	assert.Equal(t, stopped.Status.Decisions, cn.Status.Decisions[len(cn.Status.Decisions)-len(stopped.Status.Decisions):], "the old decisions are kept as they were")
 	assert.Contains(t, judgedAfter, int32(2), "step 2 was judged by the new manager")
 	assert.NotContains(t, judgedAfter, int32(1), "step 1 was not judged again")
-	assert.Len(t, c.events(controllers.ReasonNewRevision), 1, "the rollout was not started again")
+	assert.Len(t, c.eventsEventually(controllers.ReasonNewRevision, 1), 1, "the rollout was not started again")
 }
 
 func TestMissingTargetCreatesNothing(t *testing.T) {
@@ -467,7 +467,7 @@ func TestUserOwnedRouteWithoutTheApexServiceStalls(t *testing.T) {
 	assert.Contains(t, stalled.Message, "HTTPRoute "+c.ns+"/storefront")
 	assert.Contains(t, stalled.Message, "podinfo")
 	assert.Equal(t, original.Spec, c.route("storefront").Spec, "nothing was written to the route")
-	assert.NotEmpty(t, c.events(controllers.ReasonInvalidRoute))
+	assert.NotEmpty(t, c.eventsEventually(controllers.ReasonInvalidRoute, 1))
 }
 
 func TestInvalidSpecIsRejectedByTheAPIServer(t *testing.T) {

@@ -157,7 +157,7 @@ func TestBlueGreenSwitchesAtOnceOnEveryRouter(t *testing.T) {
 			}
 			eventuallyRoutings(t, log, want, "iterations (mirrored), one switch to the canary, one switch back to the promoted primary")
 			assert.Equal(t, "podinfo:2.0", c.deployment("podinfo-primary").Spec.Template.Spec.Containers[0].Image)
-			assert.NotEmpty(t, c.events(controllers.ReasonSwitching))
+			assert.NotEmpty(t, c.eventsEventually(controllers.ReasonSwitching, 1))
 			if rt.provider == v1alpha1.ProviderKubernetes {
 				apex := &corev1.Service{}
 				require.NoError(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: "podinfo"}, apex))
@@ -293,5 +293,5 @@ func TestInvalidMatchRegexStalls(t *testing.T) {
 	assert.Equal(t, controllers.ReasonInvalidSpec, stalled.Reason)
 	assert.Contains(t, stalled.Message, "analysis.match[0].headers[x-canary].regex")
 	assert.True(t, c.notFound(&appsv1.Deployment{}, "podinfo-primary"), "nothing was created")
-	assert.NotEmpty(t, c.events(controllers.ReasonInvalidSpec))
+	assert.NotEmpty(t, c.eventsEventually(controllers.ReasonInvalidSpec, 1))
 }

@@ -377,6 +377,20 @@ func (c *cluster) events(reason string) []string {
 	return out
 }
 
+// eventsEventually waits until the Canary has at least n events with the reason, and returns
+// them: the recorder sends events after the status that tells the same news, and on its own
+// goroutine.
+func (c *cluster) eventsEventually(reason string, n int) []string {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	events := c.events(reason)
+	for len(events) < n && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		events = c.events(reason)
+	}
+	return events
+}
+
 func (c *cluster) notFound(obj client.Object, name string) bool {
 	err := k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: name}, obj)
 	return apierrors.IsNotFound(err)
