@@ -65,8 +65,9 @@ func (a *App) PodRequests(ctx context.Context, deployment string) (PodRequests, 
 	out := PodRequests{}
 	for i := range pods.Items {
 		pod := &pods.Items[i]
-		if pod.Status.PodIP == "" || pod.Status.Phase != corev1.PodRunning || !podReady(pod) {
-			// Not serving: the data plane sends it nothing.
+		if pod.DeletionTimestamp != nil || pod.Status.PodIP == "" || pod.Status.Phase != corev1.PodRunning || !podReady(pod) {
+			// Not serving: the data plane sends it nothing. A pod being deleted still reads Ready
+			// until the node agent, which has already stopped its process, finishes the deletion.
 			continue
 		}
 		port := int32(9898)
