@@ -42,6 +42,9 @@ type Workload struct {
 	Ready bool
 	// Message says what the Deployment is waiting for when it is not ready.
 	Message string
+	// Terminating counts its pods that are being deleted, which may still answer requests sent
+	// before their endpoints caught up.
+	Terminating int32
 }
 
 // Plan is what the planner wants done: the next status, and the writes that converge the
@@ -506,6 +509,11 @@ func (p *planner) promote() {
 	}
 	if !p.s.Primary.Ready {
 		p.wait(ReasonPromoting, "Waiting for the primary Deployment to roll out the promoted revision: "+orDefault(p.s.Primary.Message, "its pods are not available yet"), 0)
+		return
+	}
+	if p.switchesBeforePromotion() && p.s.Primary.Terminating > 0 {
+		// Users were promised one switch: none may meet a pod of the old revision on the way back.
+		p.wait(ReasonPromoting, fmt.Sprintf("Waiting for %d pods of the primary's previous revision to terminate before traffic switches back to it.", p.s.Primary.Terminating), pollInterval)
 		return
 	}
 	p.transition(v1alpha1.PhaseFinalising)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 )
@@ -158,4 +159,29 @@ func TestEventNoteFitsAnEvent(t *testing.T) {
 	assert.LessOrEqual(t, len(note), maxEventNote)
 	assert.True(t, utf8.ValidString(note), "cut on a character boundary")
 	assert.True(t, strings.HasSuffix(note, " [...]"))
+}
+
+// Blue/green promises users one switch: back onto the primary only once no pod of its old
+// revision is left to answer them. A weighted canary goes back at once, as before.
+func TestSwitchBackWaitsForTheOldPrimaryPods(t *testing.T) {
+	promoting := progressing(0, 100, func(s *v1alpha1.CanaryStatus) { s.Phase = v1alpha1.PhasePromoting })
+	blueGreen := planCanary(withStatus(promoting), func(c *v1alpha1.Canary) {
+		c.Spec.Analysis.StepWeights, c.Spec.Analysis.Iterations = nil, ptr.To[int32](2)
+	})
+	draining := Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3, Terminating: 2}
+	snap := Snapshot{Canary: blueGreen, Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: draining, Route: acceptedAt(100), Now: t0}
+
+	p := ComputePlan(snap)
+	assert.Equal(t, v1alpha1.PhasePromoting, p.Status.Phase)
+	assert.Equal(t, int32(100), p.Routing.Weights.Canary, "everyone stays on the canary")
+	assert.Contains(t, p.Message, "Waiting for 2 pods of the primary's previous revision to terminate")
+
+	snap.Primary.Terminating = 0
+	p = ComputePlan(snap)
+	assert.Equal(t, v1alpha1.PhaseFinalising, p.Status.Phase)
+	assert.Equal(t, int32(0), p.Routing.Weights.Canary)
+
+	weighted := planCanary(withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) { s.Phase = v1alpha1.PhasePromoting })))
+	p = ComputePlan(Snapshot{Canary: weighted, Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: draining, Route: acceptedAt(50), Now: t0})
+	assert.Equal(t, v1alpha1.PhaseFinalising, p.Status.Phase)
 }

@@ -64,6 +64,9 @@ func workloadOf(d *appsv1.Deployment) Workload {
 		w.Replicas = *d.Spec.Replicas
 	}
 	st := d.Status
+	if st.TerminatingReplicas != nil {
+		w.Terminating = *st.TerminatingReplicas
+	}
 	switch {
 	case st.ObservedGeneration < d.Generation:
 		w.Message = fmt.Sprintf("Deployment %s has not yet observed generation %d", d.Name, d.Generation)
