@@ -247,7 +247,8 @@ func mannWhitney(ctx context.Context, m v1alpha1.CanaryMetric, src Source, p Par
 		setOutcome(&d, m, fmt.Errorf("the primary's series, to compare with: %w", err))
 		return d
 	}
-	if !sampleSize(ctx, m, src, p, true, &d) {
+	// The record counts points, not requests: ask for the requests only to hold minRequests.
+	if p.MinRequests > 0 && !sampleSize(ctx, m, src, p, true, &d) {
 		return d
 	}
 	if len(x) < minSeriesPoints || len(y) < minSeriesPoints {

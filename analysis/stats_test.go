@@ -3,6 +3,7 @@ package analysis
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -54,15 +55,14 @@ func TestEstimateShiftCoverage(t *testing.T) {
 // stream is Poisson traffic to a canary at a share of the requests, whose bad-outcome rate is rho
 // times the primary's, counted since the start.
 type stream struct {
-	rng                           *rand.Rand
-	rps, share, baseRate, rho     float64
+	rps, share                    float64
 	nc, kc, np, kp                float64
 	canaryPoisson, primaryPoisson distuv.Poisson
 }
 
 func newStream(seed uint64, rps, share, baseRate, rho float64) *stream {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	s := &stream{rng: rng, rps: rps, share: share, baseRate: baseRate, rho: rho}
+	s := &stream{rps: rps, share: share}
 	s.canaryPoisson = distuv.Poisson{Lambda: rps * share * baseRate * rho, Src: rng}
 	s.primaryPoisson = distuv.Poisson{Lambda: rps * (1 - share) * baseRate, Src: rng}
 	return s
@@ -141,14 +141,8 @@ func TestWeighOutcomesDecidesClearCases(t *testing.T) {
 }
 
 func medianInt(v []int) int {
-	s := append([]int(nil), v...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
+	s := slices.Clone(v)
+	slices.Sort(s)
 	return s[len(s)/2]
 }
 

@@ -19,10 +19,6 @@ func (r *CanaryReconciler) runChecks(ctx context.Context, s Snapshot) []v1alpha1
 	cn := s.Canary
 	decisions := make([]v1alpha1.Decision, 0, len(cn.Spec.Analysis.Metrics))
 	for _, m := range cn.Spec.Analysis.Metrics {
-		params := analysis.Params{Carried: CarriedEvidence(&cn.Status, m.Name)}
-		if cn.Spec.Analysis.MinRequests != nil {
-			params.MinRequests = *cn.Spec.Analysis.MinRequests
-		}
 		src, err := r.sourceFor(ctx, s, m)
 		if err != nil {
 			decisions = append(decisions, v1alpha1.Decision{
@@ -31,7 +27,7 @@ func (r *CanaryReconciler) runChecks(ctx context.Context, s Snapshot) []v1alpha1
 			})
 			continue
 		}
-		decisions = append(decisions, analysis.Evaluate(ctx, m, src, params))
+		decisions = append(decisions, analysis.Evaluate(ctx, m, src, CheckParams(cn, m)))
 	}
 	return decisions
 }
@@ -127,16 +123,19 @@ type promSource struct {
 
 var _ analysis.Source = (*promSource)(nil)
 
-// render fills a template for side, with interval as {{ .Interval }}.
-func (p *promSource) render(tpl string, side analysis.Side, interval time.Duration) (string, error) {
+// render fills a template for side, with interval as {{ .Interval }} and window as
+// {{ .Window }}.
+func (p *promSource) render(tpl string, side analysis.Side, interval, window time.Duration) (string, error) {
 	vars := p.vars[side]
-	vars.Interval = analysis.Window(interval)
-	vars.Window = analysis.Window(p.now.Sub(p.stepStart))
+	vars.Interval, vars.Window = analysis.Window(interval), analysis.Window(window)
 	return analysis.Render(tpl, vars)
 }
 
+// stepAge is the window since the step began, which counts are taken over.
+func (p *promSource) stepAge() time.Duration { return p.now.Sub(p.stepStart) }
+
 func (p *promSource) Value(ctx context.Context, side analysis.Side) (float64, string, error) {
-	q, err := p.render(p.queries.value, side, p.lookback)
+	q, err := p.render(p.queries.value, side, p.lookback, p.stepAge())
 	if err != nil {
 		return 0, q, err
 	}
@@ -145,7 +144,7 @@ func (p *promSource) Value(ctx context.Context, side analysis.Side) (float64, st
 }
 
 func (p *promSource) Series(ctx context.Context, side analysis.Side, step time.Duration) ([]float64, string, error) {
-	q, err := p.render(p.queries.value, side, step)
+	q, err := p.render(p.queries.value, side, step, p.stepAge())
 	if err != nil {
 		return nil, q, err
 	}
@@ -159,7 +158,7 @@ func (p *promSource) Series(ctx context.Context, side analysis.Side, step time.D
 }
 
 func (p *promSource) Counts(ctx context.Context, side analysis.Side) (analysis.Counts, error) {
-	bad, err := p.render(p.queries.bad, side, p.lookback)
+	bad, err := p.render(p.queries.bad, side, p.lookback, p.stepAge())
 	c := analysis.Counts{Query: bad}
 	if err != nil {
 		return c, err
@@ -167,7 +166,7 @@ func (p *promSource) Counts(ctx context.Context, side analysis.Side) (analysis.C
 	if c.Bad, err = p.querier.Query(ctx, bad, p.now); err != nil {
 		return c, err
 	}
-	requests, err := p.render(p.queries.requests, side, p.lookback)
+	requests, err := p.render(p.queries.requests, side, p.lookback, p.stepAge())
 	if err != nil {
 		return c, err
 	}
@@ -176,14 +175,12 @@ func (p *promSource) Counts(ctx context.Context, side analysis.Side) (analysis.C
 }
 
 func (p *promSource) Requests(ctx context.Context, side analysis.Side, sinceStep bool) (float64, error) {
-	vars := p.vars[side]
+	// The request query counts over {{ .Window }}: the lookback, or the whole step.
 	window := p.lookback
 	if sinceStep {
-		window = p.now.Sub(p.stepStart)
+		window = p.stepAge()
 	}
-	// The request query counts over {{ .Window }}.
-	vars.Interval, vars.Window = analysis.Window(p.lookback), analysis.Window(window)
-	q, err := analysis.Render(p.queries.sampleRequests, vars)
+	q, err := p.render(p.queries.sampleRequests, side, p.lookback, window)
 	if err != nil {
 		return 0, err
 	}

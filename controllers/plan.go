@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/trafficctl/trafficctl/analysis"
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
 	"github.com/trafficctl/trafficctl/providers/router/kubernetes"
@@ -160,6 +161,16 @@ func CarriedEvidence(st *v1alpha1.CanaryStatus, metric string) *v1alpha1.Evidenc
 		}
 	}
 	return nil
+}
+
+// CheckParams are what a check of metric m needs beyond its queries: the Canary's minRequests
+// and the evidence the check carried from completed steps.
+func CheckParams(cn *v1alpha1.Canary, m v1alpha1.CanaryMetric) analysis.Params {
+	p := analysis.Params{Carried: CarriedEvidence(&cn.Status, m.Name)}
+	if cn.Spec.Analysis.MinRequests != nil {
+		p.MinRequests = *cn.Spec.Analysis.MinRequests
+	}
+	return p
 }
 
 // CheckWindow is how far back the current step's checks look: the metric's interval (the
@@ -383,6 +394,9 @@ func (p *planner) judge(steps []Stage) {
 
 	every := p.s.Canary.CheckInterval()
 	at := fmt.Sprintf("at step %d of %d (%d%% canary traffic)", st.Step, len(steps), st.CanaryWeight)
+	stepEnds := st.StepStartedAt.Add(p.s.Canary.AnalysisInterval())
+	early := p.s.Now.Before(stepEnds)
+	notWorse := sequential > 0 && conclusive == sequential
 	switch {
 	case len(decisive) > 0:
 		p.rollback(ReasonCheckFailed, fmt.Sprintf("A sequential check concluded %s that the canary is worse: %s", at, strings.Join(decisive, " ")))
@@ -409,17 +423,17 @@ func (p *planner) judge(steps []Stage) {
 		p.rollback(ReasonNoData, fmt.Sprintf("The checks had no data within the progress deadline of %s (onNoData: wait): %s", p.s.Canary.ProgressDeadline(), strings.Join(noData, " ")))
 	case len(noData) > 0:
 		p.wait(ReasonNoData, "The checks have no data yet, so the step holds: "+strings.Join(noData, " "), every)
-	case p.s.Now.Before(st.StepStartedAt.Add(p.s.Canary.AnalysisInterval())) && (sequential == 0 || conclusive < sequential):
+	case early && !notWorse:
 		// The checks pass, but the step has not lasted its interval, and the evidence does not yet
 		// say the canary is not worse.
 		st.ConsecutiveFailedChecks = 0
 		p.wait(ReasonAnalysing, fmt.Sprintf("Step %d of %d: the checks pass so far; the step lasts until %s. %s", st.Step, len(steps),
-			st.StepStartedAt.Add(p.s.Canary.AnalysisInterval()).UTC().Format(time.RFC3339), summary(p.s.Checks)), p.untilNextCheck())
+			stepEnds.UTC().Format(time.RFC3339), summary(p.s.Checks)), p.untilNextCheck())
 	default:
 		st.ConsecutiveFailedChecks = 0
 		p.carryEvidence()
 		passed := "Every check passed " + at
-		if sequential > 0 && conclusive == sequential && p.s.Now.Before(st.StepStartedAt.Add(p.s.Canary.AnalysisInterval())) {
+		if early {
 			passed = "The sequential checks concluded " + at + " that the canary is not worse"
 		}
 		if int(st.Step) >= len(steps) {

@@ -26,11 +26,11 @@ func TestSequentialChecksJudgeAnABExperiment(t *testing.T) {
 	var promoted, rolledBack int
 	var rollback []time.Duration
 	for i := range 100 {
-		if o := RunWith(spec, Baseline, Baseline, cohort, rand.New(rand.NewPCG(21, uint64(i)))); o.Promoted {
+		if o := Run(spec, Baseline, Baseline, cohort, rand.New(rand.NewPCG(21, uint64(i)))); o.Promoted {
 			promoted++
 			assert.Equal(t, 5*time.Minute, o.Duration.Truncate(time.Minute), "five iterations of a minute")
 		}
-		if o := RunWith(spec, errors, Baseline, cohort, rand.New(rand.NewPCG(22, uint64(i)))); !o.Promoted {
+		if o := Run(spec, errors, Baseline, cohort, rand.New(rand.NewPCG(22, uint64(i)))); !o.Promoted {
 			rolledBack++
 			rollback = append(rollback, o.Duration)
 		}

@@ -1,6 +1,7 @@
 package simulation
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -102,7 +103,7 @@ func Measure(p Policy, s Scenario, n int, seed uint64) Summary {
 	sum := Summary{Policy: p.Name, Scenario: s.Name, Rollouts: n}
 	for i := range n {
 		rng := rand.New(rand.NewPCG(seed, uint64(i)))
-		o := Run(spec, s.Canary, Baseline, RPS, rng)
+		o := Run(spec, s.Canary, Baseline, Traffic{RPS: RPS}, rng)
 		if o.Promoted {
 			sum.Promotion = append(sum.Promotion, o.Duration)
 		} else {
@@ -134,22 +135,13 @@ func (s Summary) TimeToRollback(p float64) time.Duration {
 // never stands for the time to roll back a promoted canary.
 const never = time.Duration(1<<63 - 1)
 
-// Percentile of durations, 0 when there are none.
-func Percentile(d []time.Duration, p float64) time.Duration {
-	if len(d) == 0 {
-		return 0
+// Percentile is the p-th percentile (0..1) of values, the zero value when there are none.
+func Percentile[T cmp.Ordered](values []T, p float64) T {
+	if len(values) == 0 {
+		var zero T
+		return zero
 	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[min(len(s)-1, int(p*float64(len(s))))]
-}
-
-// PercentileOf values, 0 when there are none.
-func PercentileOf(v []float64, p float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
+	s := slices.Clone(values)
 	slices.Sort(s)
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
@@ -178,9 +170,9 @@ func WriteTable(w io.Writer, healthy, errors, slow []Summary) error {
 		row(bad.label+": rolled back", func(i int) string { return pct(bad.sums[i].RollbackRate()) })
 		row(bad.label+": median time to rollback", func(i int) string { return orNever(bad.sums[i].TimeToRollback(0.5)) })
 		row(bad.label+": p95 time to rollback", func(i int) string { return orNever(bad.sums[i].TimeToRollback(0.95)) })
-		row(bad.label+": canary requests served, median", func(i int) string { return fmt.Sprintf("%.0f", PercentileOf(bad.sums[i].CanaryRequests, 0.5)) })
+		row(bad.label+": canary requests served, median", func(i int) string { return fmt.Sprintf("%.0f", Percentile(bad.sums[i].CanaryRequests, 0.5)) })
 		row(bad.label+": failed requests served, median (p95)", func(i int) string {
-			return fmt.Sprintf("%.0f (%.0f)", PercentileOf(bad.sums[i].FailedRequests, 0.5), PercentileOf(bad.sums[i].FailedRequests, 0.95))
+			return fmt.Sprintf("%.0f (%.0f)", Percentile(bad.sums[i].FailedRequests, 0.5), Percentile(bad.sums[i].FailedRequests, 0.95))
 		})
 	}
 	return tw.Flush()

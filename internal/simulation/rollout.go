@@ -31,12 +31,6 @@ const limit = time.Hour
 
 var epoch = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 
-// Run drives one rollout of the canary version against the primary version through the
-// planner and the judges, one reconcile per simulated second, with rps Poisson traffic.
-func Run(spec v1alpha1.CanarySpec, canary, primary Version, rps float64, rng *rand.Rand) Outcome {
-	return RunWith(spec, canary, primary, Traffic{RPS: rps}, rng)
-}
-
 // Traffic is who sends the requests.
 type Traffic struct {
 	// RPS is the mean rate of requests, arriving as a Poisson process.
@@ -46,8 +40,9 @@ type Traffic struct {
 	CohortShare float64
 }
 
-// RunWith is Run with an A/B cohort among the users.
-func RunWith(spec v1alpha1.CanarySpec, canary, primary Version, traffic Traffic, rng *rand.Rand) Outcome {
+// Run drives one rollout of the canary version against the primary version through the
+// planner and the judges, one reconcile per simulated second, with the given traffic.
+func Run(spec v1alpha1.CanarySpec, canary, primary Version, traffic Traffic, rng *rand.Rand) Outcome {
 	rps := traffic.RPS
 	cn := &v1alpha1.Canary{
 		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: "shop", Generation: 1},
@@ -90,9 +85,9 @@ func RunWith(spec v1alpha1.CanarySpec, canary, primary Version, traffic Traffic,
 		if route.Routing.Cohort {
 			share = traffic.CohortShare + (1-traffic.CohortShare)*share
 		}
-		before := t.delta(0, 0, t.now()).requests
-		out.CanaryFailed += t.second(share, canary, primary)
-		out.CanaryRequests += t.delta(0, 0, t.now()).requests - before
+		served, failed := t.second(share, canary, primary)
+		out.CanaryRequests += served
+		out.CanaryFailed += failed
 	}
 	out.Duration = limit
 	out.Reason = "Unfinished"
@@ -105,11 +100,7 @@ func runChecks(s controllers.Snapshot, t *traffic, sec int) []v1alpha1.Decision 
 	var decisions []v1alpha1.Decision
 	for _, m := range cn.Spec.Analysis.Metrics {
 		src := &source{traffic: t, metric: m, now: sec, stepStart: stepStart, lookback: int(controllers.CheckWindow(s, m) / time.Second)}
-		p := analysis.Params{Carried: controllers.CarriedEvidence(&cn.Status, m.Name)}
-		if cn.Spec.Analysis.MinRequests != nil {
-			p.MinRequests = *cn.Spec.Analysis.MinRequests
-		}
-		decisions = append(decisions, analysis.Evaluate(context.Background(), m, src, p))
+		decisions = append(decisions, analysis.Evaluate(context.Background(), m, src, controllers.CheckParams(cn, m)))
 	}
 	return decisions
 }

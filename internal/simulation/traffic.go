@@ -51,8 +51,8 @@ func newTraffic(rng *rand.Rand, rps float64) *traffic {
 }
 
 // second serves one second of requests: canaryShare (0..1) of them to canary, the rest to
-// primary. It returns how many the canary failed.
-func (t *traffic) second(canaryShare float64, canary, primary Version) (canaryFailed float64) {
+// primary. It returns how many the canary served, and how many of those failed.
+func (t *traffic) second(canaryShare float64, canary, primary Version) (canaryServed, canaryFailed float64) {
 	n := int(t.arrival.Rand())
 	var served [2]int
 	for range n {
@@ -81,11 +81,8 @@ func (t *traffic) second(canaryShare float64, canary, primary Version) (canaryFa
 		}
 		t.history[side] = append(t.history[side], c)
 	}
-	return canaryFailed
+	return float64(served[0]), canaryFailed
 }
-
-// now is the number of seconds served.
-func (t *traffic) now() int { return len(t.history[0]) - 1 }
 
 // delta is what side served in the seconds (from, to], clamped to what exists.
 func (t *traffic) delta(side, from, to int) counters {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	promapi "github.com/prometheus/client_golang/api"
@@ -140,22 +141,46 @@ func validHeaderValue(s string) bool {
 	return true
 }
 
-// roundTripper is the transport cfg asks for: its own TLS settings, then headers and
-// credentials on every request.
+// roundTripper is the transport cfg asks for: its TLS settings' shared transport, then headers
+// and credentials on every request.
 func roundTripper(cfg Config) (http.RoundTripper, error) {
-	transport := promapi.DefaultRoundTripper.(*http.Transport).Clone()
-	if len(cfg.CA) > 0 || cfg.InsecureSkipVerify {
-		tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // the user asked for it, and is warned by an event
-		if len(cfg.CA) > 0 {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(cfg.CA) {
-				return nil, errors.New("the certificate authority (ca.crt) holds no PEM certificate")
-			}
-			tlsConfig.RootCAs = pool
-		}
-		transport.TLSClientConfig = tlsConfig
+	transport, err := transportFor(cfg.CA, cfg.InsecureSkipVerify)
+	if err != nil {
+		return nil, err
 	}
 	return &authRoundTripper{next: transport, cfg: cfg}, nil
+}
+
+// transports are the HTTP transports by TLS settings. A Provider is made for every check, so
+// sharing them keeps connections to a Prometheus alive from one check to the next instead of
+// dialling anew and leaving idle connections behind each time.
+var transports sync.Map // transportKey -> http.RoundTripper
+
+type transportKey struct {
+	ca       string
+	insecure bool
+}
+
+func transportFor(ca []byte, insecure bool) (http.RoundTripper, error) {
+	if len(ca) == 0 && !insecure {
+		return promapi.DefaultRoundTripper, nil
+	}
+	key := transportKey{string(ca), insecure}
+	if t, ok := transports.Load(key); ok {
+		return t.(http.RoundTripper), nil
+	}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure} //nolint:gosec // the user asked for it, and is warned by an event
+	if len(ca) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, errors.New("the certificate authority (ca.crt) holds no PEM certificate")
+		}
+		tlsConfig.RootCAs = pool
+	}
+	transport := promapi.DefaultRoundTripper.(*http.Transport).Clone()
+	transport.TLSClientConfig = tlsConfig
+	t, _ := transports.LoadOrStore(key, transport)
+	return t.(http.RoundTripper), nil
 }
 
 // authRoundTripper adds a Config's headers and credentials to every request.
