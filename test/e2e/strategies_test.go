@@ -251,18 +251,18 @@ func TestBlueGreenWithMirroring(t *testing.T) {
 			waitStepStarted(t, ctx, app, 1)
 			settle(t, ctx)
 			before := app.Load.Counts()
-			canaryBefore, err := app.PodRequests(ctx, framework.Name)
-			require.NoError(t, err)
+			primaryBefore, canaryBefore := readSides(t, ctx, app)
 			waitBeforeLastCheck(t, ctx, app, 2)
 			iterations := app.Load.Counts().Sub(before)
-			canaryAfter, err := app.PodRequests(ctx, framework.Name)
-			require.NoError(t, err)
+			primaryAfter, canaryAfter := readSides(t, ctx, app)
 			requireStillAt(t, ctx, app, 2)
+			served := primaryAfter.Sub(primaryBefore).Sum().Total
 			mirrored := canaryAfter.Sub(canaryBefore).Sum().Mirrored
-			t.Logf("during the iterations: users %v; the canary's pods got %d mirrored requests", iterations.ByVersion, mirrored)
-			assertOnly(t, iterations, "1.0.0", 10*rate, "users during the iterations")
-			// The two readings are not simultaneous; a fifth either way allows for it.
-			assert.InDelta(t, iterations.Total, mirrored, 0.2*float64(iterations.Total), "every user request was mirrored to the canary")
+			t.Logf("during the iterations: users %v (%d skipped by the generator); the primary's pods got %d requests, the canary's %d mirrored ones",
+				iterations.ByVersion, iterations.Skipped, served, mirrored)
+			assertOnly(t, iterations, "1.0.0", 5*rate, "users during the iterations")
+			// The readings are not simultaneous; a fifth either way allows for it.
+			assert.InDelta(t, served, mirrored, 0.2*float64(served), "every request the primary served was mirrored to the canary")
 
 			// The switch: every user on the canary at once, then on the promoted primary.
 			require.Eventually(t, func() bool { return slices.Contains(app.RouteWeights(), 100) }, rolloutTimeout, 50*time.Millisecond, "the route switches to the canary")
@@ -273,9 +273,11 @@ func TestBlueGreenWithMirroring(t *testing.T) {
 			require.NoError(t, err)
 			onCanary := app.Load.Counts().Sub(switched)
 			t.Logf("from the switch to %s: users %v", finalising.Status.Phase, onCanary.ByVersion)
-			// The window lasts as long as the primary takes to roll out the new version, a second
-			// or two here; any request in it counts.
-			assertOnly(t, onCanary, "2.0.0", 3, "users from the switch on, on the canary")
+			// The window lasts as long as the primary takes to roll out the new version, which on
+			// an idle machine can end within the second settle waits; any request in it counts.
+			if onCanary.Total > 0 {
+				assertOnly(t, onCanary, "2.0.0", 1, "users from the switch on, on the canary")
+			}
 			back := app.Load.Counts()
 			waitSucceeded(t, ctx, app)
 			assertRouteWeights(t, ctx, app, []int32{0, 100, 0}, "blue/green: the primary, the canary, the promoted primary")
@@ -372,28 +374,45 @@ func TestMirroredStepBeforeTheCanary(t *testing.T) {
 			cn := waitStepStarted(t, ctx, app, 1)
 			require.Zero(t, cn.Status.CanaryWeight, "the first step only mirrors")
 			settle(t, ctx)
-			canaryBefore, err := app.PodRequests(ctx, framework.Name)
-			require.NoError(t, err)
+			// The primary's and the canary's pods are read one after the other, in the same order
+			// before and after, so both readings cover nearly the same window. Comparing what
+			// the two sides' pods served, rather than what the load generator counted, keeps
+			// the comparison true when a loaded machine slows the generator down.
+			primaryBefore, canaryBefore := readSides(t, ctx, app)
 			// The step lasts an interval (10s) from its start; measure well inside it.
 			seen, err := app.Traffic(ctx, 5*time.Second)
 			require.NoError(t, err)
-			canaryAfter, err := app.PodRequests(ctx, framework.Name)
-			require.NoError(t, err)
+			primaryAfter, canaryAfter := readSides(t, ctx, app)
 			requireStillAt(t, ctx, app, 1)
 
+			primary := primaryAfter.Sub(primaryBefore).Sum()
 			canary := canaryAfter.Sub(canaryBefore).Sum()
-			t.Logf("mirrored step: users %v; the canary's pods got %d requests, %d of them mirrored", seen.ByVersion, canary.Total, canary.Mirrored)
-			assertOnly(t, seen, "1.0.0", 4*rate, "users during the mirrored step")
+			t.Logf("mirrored step: users %v (%d skipped by the generator); the primary's pods got %d requests; the canary's %d, %d of them mirrored",
+				seen.ByVersion, seen.Skipped, primary.Total, canary.Total, canary.Mirrored)
+			// At 30 rps, 5 s is 150 requests; a loaded 2-core machine has delivered as few as
+			// 103, so the floor only asks for a sample worth judging.
+			assertOnly(t, seen, "1.0.0", 2*rate, "users during the mirrored step")
+			assert.Zero(t, primary.Mirrored, "the primary's pods received no mirrored request")
 			assert.Positive(t, canary.Mirrored, "the canary's pods received mirrored requests")
 			assert.Equal(t, canary.Mirrored, canary.Total, "the canary's pods received no request but mirrored ones")
-			// The two readings are not simultaneous; a fifth either way allows for it.
-			assert.InDelta(t, seen.Total, canary.Mirrored, 0.2*float64(seen.Total), "every request was mirrored (mirrorWeight unset is 100%%)")
+			// The readings are not simultaneous; a fifth either way allows for it.
+			assert.InDelta(t, primary.Total, canary.Mirrored, 0.2*float64(primary.Total), "every request the primary served was mirrored (mirrorWeight unset is 100%%)")
 
 			waitSucceeded(t, ctx, app)
 			assertRouteWeights(t, ctx, app, []int32{0, 20, 50, 0}, "the mirrored step kept the split at 0, then the weighted steps")
 			assertOnlyVersion(t, ctx, app, "2.0.0")
 		})
 	}
+}
+
+// readSides reads the request counters of the primary's pods, then the canary's.
+func readSides(t *testing.T, ctx context.Context, app *framework.App) (primary, canary framework.PodRequests) {
+	t.Helper()
+	primary, err := app.PodRequests(ctx, framework.Name+"-primary")
+	require.NoError(t, err)
+	canary, err = app.PodRequests(ctx, framework.Name)
+	require.NoError(t, err)
+	return primary, canary
 }
 
 func TestSessionAffinityKeepsUsersOnTheirVersion(t *testing.T) {
