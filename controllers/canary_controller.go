@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,11 +13,13 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -67,6 +70,14 @@ type CanaryReconciler struct {
 	// Querier returns the metric provider cfg describes; an empty Address means the controller's
 	// default Prometheus, a zero Timeout its default query timeout.
 	Querier func(cfg prometheus.Config) (MetricQuerier, error)
+	// Hooks calls the Canaries' webhooks.
+	Hooks WebhookCaller
+	// Deliveries sends alerts, event webhooks and post-rollout webhooks off the reconcile path;
+	// nil sends nothing.
+	Deliveries Deliverer
+	// MaxConcurrentReconciles is how many Canaries are reconciled at once, so that one whose
+	// webhook takes its whole timeout does not hold the others; 4 when unset.
+	MaxConcurrentReconciles int
 }
 
 const (
@@ -99,7 +110,9 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("indexing canaries by autoscaler: %w", err)
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.Canary{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A manual request is an annotation, which leaves the generation as it is.
+		For(&v1alpha1.Canary{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.MaxConcurrentReconciles, 4)}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
@@ -227,9 +240,20 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	if ChecksDue(snap) {
 		snap.Checks = r.runChecks(ctx, snap)
 	}
-	plan := ComputePlan(snap)
+	snap, plan := r.planWithGates(ctx, snap, target)
 
 	before := cn.DeepCopy()
+	var alerts []alertTarget
+	if alertsDue(cn, plan) {
+		var problems []string
+		alerts, problems = r.resolveAlerts(ctx, cn)
+		setAlertsCondition(&plan.Status, cn.Generation, alerts, problems)
+		if msg := alertProblems(problems); msg != "" && !alertProblemKnown(&before.Status, msg) {
+			plan.Events = append(plan.Events, Event{Type: corev1.EventTypeWarning, Reason: ReasonInvalidAlert, Message: msg})
+		}
+	} else if len(cn.Spec.Analysis.Alerts) == 0 {
+		meta.RemoveStatusCondition(&plan.Status.Conditions, ConditionAlertsReady)
+	}
 	cn.Status = plan.Status
 	setConditions(&cn.Status, cn.Generation, plan)
 	if err := r.Client.Status().Patch(ctx, cn, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
@@ -243,6 +267,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 		r.Recorder.Eventf(cn, nil, e.Type, e.Reason, "Rollout", "%s", eventNote(e.Message))
 		log.Info(e.Message, "reason", e.Reason, "phase", plan.Status.Phase, "step", plan.Status.Step, "canaryWeight", plan.Status.CanaryWeight)
 	}
+	r.deliver(cn, &before.Status, target, plan, alerts, snap.Target.Revision)
 
 	if err := r.act(ctx, cn, target, rt, plan); err != nil {
 		if router.IsInvalidRoute(err) {

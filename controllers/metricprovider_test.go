@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -44,10 +43,7 @@ func (c *cluster) authMetric(mods ...func(*v1alpha1.MetricProvider)) v1alpha1.Ca
 	return v1alpha1.CanaryMetric{Name: "rps", TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "rps"}, ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(0.5)}}
 }
 
-func (c *cluster) secret(data map[string]string) {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "prom-auth", Namespace: c.ns}, StringData: data}
-	c.create(s)
-}
+func (c *cluster) secret(data map[string]string) { c.namedSecret("prom-auth", data) }
 
 // assertNoSecretShown checks that the token appears nowhere a user or a log collector looks.
 func (c *cluster) assertNoSecretShown(cn *v1alpha1.Canary) {

@@ -26,6 +26,12 @@ type Snapshot struct {
 	Route router.State
 	// Checks are the verdicts of the checks run for this reconcile; nil when none were due.
 	Checks []v1alpha1.Decision
+	// Gates are the answers of the webhooks called for this reconcile, by type; a type is
+	// absent when its webhooks were not called (the plan then asks for them in CallGates).
+	Gates map[v1alpha1.WebhookType][]v1alpha1.WebhookResult
+	// Request is the manual request of the Canary's trafficctl.io/request annotation, when it
+	// has not been handled yet.
+	Request *v1alpha1.ManualRequest
 	// Now is the reconcile's clock reading.
 	Now time.Time
 }
@@ -69,6 +75,11 @@ type Plan struct {
 	Events []Event
 	// RequeueAfter is when the planner next wants to look, if nothing else happens first.
 	RequeueAfter time.Duration
+	// CallGates are the webhook types whose answers the planner needs before it can decide:
+	// the controller calls them and plans again with their answers in Snapshot.Gates.
+	CallGates []v1alpha1.WebhookType
+	// PostRollout asks for the post-rollout webhooks: the rollout has just ended.
+	PostRollout bool
 }
 
 // Event is a Kubernetes event the plan asks to record.
@@ -139,7 +150,11 @@ func Steps(a v1alpha1.CanaryAnalysis) []int32 {
 // weights at least one check interval ago, and the last check is a check interval old.
 func ChecksDue(s Snapshot) bool {
 	st := s.Canary.Status
-	if st.Phase != v1alpha1.PhaseProgressing || st.Step < 1 || st.StepStartedAt == nil {
+	if st.Phase != v1alpha1.PhaseProgressing && st.Phase != v1alpha1.PhaseWaitingPromotion {
+		return false
+	}
+	if st.Step < 1 || st.StepStartedAt == nil || st.Paused != nil || st.PromotionRequested != nil || s.Request != nil {
+		// A pending manual request is handled first; the checks run at the next look.
 		return false
 	}
 	if s.Target.Revision != st.LastAppliedSpec {
@@ -192,7 +207,9 @@ func CheckWindow(s Snapshot, m v1alpha1.CanaryMetric) time.Duration {
 func ComputePlan(s Snapshot) Plan {
 	p := planner{s: s, plan: Plan{Status: *s.Canary.Status.DeepCopy()}}
 	p.plan.Status.ObservedGeneration = s.Canary.Generation
-	p.step()
+	if !p.handleRequest() && !p.holdPaused() {
+		p.step()
+	}
 	p.plan.Routing = RoutingFor(s.Canary, &p.plan.Status)
 	return p.plan
 }
@@ -210,7 +227,9 @@ func (p *planner) step() {
 		p.initialize()
 	case v1alpha1.PhaseInitialized, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed:
 		p.idle()
-	case v1alpha1.PhaseProgressing:
+	case v1alpha1.PhaseWaiting:
+		p.waiting()
+	case v1alpha1.PhaseProgressing, v1alpha1.PhaseWaitingPromotion:
 		p.progress()
 	case v1alpha1.PhasePromoting:
 		p.promote()
@@ -251,7 +270,7 @@ func (p *planner) initialize() {
 func (p *planner) idle() {
 	st := p.st()
 	if p.s.Target.Revision != st.LastAppliedSpec {
-		p.startRollout(fmt.Sprintf("New revision %s of Deployment %s detected; starting a rollout.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name))
+		p.beginRollout(fmt.Sprintf("New revision %s of Deployment %s detected; starting a rollout.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name))
 		return
 	}
 	st.CanaryWeight = 0
@@ -271,9 +290,14 @@ func (p *planner) idle() {
 	}
 }
 
-func (p *planner) startRollout(message string) {
+// resetRollout enters phase with the target's revision and a clean slate of checks.
+func (p *planner) resetRollout(phase v1alpha1.CanaryPhase) {
 	st := p.st()
-	p.transition(v1alpha1.PhaseProgressing)
+	if st.LastAppliedSpec != p.s.Target.Revision {
+		// A manual promotion was asked for the revision it names, not for its successor.
+		st.PromotionRequested = nil
+	}
+	p.transition(phase)
 	st.LastAppliedSpec = p.s.Target.Revision
 	st.Step = 0
 	st.CanaryWeight = 0
@@ -283,6 +307,13 @@ func (p *planner) startRollout(message string) {
 	st.LastCheckedAt = nil
 	st.Decisions = nil
 	st.Evidence = nil
+}
+
+func (p *planner) startRollout(message string) {
+	st := p.st()
+	p.resetRollout(v1alpha1.PhaseProgressing)
+	now := metav1.NewTime(p.s.Now)
+	st.RolloutStartedAt = &now
 	p.scaleCanary(p.canaryReplicas(Stages(p.s.Canary)[0].Weight))
 	p.event(corev1.EventTypeNormal, ReasonNewRevision, message)
 	p.wait(ReasonWaitingForCanary, "Waiting for the canary Deployment to become ready.", 0)
@@ -291,10 +322,17 @@ func (p *planner) startRollout(message string) {
 func (p *planner) progress() {
 	st := p.st()
 	if p.s.Target.Revision != st.LastAppliedSpec {
-		p.startRollout(fmt.Sprintf("Revision %s of Deployment %s supersedes revision %s mid-rollout; restarting the analysis.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name, st.LastAppliedSpec))
+		p.beginRollout(fmt.Sprintf("Revision %s of Deployment %s supersedes revision %s mid-rollout; restarting the analysis.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name, st.LastAppliedSpec))
 		return
 	}
 	steps := Stages(p.s.Canary)
+	if st.PromotionRequested != nil && (st.Step > 0 || p.s.Target.Ready) {
+		p.transition(v1alpha1.PhasePromoting)
+		msg := fmt.Sprintf("Promoting revision %s at step %d without the remaining steps, as %s asked; copying it onto %s.", st.LastAppliedSpec, st.Step, orDefault(st.PromotionRequested.User, "someone"), p.s.Canary.PrimaryDeploymentName())
+		p.event(corev1.EventTypeNormal, ReasonPromoting, msg)
+		p.wait(ReasonPromoting, msg, pollInterval)
+		return
+	}
 	if st.Step == 0 {
 		p.scaleCanary(p.canaryReplicas(steps[0].Weight))
 	} else {
@@ -312,7 +350,10 @@ func (p *planner) progress() {
 			p.wait(ReasonWaitingForCanary, "Waiting for the canary Deployment to become ready: "+msg, p.untilDeadline())
 			return
 		}
-		p.advanceTo(1, steps, "")
+		if !p.preRollout() {
+			return
+		}
+		p.advanceTo(1, steps, strings.TrimSpace(p.approvedBy(v1alpha1.WebhookPreRollout)))
 		return
 	}
 
@@ -355,12 +396,19 @@ func (p *planner) progress() {
 func (p *planner) judge(steps []Stage) {
 	st := p.st()
 	a := p.s.Canary.Spec.Analysis
+	rollbacks, asked := p.answers(v1alpha1.WebhookRollback)
+	rollouts, askedRollouts := p.answers(v1alpha1.WebhookRollout)
+	if !asked || !askedRollouts {
+		p.askWebhooks()
+		return
+	}
+	checks := append(append([]v1alpha1.Decision(nil), p.s.Checks...), webhookDecisions(rollouts)...)
 	now := metav1.NewTime(p.s.Now)
 	st.LastCheckedAt = &now
 	var failed, decisive, unavailable, noData []string
 	sequential, conclusive := 0, 0
-	for i := range p.s.Checks {
-		d := &p.s.Checks[i]
+	for i := range checks {
+		d := &checks[i]
 		d.Step, d.CanaryWeight, d.Time = st.Step, st.CanaryWeight, now
 		if d.Judge == v1alpha1.JudgeSequential {
 			sequential++
@@ -387,7 +435,7 @@ func (p *planner) judge(steps []Stage) {
 			noData = append(noData, d.Message)
 		}
 	}
-	st.Decisions = append(append([]v1alpha1.Decision(nil), p.s.Checks...), st.Decisions...)
+	st.Decisions = append(checks, st.Decisions...)
 	if len(st.Decisions) > maxDecisions {
 		st.Decisions = st.Decisions[:maxDecisions]
 	}
@@ -397,6 +445,10 @@ func (p *planner) judge(steps []Stage) {
 	stepEnds := st.StepStartedAt.Add(p.s.Canary.AnalysisInterval())
 	early := p.s.Now.Before(stepEnds)
 	notWorse := sequential > 0 && conclusive == sequential
+	if why := rollbackAsked(rollbacks); why != "" {
+		p.rollback(ReasonRollbackWebhook, fmt.Sprintf("A rollback webhook asked for a rollback %s: %s", at, why))
+		return
+	}
 	switch {
 	case len(decisive) > 0:
 		p.rollback(ReasonCheckFailed, fmt.Sprintf("A sequential check concluded %s that the canary is worse: %s", at, strings.Join(decisive, " ")))
@@ -409,7 +461,7 @@ func (p *planner) judge(steps []Stage) {
 		if inARow {
 			msg = fmt.Sprintf("%d checks in a row failed (consecutiveThreshold %d); the last at %d%% canary traffic: %s", st.ConsecutiveFailedChecks, *a.ConsecutiveThreshold, st.CanaryWeight, strings.Join(failed, " "))
 		}
-		if inARow || st.FailedChecks >= p.s.Canary.FailureThreshold() {
+		if p.failuresExhausted() {
 			p.rollback(ReasonCheckFailed, msg)
 			return
 		}
@@ -428,22 +480,52 @@ func (p *planner) judge(steps []Stage) {
 		// say the canary is not worse.
 		st.ConsecutiveFailedChecks = 0
 		p.wait(ReasonAnalysing, fmt.Sprintf("Step %d of %d: the checks pass so far; the step lasts until %s. %s", st.Step, len(steps),
-			stepEnds.UTC().Format(time.RFC3339), summary(p.s.Checks)), p.untilNextCheck())
+			stepEnds.UTC().Format(time.RFC3339), summary(checks)), p.untilNextCheck())
 	default:
 		st.ConsecutiveFailedChecks = 0
-		p.carryEvidence()
 		passed := "Every check passed " + at
 		if early {
 			passed = "The sequential checks concluded " + at + " that the canary is not worse"
 		}
 		if int(st.Step) >= len(steps) {
-			p.transition(v1alpha1.PhasePromoting)
-			p.event(corev1.EventTypeNormal, ReasonPromoting, fmt.Sprintf("%s; copying revision %s onto %s. %s", passed, st.LastAppliedSpec, p.s.Canary.PrimaryDeploymentName(), summary(p.s.Checks)))
-			p.wait(ReasonPromoting, "Copying the canary's pod template onto the primary Deployment.", 0)
+			p.passLastStep(passed, checks)
 			return
 		}
-		p.advanceTo(st.Step+1, steps, passed+". "+summary(p.s.Checks))
+		switch state, why := p.gate(v1alpha1.WebhookConfirmTrafficIncrease); state {
+		case gateAsk:
+			p.askWebhooks()
+			return
+		case gateShut:
+			// The step holds, and its checks go on; a refusal is not a failed check.
+			p.wait(ReasonWaitingForApproval, fmt.Sprintf("%s; the traffic increase waits for approval: %s", passed, why), every)
+			return
+		}
+		p.carryEvidence()
+		p.advanceTo(st.Step+1, steps, passed+"."+p.approvedBy(v1alpha1.WebhookConfirmTrafficIncrease)+" "+summary(checks))
 	}
+}
+
+// passLastStep promotes a canary whose last step passed, once its confirm-promotion webhooks
+// approve; until then it waits at WaitingPromotion, where the checks go on running.
+func (p *planner) passLastStep(passed string, checks []v1alpha1.Decision) {
+	st := p.st()
+	switch state, why := p.gate(v1alpha1.WebhookConfirmPromotion); state {
+	case gateAsk:
+		p.askWebhooks()
+		return
+	case gateShut:
+		msg := fmt.Sprintf("%s; the promotion waits for approval while the checks go on: %s", passed, why)
+		if st.Phase != v1alpha1.PhaseWaitingPromotion {
+			p.transition(v1alpha1.PhaseWaitingPromotion)
+			p.event(corev1.EventTypeNormal, ReasonWaitingForApproval, msg)
+		}
+		p.wait(ReasonWaitingForApproval, msg, p.s.Canary.CheckInterval())
+		return
+	}
+	p.carryEvidence()
+	p.transition(v1alpha1.PhasePromoting)
+	p.event(corev1.EventTypeNormal, ReasonPromoting, fmt.Sprintf("%s; copying revision %s onto %s.%s %s", passed, st.LastAppliedSpec, p.s.Canary.PrimaryDeploymentName(), p.approvedBy(v1alpha1.WebhookConfirmPromotion), summary(checks)))
+	p.wait(ReasonPromoting, "Copying the canary's pod template onto the primary Deployment.", pollInterval)
 }
 
 // carryEvidence keeps what the sequential checks gathered in the step that just passed, so the
@@ -491,7 +573,7 @@ func (p *planner) advanceTo(step int32, steps []Stage, why string) {
 func (p *planner) promote() {
 	st := p.st()
 	if p.s.Target.Revision != st.LastAppliedSpec {
-		p.startRollout(fmt.Sprintf("Revision %s of Deployment %s supersedes revision %s before its promotion; restarting the analysis.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name, st.LastAppliedSpec))
+		p.beginRollout(fmt.Sprintf("Revision %s of Deployment %s supersedes revision %s before its promotion; restarting the analysis.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name, st.LastAppliedSpec))
 		return
 	}
 	p.scaleCanary(p.canaryReplicas(st.CanaryWeight))
@@ -548,6 +630,8 @@ func (p *planner) finalise() {
 	p.transition(v1alpha1.PhaseSucceeded)
 	st.LastPromotedSpec = st.LastAppliedSpec
 	st.Step = 0
+	st.PromotionRequested = nil
+	p.plan.PostRollout = len(p.s.Canary.WebhooksOf(v1alpha1.WebhookPostRollout)) > 0
 	p.scaleCanary(0)
 	msg := fmt.Sprintf("Revision %s is promoted and serves all traffic.", st.LastPromotedSpec)
 	p.event(corev1.EventTypeNormal, ReasonSucceeded, "Promotion completed: "+msg)
@@ -562,6 +646,8 @@ func (p *planner) rollback(reason, message string) {
 	st.CanaryWeight = 0
 	st.Step = 0
 	st.StepStartedAt = nil
+	st.PromotionRequested = nil
+	p.plan.PostRollout = len(p.s.Canary.WebhooksOf(v1alpha1.WebhookPostRollout)) > 0
 	p.scaleCanary(0)
 	msg := fmt.Sprintf("Rolled back revision %s; the primary serves all traffic. %s", st.LastAppliedSpec, message)
 	p.event(corev1.EventTypeWarning, ReasonRolledBack, msg)

@@ -1,9 +1,12 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -12,12 +15,15 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/hooks"
 	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
+	"github.com/trafficctl/trafficctl/providers/notify"
 	"github.com/trafficctl/trafficctl/providers/router/gatewayapi"
 	"github.com/trafficctl/trafficctl/providers/router/istio"
 	"github.com/trafficctl/trafficctl/providers/router/kubernetes"
@@ -32,6 +38,11 @@ type Options struct {
 	QueryTimeout time.Duration
 	// Clock is the time source; the real clock when nil.
 	Clock clock.PassiveClock
+	// MaxConcurrentReconciles is how many Canaries are reconciled at once; 4 when unset.
+	MaxConcurrentReconciles int
+	// Delivery configures how alerts and event webhooks are delivered; zero fields take the
+	// Dispatcher's defaults.
+	Delivery notify.DispatcherOptions
 }
 
 // NewScheme registers every API the controller reads or writes.
@@ -54,12 +65,34 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
+	delivery := opts.Delivery
+	if delivery.Registerer == nil {
+		delivery.Registerer = metrics.Registry
+	}
+	delivery.Logger = mgr.GetLogger().WithName("delivery")
+	recorder := mgr.GetEventRecorder("trafficctl")
+	delivery.OnFailure = func(j notify.Job, err error) {
+		// The Canary's own event tells its owners; the address stays out of it.
+		ns, name, _ := strings.Cut(j.Canary, "/")
+		cn := &v1alpha1.Canary{}
+		if gerr := mgr.GetClient().Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, cn); gerr != nil {
+			return
+		}
+		recorder.Eventf(cn, nil, corev1.EventTypeWarning, ReasonAlertDeliveryFailed, "Deliver", "%s", eventNote(fmt.Sprintf("Delivery to %s (%s) failed: %v.", j.Provider, j.Kind, err)))
+	}
+	dispatcher := notify.NewDispatcher(delivery)
+	if err := mgr.Add(dispatcher); err != nil {
+		return fmt.Errorf("adding the alert dispatcher: %w", err)
+	}
 	r := &CanaryReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("trafficctl"),
-		Clock:     clk,
-		Routers:   map[v1alpha1.Provider]Router{},
+		Hooks:                   &hooks.Caller{},
+		Deliveries:              dispatcher,
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Recorder:                recorder,
+		Clock:                   clk,
+		Routers:                 map[v1alpha1.Provider]Router{},
 		Querier: func(cfg prometheus.Config) (MetricQuerier, error) {
 			if cfg.Address == "" {
 				cfg.Address = opts.PrometheusAddress

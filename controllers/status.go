@@ -48,7 +48,7 @@ func setConditions(st *v1alpha1.CanaryStatus, generation int64, p Plan) {
 		set(ConditionPromoted, metav1.ConditionTrue, string(st.Phase), "The last revision is promoted.")
 	case v1alpha1.PhaseFailed:
 		set(ConditionPromoted, metav1.ConditionFalse, ReasonRolledBack, "The last revision was rolled back.")
-	case v1alpha1.PhaseProgressing, v1alpha1.PhasePromoting, v1alpha1.PhaseFinalising:
+	case v1alpha1.PhaseWaiting, v1alpha1.PhaseProgressing, v1alpha1.PhaseWaitingPromotion, v1alpha1.PhasePromoting, v1alpha1.PhaseFinalising:
 		set(ConditionPromoted, metav1.ConditionUnknown, string(st.Phase), "A rollout is in progress.")
 	}
 }

@@ -248,9 +248,15 @@ func (c *cluster) setTraffic(canary, primary testprom.Traffic) {
 
 func (c *cluster) createTarget(image string, mods ...func(*appsv1.Deployment)) *appsv1.Deployment {
 	c.t.Helper()
-	labels := map[string]string{"app": "podinfo"}
+	return c.createNamedTarget("podinfo", image, mods...)
+}
+
+// createNamedTarget creates a target Deployment of another name, for a second Canary.
+func (c *cluster) createNamedTarget(name, image string, mods ...func(*appsv1.Deployment)) *appsv1.Deployment {
+	c.t.Helper()
+	labels := map[string]string{"app": name}
 	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: c.ns, Labels: map[string]string{"team": "shop"}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.ns, Labels: map[string]string{"team": "shop"}},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](2),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -270,9 +276,14 @@ func (c *cluster) createTarget(image string, mods ...func(*appsv1.Deployment)) *
 // setImage changes the target's pod template, which makes a new revision.
 func (c *cluster) setImage(image string) {
 	c.t.Helper()
+	c.setNamedImage("podinfo", image)
+}
+
+func (c *cluster) setNamedImage(name, image string) {
+	c.t.Helper()
 	require.Eventually(c.t, func() bool {
 		d := &appsv1.Deployment{}
-		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: "podinfo"}, d); err != nil {
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: name}, d); err != nil {
 			return false
 		}
 		d.Spec.Template.Spec.Containers[0].Image = image
@@ -319,10 +330,16 @@ func (c *cluster) canary() *v1alpha1.Canary {
 // waitFor polls the Canary until cond holds, and fails with its last status otherwise.
 func (c *cluster) waitFor(what string, timeout time.Duration, cond func(*v1alpha1.Canary) bool) *v1alpha1.Canary {
 	c.t.Helper()
+	return c.waitForNamed("podinfo", what, timeout, cond)
+}
+
+// waitForNamed is waitFor for another Canary of the namespace.
+func (c *cluster) waitForNamed(name, what string, timeout time.Duration, cond func(*v1alpha1.Canary) bool) *v1alpha1.Canary {
+	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		cn := &v1alpha1.Canary{}
-		err := k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: "podinfo"}, cn)
+		err := k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: name}, cn)
 		if err == nil && cond(cn) {
 			return cn
 		}

@@ -145,3 +145,18 @@ func (c *Canary) MetricSetOf() MetricSet {
 		return MetricSetApp
 	}
 }
+
+// WebhooksOf lists the Canary's webhooks of one type, in the order written.
+func (c *Canary) WebhooksOf(t WebhookType) []CanaryWebhook {
+	var out []CanaryWebhook
+	for _, w := range c.Spec.Analysis.Webhooks {
+		wt := w.Type
+		if wt == "" {
+			wt = WebhookRollout
+		}
+		if wt == t {
+			out = append(out, w)
+		}
+	}
+	return out
+}

@@ -406,6 +406,156 @@ type CanaryAnalysis struct {
 	// +listMapKey=name
 	// +optional
 	Metrics []CanaryMetric `json:"metrics,omitempty"`
+
+	// Webhooks are called at the moments their type names: to approve a rollout, a traffic
+	// increase or a promotion, to run load or smoke tests, to ask for a rollback, or to hear of
+	// every event.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Webhooks []CanaryWebhook `json:"webhooks,omitempty"`
+
+	// Alerts send what happens to this Canary to the AlertProviders they name (Slack, Microsoft
+	// Teams, Discord or a webhook), filtered by severity.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Alerts []CanaryAlert `json:"alerts,omitempty"`
+}
+
+// WebhookType names the moment a webhook is called, and what its answer means.
+// +kubebuilder:validation:Enum=confirm-rollout;pre-rollout;rollout;confirm-traffic-increase;confirm-promotion;post-rollout;rollback;event
+type WebhookType string
+
+// The webhook types, in the order a rollout meets them.
+const (
+	// WebhookConfirmRollout is called before the canary is scaled up: the rollout waits (phase
+	// Waiting) until every such webhook answers 2xx.
+	WebhookConfirmRollout WebhookType = "confirm-rollout"
+	// WebhookPreRollout is called once the canary is ready, before it gets traffic: an answer
+	// outside 2xx, or none, is a failed check.
+	WebhookPreRollout WebhookType = "pre-rollout"
+	// WebhookRollout is called with the checks, every check interval: an answer outside 2xx, or
+	// none, is a failed check. Load testers go here.
+	WebhookRollout WebhookType = "rollout"
+	// WebhookConfirmTrafficIncrease is called before each step up: a refusal holds the step
+	// without counting a failed check.
+	WebhookConfirmTrafficIncrease WebhookType = "confirm-traffic-increase"
+	// WebhookConfirmPromotion is called once every step has passed: a refusal holds the rollout
+	// at WaitingPromotion, where the checks go on running.
+	WebhookConfirmPromotion WebhookType = "confirm-promotion"
+	// WebhookPostRollout is called once a rollout has Succeeded or Failed; its answer changes
+	// nothing.
+	WebhookPostRollout WebhookType = "post-rollout"
+	// WebhookRollback is called with the checks: a 2xx answer rolls the canary back.
+	WebhookRollback WebhookType = "rollback"
+	// WebhookEvent receives every event of the Canary; its answer changes nothing.
+	WebhookEvent WebhookType = "event"
+)
+
+// WebhookFormat is how a webhook's request body is shaped.
+// +kubebuilder:validation:Enum=json;cloudevents
+type WebhookFormat string
+
+// The webhook formats.
+const (
+	// WebhookFormatJSON posts the payload as a JSON object.
+	WebhookFormatJSON WebhookFormat = "json"
+	// WebhookFormatCloudEvents posts a CloudEvents 1.0 event in structured JSON mode, with the
+	// payload as its data.
+	WebhookFormatCloudEvents WebhookFormat = "cloudevents"
+)
+
+// CanaryWebhook is one HTTP call made at the moments its type names. The request is a POST with
+// a JSON payload (the Canary, its phase, revision, images, weights, step and, on failure, the
+// failing check), signed with an HMAC when secretRef is set.
+type CanaryWebhook struct {
+	// Name identifies the webhook in status, events and alerts; its URL never appears there.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// Type is when the webhook is called and what its answer means.
+	// +kubebuilder:default=rollout
+	// +optional
+	Type WebhookType `json:"type,omitempty"`
+
+	// URL the request is posted to.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('http://') || self.startsWith('https://'))",message="webhooks[].url must be an http or https URL"
+	URL string `json:"url"`
+
+	// Timeout of each attempt, such as 10s; 10s when unset.
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s') && duration(self) <= duration('5m')",message="webhooks[].timeout must be a positive duration of at most 5m, such as 10s"
+	// +optional
+	Timeout string `json:"timeout,omitempty"`
+
+	// Retries are further attempts after one that got no answer or a 5xx or 429 answer, waiting
+	// 1s, 2s, 4s ... between them.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	// +optional
+	Retries *int32 `json:"retries,omitempty"`
+
+	// Format of the request body: json (the payload itself) or cloudevents (a CloudEvents 1.0
+	// structured event whose data is the payload). Defaults to json.
+	// +optional
+	Format WebhookFormat `json:"format,omitempty"`
+
+	// Metadata is sent as the payload's metadata, as Flagger sends it: a load tester's command,
+	// for instance.
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	Metadata map[string]string `json:"metadata,omitempty"`
+
+	// SecretRef names a key of a Secret in the Canary's namespace holding the HMAC-SHA256 key
+	// every request is signed with: headers X-Trafficctl-Timestamp and X-Trafficctl-Signature
+	// (sha256=hex of HMAC(key, timestamp + "." + body)).
+	// +optional
+	SecretRef *SecretKeyReference `json:"secretRef,omitempty"`
+}
+
+// SecretKeyReference names one key of a Secret in the referring object's namespace.
+type SecretKeyReference struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Key within the Secret; defaults to hmac-key.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// AlertSeverity orders what a Canary alert receives: info (everything), warn (failed checks,
+// holds and rollbacks), or error (rollbacks only).
+// +kubebuilder:validation:Enum=info;warn;error
+type AlertSeverity string
+
+// The severities, from the most talkative.
+const (
+	AlertSeverityInfo  AlertSeverity = "info"
+	AlertSeverityWarn  AlertSeverity = "warn"
+	AlertSeverityError AlertSeverity = "error"
+)
+
+// CanaryAlert sends the Canary's events of at least a severity to an AlertProvider.
+type CanaryAlert struct {
+	// Name identifies the alert.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// Severity is the least severity sent: info, warn or error.
+	// +kubebuilder:default=info
+	// +optional
+	Severity AlertSeverity `json:"severity,omitempty"`
+
+	// ProviderRef names the AlertProvider; its namespace defaults to the Canary's.
+	ProviderRef CrossNamespaceObjectReference `json:"providerRef"`
 }
 
 // MetricSet names the family of metrics the built-in checks query.
@@ -678,12 +828,18 @@ type CanaryPhase string
 const (
 	PhaseInitializing CanaryPhase = "Initializing"
 	PhaseInitialized  CanaryPhase = "Initialized"
-	PhaseProgressing  CanaryPhase = "Progressing"
-	PhasePromoting    CanaryPhase = "Promoting"
-	PhaseFinalising   CanaryPhase = "Finalising"
-	PhaseSucceeded    CanaryPhase = "Succeeded"
-	PhaseFailed       CanaryPhase = "Failed"
-	PhaseTerminating  CanaryPhase = "Terminating"
+	// PhaseWaiting holds a new revision before its canary is scaled up, until its
+	// confirm-rollout webhooks approve.
+	PhaseWaiting     CanaryPhase = "Waiting"
+	PhaseProgressing CanaryPhase = "Progressing"
+	// PhaseWaitingPromotion holds a rollout whose steps have all passed until its
+	// confirm-promotion webhooks approve; the checks go on running meanwhile.
+	PhaseWaitingPromotion CanaryPhase = "WaitingPromotion"
+	PhasePromoting        CanaryPhase = "Promoting"
+	PhaseFinalising       CanaryPhase = "Finalising"
+	PhaseSucceeded        CanaryPhase = "Succeeded"
+	PhaseFailed           CanaryPhase = "Failed"
+	PhaseTerminating      CanaryPhase = "Terminating"
 )
 
 // Verdict is the outcome of one check.
@@ -765,6 +921,141 @@ type CanaryStatus struct {
 	// +listType=atomic
 	// +optional
 	Decisions []Decision `json:"decisions,omitempty"`
+
+	// RolloutStartedAt is when the current (or last) rollout began.
+	// +optional
+	RolloutStartedAt *metav1.Time `json:"rolloutStartedAt,omitempty"`
+
+	// Webhooks are the latest answers of the gating webhooks, one per webhook.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Webhooks []WebhookResult `json:"webhooks,omitempty"`
+
+	// Paused records who paused the rollout, and when; unset while it is not paused. A paused
+	// rollout holds its traffic where it is until it is resumed.
+	// +optional
+	Paused *ManualAction `json:"paused,omitempty"`
+
+	// PromotionRequested records who asked to promote the current rollout without its remaining
+	// steps; the canary is still promoted only once it is ready.
+	// +optional
+	PromotionRequested *ManualAction `json:"promotionRequested,omitempty"`
+
+	// LastRequestID is the id of the last manual request handled, which is never handled again.
+	// +optional
+	LastRequestID string `json:"lastRequestID,omitempty"`
+
+	// ManualActions are the latest requests handled (see the trafficctl.io/request annotation),
+	// newest first.
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=atomic
+	// +optional
+	ManualActions []ManualAction `json:"manualActions,omitempty"`
+}
+
+// WebhookResult is what a gating webhook last answered.
+type WebhookResult struct {
+	// Name of the webhook.
+	Name string `json:"name"`
+	// Type of the webhook.
+	Type WebhookType `json:"type"`
+	// Outcome is Approved (a 2xx answer), Refused (another answer) or Failed (no usable answer).
+	Outcome WebhookOutcome `json:"outcome"`
+	// StatusCode of the last answer; 0 when there was none.
+	// +optional
+	StatusCode int32 `json:"statusCode,omitempty"`
+	// Attempts made.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// Message says what happened, naming the webhook but never its URL.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Time of the answer.
+	Time metav1.Time `json:"time"`
+}
+
+// WebhookOutcome is how a webhook call ended.
+type WebhookOutcome string
+
+// The outcomes of a webhook call.
+const (
+	WebhookApproved WebhookOutcome = "Approved"
+	WebhookRefused  WebhookOutcome = "Refused"
+	WebhookFailed   WebhookOutcome = "Failed"
+)
+
+// RequestAnnotation carries a manual request to the controller, as JSON (see ManualRequest),
+// such as {"action":"promote","id":"3f2a","user":"alice","time":"2026-12-01T10:00:00Z"}. It is
+// an annotation, not a spec field, so that GitOps tools, which own the spec, leave it alone;
+// the controller handles each id once and records it in status.manualActions.
+const RequestAnnotation = "trafficctl.io/request"
+
+// RequestActionType is what a manual request asks for: promote, abort, pause, resume or retry.
+// Status records whatever was asked, an unknown action included, with the reason it was refused.
+type RequestActionType string
+
+// The manual actions.
+const (
+	// ActionPromote skips the remaining steps and promotes the canary once it is ready.
+	ActionPromote RequestActionType = "promote"
+	// ActionAbort rolls the canary back now.
+	ActionAbort RequestActionType = "abort"
+	// ActionPause holds the rollout where it is: no checks, no step, no promotion.
+	ActionPause RequestActionType = "pause"
+	// ActionResume lets a paused rollout go on, with a fresh window for the current step.
+	ActionResume RequestActionType = "resume"
+	// ActionRetry starts a failed revision's rollout again without a change to the Deployment.
+	ActionRetry RequestActionType = "retry"
+)
+
+// ManualRequest is the value of the trafficctl.io/request annotation.
+type ManualRequest struct {
+	// Action asked for.
+	Action RequestActionType `json:"action"`
+	// ID makes the request unique: the controller acts on each id once.
+	ID string `json:"id"`
+	// User who asked, as the requester states it (trafficctl writes the name the apiserver
+	// authenticated it as).
+	User string `json:"user,omitempty"`
+	// Time the request was made.
+	Time *metav1.Time `json:"time,omitempty"`
+}
+
+// RequestOutcome is what the controller did with a manual request.
+type RequestOutcome string
+
+// The outcomes of a manual request.
+const (
+	// RequestApplied: the request changed the rollout.
+	RequestApplied RequestOutcome = "Applied"
+	// RequestIgnored: the rollout already was as asked, such as a pause while paused.
+	RequestIgnored RequestOutcome = "Ignored"
+	// RequestRefused: the request cannot apply now, such as abort after a promotion.
+	RequestRefused RequestOutcome = "Refused"
+)
+
+// ManualAction is a manual request as the controller handled it.
+type ManualAction struct {
+	// Action asked for.
+	Action RequestActionType `json:"action"`
+	// ID of the request.
+	// +optional
+	ID string `json:"id,omitempty"`
+	// User who asked.
+	// +optional
+	User string `json:"user,omitempty"`
+	// RequestedAt is when the request was made, as the requester states it.
+	// +optional
+	RequestedAt *metav1.Time `json:"requestedAt,omitempty"`
+	// HandledAt is when the controller acted on it.
+	HandledAt metav1.Time `json:"handledAt"`
+	// Outcome of the request.
+	Outcome RequestOutcome `json:"outcome"`
+	// Message says what was done, or why not.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // Decision records one check: what was asked, what came back, and what was concluded, so
@@ -772,7 +1063,8 @@ type CanaryStatus struct {
 type Decision struct {
 	// Metric is the check's name.
 	Metric string `json:"metric"`
-	// Judge that reached the verdict: threshold, ratio, difference, mann-whitney or sequential.
+	// Judge that reached the verdict: threshold, ratio, difference, mann-whitney, sequential or
+	// webhook.
 	// +optional
 	Judge Judge `json:"judge,omitempty"`
 	// Step is the weight step the check ran at.
@@ -828,6 +1120,8 @@ const (
 	JudgeDifference  Judge = "difference"
 	JudgeMannWhitney Judge = "mann-whitney"
 	JudgeSequential  Judge = "sequential"
+	// JudgeWebhook is a pre-rollout or rollout webhook's answer.
+	JudgeWebhook Judge = "webhook"
 )
 
 // Evidence is a sequential check's state: the requests it has seen and the e-values (likelihood

@@ -20,6 +20,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 	scheme.AddKnownTypes(GroupVersion,
 		&Canary{}, &CanaryList{},
 		&MetricTemplate{}, &MetricTemplateList{},
+		&AlertProvider{}, &AlertProviderList{},
 	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil

@@ -22,6 +22,7 @@ type controllerOptions struct {
 	leaderElectionNS  string
 	prometheusAddress string
 	queryTimeout      time.Duration
+	concurrency       int
 	watchNamespace    string
 	zap               zap.Options
 }
@@ -44,6 +45,7 @@ func newControllerCommand() *cobra.Command {
 	f.StringVar(&o.prometheusAddress, "prometheus-address", "http://prometheus:9090", "Prometheus that answers built-in metrics and templates without an address of their own")
 	f.StringVar(&o.watchNamespace, "watch-namespace", "", "act only on Canaries in this namespace; all namespaces when empty")
 	f.DurationVar(&o.queryTimeout, "query-timeout", 10*time.Second, "time limit of one metric query")
+	f.IntVar(&o.concurrency, "concurrent-canaries", 4, "how many Canaries are reconciled at once, so that one waiting on a slow webhook does not hold the others")
 	goflags := flag.NewFlagSet("controller", flag.ContinueOnError)
 	o.zap.BindFlags(goflags)
 	f.AddGoFlagSet(goflags)
@@ -73,7 +75,7 @@ func (o *controllerOptions) run() error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{PrometheusAddress: o.prometheusAddress, QueryTimeout: o.queryTimeout}); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{PrometheusAddress: o.prometheusAddress, QueryTimeout: o.queryTimeout, MaxConcurrentReconciles: o.concurrency}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
