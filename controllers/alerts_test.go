@@ -64,6 +64,7 @@ func TestRollbackIsAlertedToSlackAndTeamsWithTheFailingCheck(t *testing.T) {
 	c.alertProvider("slack", v1alpha1.AlertProviderSlack, slackURL)
 	c.alertProvider("teams", v1alpha1.AlertProviderMSTeams, teamsURL)
 	c.alertProvider("discord", v1alpha1.AlertProviderDiscord, brokenRx.URL("/api/webhooks/1/discord-secret"))
+	c.alertProvider("not-a-url", v1alpha1.AlertProviderWebhook, "hooks.example.com/alerts?token=not-a-url-secret")
 	c.create(&v1alpha1.AlertProvider{
 		ObjectMeta: metav1.ObjectMeta{Name: "no-secret", Namespace: c.ns},
 		Spec:       v1alpha1.AlertProviderSpec{Type: v1alpha1.AlertProviderSlack, SecretRef: &v1alpha1.LocalObjectReference{Name: "missing"}},
@@ -75,6 +76,8 @@ func TestRollbackIsAlertedToSlackAndTeamsWithTheFailingCheck(t *testing.T) {
 			alert("team", v1alpha1.AlertSeverityInfo, "teams"),
 			alert("chat", v1alpha1.AlertSeverityError, "discord"),
 			alert("broken", v1alpha1.AlertSeverityInfo, "no-secret"),
+			alert("typo", v1alpha1.AlertSeverityInfo, "not-a-url"),
+			alert("gone", v1alpha1.AlertSeverityInfo, "nowhere"),
 		}
 	}))
 	cn := c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
@@ -83,6 +86,10 @@ func TestRollbackIsAlertedToSlackAndTeamsWithTheFailingCheck(t *testing.T) {
 	assert.Equal(t, metav1.ConditionFalse, alerts.Status)
 	assert.Equal(t, controllers.ReasonInvalidAlert, alerts.Reason)
 	assert.Contains(t, alerts.Message, `Alert "broken": secret `+c.ns+`/missing, named by AlertProvider `+c.ns+`/no-secret, does not exist.`)
+	assert.Contains(t, alerts.Message, `Alert "typo": AlertProvider `+c.ns+`/not-a-url: `)
+	assert.Contains(t, alerts.Message, "not an http or https URL")
+	assert.Contains(t, alerts.Message, `Alert "gone": AlertProvider `+c.ns+`/nowhere does not exist.`)
+	assert.Contains(t, alerts.Message, "The rollout goes on without these alerts.")
 
 	c.setImage("podinfo:2.0")
 	cn = c.waitFor("rollback", rolloutTimeout, phaseIs(v1alpha1.PhaseFailed))
@@ -167,7 +174,7 @@ func TestRollbackIsAlertedToSlackAndTeamsWithTheFailingCheck(t *testing.T) {
 	require.NoError(t, err)
 	var list eventsv1.EventList
 	require.NoError(t, k8s.List(context.Background(), &list, client.InNamespace(c.ns)))
-	for _, secret := range []string{"xoxb-very-secret", "teams-secret", "discord-secret", slackRx.URL(""), teamsRx.URL("")} {
+	for _, secret := range []string{"xoxb-very-secret", "teams-secret", "discord-secret", "not-a-url-secret", slackRx.URL(""), teamsRx.URL("")} {
 		assert.NotContains(t, string(status), secret)
 		for _, e := range list.Items {
 			assert.NotContains(t, e.Note, secret, "event %s", e.Reason)

@@ -152,7 +152,7 @@ func (r *CanaryReconciler) canariesBy(index string) handler.MapFunc {
 	}
 }
 
-// +kubebuilder:rbac:groups=trafficctl.io,resources=canaries;metrictemplates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=trafficctl.io,resources=canaries;metrictemplates;alertproviders,verbs=get;list;watch
 // +kubebuilder:rbac:groups=trafficctl.io,resources=canaries,verbs=update;patch
 // +kubebuilder:rbac:groups=trafficctl.io,resources=canaries/status;canaries/finalizers,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch

@@ -64,7 +64,7 @@ func TestConfirmRolloutHoldsTheRevisionUntilApproved(t *testing.T) {
 	assert.Equal(t, int32(2), p.Steps)
 
 	gate.answer(http.StatusOK)
-	cn = c.waitFor("promotion once approved", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
+	c.waitFor("promotion once approved", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
 	c.eventuallyWeights([]int32{0, 10, 50, 0}, "once approved, the rollout walked every step")
 	assert.Equal(t, "podinfo:2.0", c.deployment("podinfo-primary").Spec.Template.Spec.Containers[0].Image)
 	assert.Contains(t, strings.Join(c.eventsEventually(controllers.ReasonNewRevision, 1), " "), `Approved by confirm-rollout webhook "approve"`)
