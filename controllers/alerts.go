@@ -229,7 +229,14 @@ func (r *CanaryReconciler) deliver(cn *v1alpha1.Canary, before *v1alpha1.CanaryS
 		return
 	}
 	now := r.Clock.Now()
+	// The same event of the same moment of the same rollout is one delivery, however often a
+	// reconcile is retried; the same words in another rollout or at another step are not.
+	moment := revision
+	if lt := plan.Status.LastTransitionTime; lt != nil {
+		moment += "@" + lt.UTC().Format(time.RFC3339)
+	}
 	key := func(parts ...string) string {
+		parts = append(parts, moment)
 		sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 		return string(cn.UID) + "/" + hex.EncodeToString(sum[:12])
 	}
@@ -256,7 +263,7 @@ func (r *CanaryReconciler) deliver(cn *v1alpha1.Canary, before *v1alpha1.CanaryS
 	if plan.PostRollout {
 		for _, h := range cn.WebhooksOf(v1alpha1.WebhookPostRollout) {
 			p := payloadFor(cn, &plan.Status, revision, target, v1alpha1.WebhookPostRollout, now)
-			r.enqueueWebhook(cn, h, p, key("post-rollout", h.Name, revision, string(plan.Status.Phase), plan.Status.LastTransitionTime.String()))
+			r.enqueueWebhook(cn, h, p, key("post-rollout", h.Name, string(plan.Status.Phase)))
 		}
 	}
 }

@@ -97,6 +97,10 @@ func TestApprovalManualPromotionAndRollbackAlert(t *testing.T) {
 	assert.Empty(t, slack.got(), "a promotion is not an error: the on-call channel hears nothing")
 
 	require.NoError(t, app.Release(ctx, framework.Version{Tag: "3.0.0", ErrorRate: 0.1}))
+	_, err = app.Wait(ctx, rolloutTimeout, "the faulty release's rollout to start", func(cn *v1alpha1.Canary) bool {
+		return cn.Status.LastAppliedSpec != done.Status.LastAppliedSpec
+	})
+	require.NoError(t, err)
 	failed, err := app.WaitPhase(ctx, rolloutTimeout, v1alpha1.PhaseFailed, v1alpha1.PhaseSucceeded)
 	require.NoError(t, err)
 	require.Equal(t, v1alpha1.PhaseFailed, failed.Status.Phase, framework.Describe(failed))
