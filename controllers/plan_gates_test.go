@@ -65,7 +65,10 @@ func TestWebhookGates(t *testing.T) {
 			snap: Snapshot{Canary: planCanary(confirmRollout, withStatus(v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseWaiting, LastAppliedSpec: "rev2", LastPromotedSpec: "rev1", LastCheckedAt: at(0)})),
 				Target: newRevision, Primary: readyPrimary, Route: acceptedAt(0), Now: t0.Add(4e9)},
 			phase: v1alpha1.PhaseWaiting,
-			check: func(t *testing.T, p Plan) { assert.Empty(t, p.CallGates); assert.Equal(t, int64(6e9), int64(p.RequeueAfter)) },
+			check: func(t *testing.T, p Plan) {
+				assert.Empty(t, p.CallGates)
+				assert.Equal(t, int64(6e9), int64(p.RequeueAfter))
+			},
 		},
 		{
 			name: "an approved waiting revision starts its rollout",
