@@ -52,6 +52,8 @@ type Workload struct {
 	// Terminating counts its pods that are being deleted, which may still answer requests sent
 	// before their endpoints caught up.
 	Terminating int32
+	// Images are its containers' images, as container=image.
+	Images []string
 }
 
 // Plan is what the planner wants done: the next status, and the writes that converge the
@@ -210,6 +212,9 @@ func ComputePlan(s Snapshot) Plan {
 	if !p.handleRequest() && !p.holdPaused() {
 		p.step()
 	}
+	if st := &p.plan.Status; st.CanaryWeight > st.MaxWeightReached && st.Phase != v1alpha1.PhaseFinalising {
+		st.MaxWeightReached = st.CanaryWeight
+	}
 	p.plan.Routing = RoutingFor(s.Canary, &p.plan.Status)
 	return p.plan
 }
@@ -307,6 +312,8 @@ func (p *planner) resetRollout(phase v1alpha1.CanaryPhase) {
 	st.LastCheckedAt = nil
 	st.Decisions = nil
 	st.Evidence = nil
+	st.MaxWeightReached = 0
+	st.RolloutStartedAt = nil
 }
 
 func (p *planner) startRollout(message string) {
@@ -634,6 +641,7 @@ func (p *planner) finalise() {
 	p.plan.PostRollout = len(p.s.Canary.WebhooksOf(v1alpha1.WebhookPostRollout)) > 0
 	p.scaleCanary(0)
 	msg := fmt.Sprintf("Revision %s is promoted and serves all traffic.", st.LastPromotedSpec)
+	p.record(ReasonSucceeded, msg)
 	p.event(corev1.EventTypeNormal, ReasonSucceeded, "Promotion completed: "+msg)
 	p.done(ReasonSucceeded, msg)
 }
@@ -650,10 +658,27 @@ func (p *planner) rollback(reason, message string) {
 	p.plan.PostRollout = len(p.s.Canary.WebhooksOf(v1alpha1.WebhookPostRollout)) > 0
 	p.scaleCanary(0)
 	msg := fmt.Sprintf("Rolled back revision %s; the primary serves all traffic. %s", st.LastAppliedSpec, message)
+	p.record(reason, msg)
 	p.event(corev1.EventTypeWarning, ReasonRolledBack, msg)
 	p.plan.Stalled = true
 	p.notReady(reason, msg)
 	p.plan.RequeueAfter = 0
+}
+
+// maxHistory bounds the rollouts kept in status.history.
+const maxHistory = 10
+
+// record adds the rollout that just ended, in the phase it ended in, to status.history.
+func (p *planner) record(reason, message string) {
+	st := p.st()
+	rec := v1alpha1.RolloutRecord{
+		Revision: st.LastAppliedSpec, Images: p.s.Target.Images, Result: st.Phase, Reason: reason, Message: message,
+		WeightReached: st.MaxWeightReached, StartedAt: st.RolloutStartedAt, FinishedAt: metav1.NewTime(p.s.Now),
+	}
+	st.History = append([]v1alpha1.RolloutRecord{rec}, st.History...)
+	if len(st.History) > maxHistory {
+		st.History = st.History[:maxHistory]
+	}
 }
 
 func (p *planner) transition(phase v1alpha1.CanaryPhase) {

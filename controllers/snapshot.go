@@ -63,6 +63,9 @@ func workloadOf(d *appsv1.Deployment) Workload {
 	if d.Spec.Replicas != nil {
 		w.Replicas = *d.Spec.Replicas
 	}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		w.Images = append(w.Images, c.Name+"="+c.Image)
+	}
 	st := d.Status
 	if st.TerminatingReplicas != nil {
 		w.Terminating = *st.TerminatingReplicas

@@ -926,6 +926,12 @@ type CanaryStatus struct {
 	// +optional
 	RolloutStartedAt *metav1.Time `json:"rolloutStartedAt,omitempty"`
 
+	// History records the latest rollouts that ended, newest first.
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=atomic
+	// +optional
+	History []RolloutRecord `json:"history,omitempty"`
+
 	// Webhooks are the latest answers of the gating webhooks, one per webhook.
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=map
@@ -937,6 +943,10 @@ type CanaryStatus struct {
 	// rollout holds its traffic where it is until it is resumed.
 	// +optional
 	Paused *ManualAction `json:"paused,omitempty"`
+
+	// MaxWeightReached is the largest share of traffic the current rollout's canary has had.
+	// +optional
+	MaxWeightReached int32 `json:"maxWeightReached,omitempty"`
 
 	// PromotionRequested records who asked to promote the current rollout without its remaining
 	// steps; the canary is still promoted only once it is ready.
@@ -953,6 +963,32 @@ type CanaryStatus struct {
 	// +listType=atomic
 	// +optional
 	ManualActions []ManualAction `json:"manualActions,omitempty"`
+}
+
+// RolloutRecord is one rollout that ended: what was rolled out, how it ended and why.
+type RolloutRecord struct {
+	// Revision rolled out.
+	Revision string `json:"revision"`
+	// Images of the canary's containers, as container=image.
+	// +optional
+	Images []string `json:"images,omitempty"`
+	// Result is Succeeded or Failed.
+	Result CanaryPhase `json:"result"`
+	// Reason is the reason of the Ready condition it ended with, such as Succeeded, CheckFailed
+	// or Aborted.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Message says how it ended.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// WeightReached is the largest share of traffic the canary had.
+	// +optional
+	WeightReached int32 `json:"weightReached,omitempty"`
+	// StartedAt is when the rollout began; unset when it never did (a revision that waited).
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// FinishedAt is when it ended.
+	FinishedAt metav1.Time `json:"finishedAt"`
 }
 
 // WebhookResult is what a gating webhook last answered.

@@ -1,25 +1,30 @@
 // Command trafficctl is one binary: `trafficctl controller` runs the controller; the other
-// verbs are the command line that shows and steers rollouts.
+// verbs are the command line that shows and steers rollouts. Installed as kubectl-trafficctl on
+// the PATH, it is also a kubectl plugin: `kubectl trafficctl status podinfo`.
 package main
 
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
-	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/trafficctl/trafficctl/internal/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
-	root := &cobra.Command{
-		Use:           "trafficctl",
-		Short:         "Progressive delivery for Kubernetes: canary rollouts gated by analysis",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Version:       version,
+	use := "trafficctl"
+	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-") {
+		use = "kubectl trafficctl"
 	}
+	f := cli.NewFactory(genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}, version)
+	root := cli.NewRootCommand(f, use)
+	root.Version = version
 	root.AddCommand(newControllerCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)

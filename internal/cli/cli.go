@@ -1,0 +1,157 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/controllers"
+)
+
+// Factory is what every verb shares: the kubeconfig flags (--kubeconfig, --context, -n, ...),
+// the streams it writes to, and the clients built from them.
+type Factory struct {
+	Flags   *genericclioptions.ConfigFlags
+	Streams genericiooptions.IOStreams
+	// Version is the binary's version, for `trafficctl version`.
+	Version string
+}
+
+// NewFactory makes a Factory whose flags are bound by NewRootCommand.
+func NewFactory(streams genericiooptions.IOStreams, version string) *Factory {
+	return &Factory{Flags: genericclioptions.NewConfigFlags(true), Streams: streams, Version: version}
+}
+
+// Client is a client for Canaries, MetricTemplates, AlertProviders, Deployments, Services and
+// the route objects, with the context and namespace of the flags.
+func (f *Factory) Client() (client.Client, error) {
+	cfg, err := f.Flags.ToRESTConfig()
+	if err != nil {
+		return nil, friendly(err, "", "")
+	}
+	c, err := client.New(cfg, client.Options{Scheme: controllers.NewScheme()})
+	if err != nil {
+		return nil, friendly(err, "", "")
+	}
+	return c, nil
+}
+
+// Namespace is the namespace of -n, or the kubeconfig context's, or "default".
+func (f *Factory) Namespace() (string, error) {
+	ns, _, err := f.Flags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return "", friendly(err, "", "")
+	}
+	return ns, nil
+}
+
+// User is the name the apiserver authenticates the caller as (a SelfSubjectReview), recorded
+// with every manual request; empty when the cluster cannot tell.
+func (f *Factory) User(ctx context.Context) string {
+	cfg, err := f.Flags.ToRESTConfig()
+	if err != nil {
+		return ""
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return ""
+	}
+	r, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return ""
+	}
+	return r.Status.UserInfo.Username
+}
+
+// GetCanary reads one Canary, with an error that names it when it does not exist.
+func (f *Factory) GetCanary(ctx context.Context, c client.Client, namespace, name string) (*v1alpha1.Canary, error) {
+	cn := &v1alpha1.Canary{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, cn); err != nil {
+		return nil, friendly(err, "canary", namespace+"/"+name)
+	}
+	return cn, nil
+}
+
+// NewRootCommand is the trafficctl command with every CLI verb; the caller adds `controller`.
+// Named kubectl-trafficctl, the binary is a kubectl plugin (`kubectl trafficctl ...`).
+func NewRootCommand(f *Factory, use string) *cobra.Command {
+	root := &cobra.Command{
+		Use:           use,
+		Short:         "Progressive delivery for Kubernetes: canary rollouts gated by analysis",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	f.Flags.AddFlags(root.PersistentFlags())
+	root.AddCommand(verbs(f)...)
+	return root
+}
+
+// friendly turns a client error into one line a user can act on, naming the object, the
+// cluster or the permission; what the verbs return reaches stderr as it is.
+func friendly(err error, kind, name string) error {
+	if err == nil {
+		return nil
+	}
+	var status apierrors.APIStatus
+	switch {
+	case apierrors.IsNotFound(err) && name != "":
+		return fmt.Errorf("%s %s not found", kind, name)
+	case apierrors.IsForbidden(err):
+		msg := err.Error()
+		if errors.As(err, &status) {
+			msg = status.Status().Message
+		}
+		return fmt.Errorf("permission denied: %s", msg)
+	case apierrors.IsUnauthorized(err):
+		return errors.New("the cluster refused the credentials of the current context (Unauthorized); log in again or pick another --context")
+	case meta.IsNoMatchError(err):
+		return errors.New("the cluster does not serve trafficctl.io/v1alpha1: install the CRDs (helm install trafficctl charts/trafficctl)")
+	}
+	var uerr *url.Error
+	var nerr net.Error
+	if errors.As(err, &uerr) || errors.As(err, &nerr) {
+		host := ""
+		if uerr != nil {
+			if u, perr := url.Parse(uerr.URL); perr == nil {
+				host = u.Host
+			}
+		}
+		return fmt.Errorf("cannot reach the cluster at %s: %v", orUnknown(host), rootCause(err))
+	}
+	if strings.Contains(err.Error(), "invalid configuration") || strings.Contains(err.Error(), "context") && strings.Contains(err.Error(), "does not exist") {
+		return fmt.Errorf("kubeconfig: %v", err)
+	}
+	return err
+}
+
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "the address of the current context"
+	}
+	return s
+}

@@ -1,0 +1,6 @@
+package cli
+
+import "github.com/spf13/cobra"
+
+// Stub, replaced by the verb's implementation.
+func newLintCommand(f *Factory) *cobra.Command { return &cobra.Command{Use: "lint"} }
