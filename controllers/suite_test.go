@@ -16,7 +16,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -91,25 +90,21 @@ type cluster struct {
 	weights *testenv.WeightLog
 }
 
-const gatewayController = "example.com/test-gateway"
-
 func newCluster(t *testing.T) *cluster {
 	c := &cluster{t: t, ns: env.Namespace(t), broken: map[string]bool{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	standIns := testenv.StandIns{
+		Client: k8s, Namespace: c.ns, HoldRoutes: c.holdRoutes.Load,
+		Broken: func(name string) bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.broken[name]
+		},
+	}
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				c.settleDeployments(ctx)
-				c.acceptRoutes(ctx)
-			}
-		}
+		standIns.Run(ctx)
 	}()
 	weights, err := testenv.WatchCanaryWeights(env.Config, c.ns, "podinfo-canary")
 	require.NoError(t, err)
@@ -123,60 +118,6 @@ func (c *cluster) breakDeployment(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.broken[name] = true
-}
-
-func (c *cluster) settleDeployments(ctx context.Context) {
-	var list appsv1.DeploymentList
-	if err := k8s.List(ctx, &list, client.InNamespace(c.ns)); err != nil {
-		return
-	}
-	for i := range list.Items {
-		d := &list.Items[i]
-		replicas := ptr.Deref(d.Spec.Replicas, 1)
-		c.mu.Lock()
-		available := replicas
-		if c.broken[d.Name] {
-			available = 0
-		}
-		c.mu.Unlock()
-		want := appsv1.DeploymentStatus{
-			ObservedGeneration: d.Generation, Replicas: replicas, UpdatedReplicas: replicas,
-			ReadyReplicas: available, AvailableReplicas: available, UnavailableReplicas: replicas - available,
-		}
-		if equality.Semantic.DeepEqual(d.Status, want) {
-			continue
-		}
-		d.Status = want
-		_ = k8s.Status().Update(ctx, d)
-	}
-}
-
-func (c *cluster) acceptRoutes(ctx context.Context) {
-	if c.holdRoutes.Load() {
-		return
-	}
-	var list gatewayv1.HTTPRouteList
-	if err := k8s.List(ctx, &list, client.InNamespace(c.ns)); err != nil {
-		return
-	}
-	for i := range list.Items {
-		r := &list.Items[i]
-		parents := make([]gatewayv1.RouteParentStatus, 0, len(r.Spec.ParentRefs))
-		for _, ref := range r.Spec.ParentRefs {
-			parents = append(parents, gatewayv1.RouteParentStatus{
-				ParentRef: ref, ControllerName: gatewayController,
-				Conditions: []metav1.Condition{{
-					Type: string(gatewayv1.RouteConditionAccepted), Status: metav1.ConditionTrue, Reason: "Accepted",
-					ObservedGeneration: r.Generation, LastTransitionTime: metav1.Now(),
-				}},
-			})
-		}
-		if len(r.Status.Parents) == len(parents) && len(parents) > 0 && r.Status.Parents[0].Conditions[0].ObservedGeneration == r.Generation {
-			continue
-		}
-		r.Status.Parents = parents
-		_ = k8s.Status().Update(ctx, r)
-	}
 }
 
 // eventuallyWeights waits until the route has gone through exactly the given canary weights:
