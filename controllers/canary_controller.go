@@ -268,6 +268,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 		log.Info(e.Message, "reason", e.Reason, "phase", plan.Status.Phase, "step", plan.Status.Step, "canaryWeight", plan.Status.CanaryWeight)
 	}
 	r.deliver(cn, &before.Status, target, plan, alerts, snap.Target.Revision)
+	observe(cn, &before.Status, &plan.Status)
 
 	if err := r.act(ctx, cn, target, rt, plan); err != nil {
 		if router.IsInvalidRoute(err) {
@@ -346,6 +347,7 @@ func (r *CanaryReconciler) finalize(ctx context.Context, cn *v1alpha1.Canary) er
 	if err := r.Client.Patch(ctx, cn, patch); err != nil {
 		return fmt.Errorf("removing finalizer: %w", err)
 	}
+	forget(cn)
 	return nil
 }
 

@@ -65,6 +65,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
+	RegisterMetrics()
 	delivery := opts.Delivery
 	if delivery.Registerer == nil {
 		delivery.Registerer = metrics.Registry
