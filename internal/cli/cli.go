@@ -131,10 +131,10 @@ func friendly(err error, kind, name string) error {
 				host = u.Host
 			}
 		}
-		return fmt.Errorf("cannot reach the cluster at %s: %v", orUnknown(host), rootCause(err))
+		return fmt.Errorf("cannot reach the cluster at %s: %w", orUnknown(host), rootCause(err))
 	}
 	if strings.Contains(err.Error(), "invalid configuration") || strings.Contains(err.Error(), "context") && strings.Contains(err.Error(), "does not exist") {
-		return fmt.Errorf("kubeconfig: %v", err)
+		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	return err
 }

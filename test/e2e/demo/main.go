@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"sort"
 	"strings"
@@ -88,7 +89,27 @@ func run(ctx context.Context, out io.Writer) error {
 		results = append(results, res)
 	}
 	summary(out, results)
+	if err := showCLI(ctx, out, env); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "\nDemo finished in %s; stopping everything.\n", time.Since(started).Round(time.Second))
+	return nil
+}
+
+// showCLI runs the trafficctl command line, the built binary, on the rollouts the demo made.
+func showCLI(ctx context.Context, out io.Writer, env *framework.Env) error {
+	for _, args := range [][]string{
+		{"get", "-n", "demo"},
+		{"history", "podinfo", "-n", "demo"},
+		{"explain", "podinfo", "-n", "demo"},
+	} {
+		fmt.Fprintf(out, "\n$ trafficctl %s\n", strings.Join(args, " "))
+		cmd := exec.CommandContext(ctx, env.Trafficctl, append(args, "--kubeconfig", env.Cluster.Kubeconfig)...)
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("trafficctl %s: %w", strings.Join(args, " "), err)
+		}
+	}
 	return nil
 }
 
