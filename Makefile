@@ -6,7 +6,8 @@ BIN := $(CURDIR)/bin
 K8S_VERSION := v1.37.1
 ASSETS := $(BIN)/k8s/$(K8S_VERSION)
 CONTROLLER_GEN := go tool controller-gen
-TEST_ENV := KUBEBUILDER_ASSETS=$(ASSETS) PROMETHEUS=$(BIN)/prometheus
+HELM := $(BIN)/helm
+TEST_ENV := KUBEBUILDER_ASSETS=$(ASSETS) PROMETHEUS=$(BIN)/prometheus HELM=$(HELM)
 
 .PHONY: all
 all: build
@@ -25,12 +26,20 @@ manifests: ## Generate the CRDs and the controller's ClusterRole into config/.
 		paths=./api/... paths=./controllers/... \
 		output:crd:artifacts:config=config/crd output:rbac:artifacts:config=config/rbac
 
+.PHONY: chart-crds
+chart-crds: manifests ## Copy the CRDs generated into config/crd/ to the Helm chart (charts/trafficctl/crds/).
+	hack/sync-chart-crds.sh
+
+.PHONY: chart-lint
+chart-lint: testenv ## Lint the Helm chart (its tests in charts/ render and install it).
+	$(HELM) lint --strict charts/trafficctl
+
 .PHONY: build
 build: ## Build bin/trafficctl.
 	go build -o $(BIN)/trafficctl ./cmd/trafficctl
 
 .PHONY: testenv
-testenv: ## Install etcd, kube-apiserver, kube-controller-manager, kube-scheduler and Prometheus into bin/ (skips what is there).
+testenv: ## Install etcd, kube-apiserver, kube-controller-manager, kube-scheduler, Prometheus and helm into bin/ (skips what is there).
 	hack/install-testenv.sh --with-controllers
 
 .PHONY: demo
@@ -38,9 +47,11 @@ demo: testenv ## Run trafficctl end to end on this machine: a healthy rollout, t
 	@$(TEST_ENV) go run ./test/e2e/demo
 
 .PHONY: test
-test: testenv generate manifests ## Run every test against a real kube-apiserver, etcd and Prometheus.
+test: testenv generate manifests chart-crds ## Run every test against a real kube-apiserver, etcd and Prometheus.
 	@if [[ -n "$$CI" ]] && ! git diff --quiet -- api config; then \
 		echo "make generate manifests changed files; run it and commit the result:"; git status --short -- api config; exit 1; fi
+	@if [[ -n "$$CI" && -n "$$(git status --porcelain -- charts/trafficctl/crds)" ]]; then \
+		echo "make chart-crds changed files; run it and commit the result:"; git status --short -- charts/trafficctl/crds; exit 1; fi
 	go vet ./...
 	$(MAKE) --no-print-directory lint
 	$(TEST_ENV) go test $$(go list ./... | grep -v /test/e2e) -count=1 -timeout 20m

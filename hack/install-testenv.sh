@@ -2,6 +2,7 @@
 # Installs the real binaries the tests and the demo run against, into bin/ (gitignored):
 #   etcd, kube-apiserver[, kube-controller-manager, kube-scheduler]   built from the Go module proxy
 #   prometheus                                                         from Debian's packages
+#   helm (bin/helm-$HELM_VERSION, and bin/helm pointing at it)         built from the Go module proxy
 # Whatever is already there at the right version is skipped, so reruns take a second.
 #
 # Usage: hack/install-testenv.sh [--with-controllers]
@@ -14,6 +15,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/bin}
 K8S_VERSION=${K8S_VERSION:-v1.37.1}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+HELM_VERSION=${HELM_VERSION:-v3.22.0}
 ASSETS="$BIN/k8s/$K8S_VERSION"
 # Built binaries are also kept per machine, so a fresh clone on the same machine (as CI's is)
 # copies them instead of building again. TRAFFICCTL_CACHE= (empty) turns this off.
@@ -28,10 +30,12 @@ fi
 log() { echo "install-testenv: $*" >&2; }
 mkdir -p "$ASSETS"
 
-# from_cache NAME VERSION: copy a binary built earlier on this machine into $ASSETS.
+# from_cache NAME VERSION [DEST]: copy a binary built earlier on this machine into DEST
+# ($ASSETS/NAME unless given).
 from_cache() {
+  local dest=${3:-$ASSETS/$1}
   [[ -n "$CACHE" && -x "$CACHE/$1-$2" ]] || return 1
-  cp "$CACHE/$1-$2" "$ASSETS/$1.tmp" && mv "$ASSETS/$1.tmp" "$ASSETS/$1"
+  cp "$CACHE/$1-$2" "$dest.tmp" && mv "$dest.tmp" "$dest"
 }
 # quiet CMD...: run a noisy command, showing its output only when it fails.
 quiet() {
@@ -44,10 +48,12 @@ quiet() {
   fi
   rm -f "$out"
 }
-# to_cache NAME VERSION: keep a freshly built binary for the next clone.
+# to_cache NAME VERSION [SRC]: keep a freshly built binary (SRC, $ASSETS/NAME unless given)
+# for the next clone.
 to_cache() {
+  local src=${3:-$ASSETS/$1}
   [[ -n "$CACHE" ]] || return 0
-  mkdir -p "$CACHE" && cp "$ASSETS/$1" "$CACHE/$1-$2.tmp" && mv "$CACHE/$1-$2.tmp" "$CACHE/$1-$2"
+  mkdir -p "$CACHE" && cp "$src" "$CACHE/$1-$2.tmp" && mv "$CACHE/$1-$2.tmp" "$CACHE/$1-$2"
 }
 
 # --- Debian packages -------------------------------------------------------------------------
@@ -59,6 +65,33 @@ if ! command -v prometheus >/dev/null 2>&1; then
     { tail -20 /tmp/trafficctl-apt.log >&2; exit 1; }
 fi
 ln -sf "$(command -v prometheus)" "$BIN/prometheus"
+
+# --- helm (the chart's tests) -----------------------------------------------------------------
+HELM="$BIN/helm-$HELM_VERSION"
+helm_ok() { "$HELM" version --template '{{.Version}}' 2>/dev/null | grep -qx "$HELM_VERSION"; }
+if helm_ok; then
+  [[ -z "$CACHE" || -x "$CACHE/helm-$HELM_VERSION" ]] || to_cache helm "$HELM_VERSION" "$HELM"
+elif ! { from_cache helm "$HELM_VERSION" "$HELM" && helm_ok; }; then
+  log "building helm $HELM_VERSION from the Go module proxy"
+  scratch=$(mktemp -d)
+  # The ldflags helm's own Makefile sets: its version, and the Kubernetes version that `helm
+  # template` and `helm lint` assume (from the client-go it builds with; v1.20 otherwise, which
+  # a chart's kubeVersion >=1.29 refuses).
+  hmod=$(GOFLAGS= go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  kminor=$(sed -n 's/^\s*k8s\.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$hmod")
+  [[ -n "$kminor" ]] || { log "no k8s.io/client-go in helm $HELM_VERSION's go.mod"; exit 1; }
+  ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    ldflags+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$kminor"
+  done
+  # go install pkg@version ignores go.mod and refuses -mod=mod, hence GOFLAGS= here.
+  GOFLAGS= GOBIN="$scratch" quiet go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  mv "$scratch/helm" "$HELM"
+  rm -rf "$scratch"
+  helm_ok || { log "bin/helm-$HELM_VERSION does not report $HELM_VERSION"; exit 1; }
+  to_cache helm "$HELM_VERSION" "$HELM"
+fi
+ln -sf "helm-$HELM_VERSION" "$BIN/helm"
 
 # --- etcd ------------------------------------------------------------------------------------
 etcd_ok() { "$ASSETS/etcd" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}"; }
