@@ -91,10 +91,12 @@ func (f *Factory) GetCanary(ctx context.Context, c client.Client, namespace, nam
 // Named kubectl-trafficctl, the binary is a kubectl plugin (`kubectl trafficctl ...`).
 func NewRootCommand(f *Factory, use string) *cobra.Command {
 	root := &cobra.Command{
-		Use:           use,
+		Use:           "trafficctl",
 		Short:         "Progressive delivery for Kubernetes: canary rollouts gated by analysis",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// As a kubectl plugin, help and usage say "kubectl trafficctl".
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: use},
 	}
 	f.Flags.AddFlags(root.PersistentFlags())
 	root.AddCommand(verbs(f)...)
