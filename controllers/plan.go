@@ -631,9 +631,22 @@ func (p *planner) finalise() {
 	p.scaleCanary(p.canaryReplicas(0))
 	want := router.Primary()
 	if !p.s.Route.Found || p.s.Route.Routing != want || !p.s.Route.Accepted {
+		st.StepStartedAt = nil
 		p.wait(ReasonFinalising, "Waiting for the route to send all traffic to the primary: "+orDefault(p.s.Route.Message, "it does not carry the new weights yet"), pollInterval)
 		return
 	}
+	if delay := p.scaleDownDelay(); delay > 0 {
+		// The data plane may still send a request or two to the canary's pods, or be answering
+		// them: they stay up a moment after the route has moved.
+		if st.StepStartedAt == nil {
+			st.StepStartedAt = ceilSecond(p.s.Now)
+		}
+		if until := st.StepStartedAt.Add(delay); p.s.Now.Before(until) {
+			p.wait(ReasonFinalising, fmt.Sprintf("All traffic is back on the primary; the canary's pods stay up for %s so that requests already sent to them finish.", delay), until.Sub(p.s.Now))
+			return
+		}
+	}
+	st.StepStartedAt = nil
 	p.transition(v1alpha1.PhaseSucceeded)
 	st.LastPromotedSpec = st.LastAppliedSpec
 	st.Step = 0
@@ -715,6 +728,20 @@ func (p *planner) untilNextCheck() time.Duration {
 	}
 	return max(next.Sub(p.s.Now), time.Second)
 }
+
+// scaleDownDelay is how long the canary's pods stay up once the route has sent all traffic
+// back to the primary, as Argo Rollouts' scaleDownDelaySeconds does for blue/green; none for a
+// replica-ratio canary, whose pods leaving is what moves its traffic.
+func (p *planner) scaleDownDelay() time.Duration {
+	if StrategyOf(p.s.Canary) == StrategyReplicaRatio {
+		return 0
+	}
+	return scaleDownDelay
+}
+
+// scaleDownDelay is the canary's grace after a promotion: longer than a data plane takes to
+// follow a route change, short beside a rollout.
+const scaleDownDelay = 5 * time.Second
 
 // switchesBeforePromotion reports whether all traffic goes to the canary while the primary rolls
 // out the promoted revision: for blue/green, which promises one switch, and for sticky sessions,

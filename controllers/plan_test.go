@@ -332,8 +332,16 @@ func TestComputePlan(t *testing.T) {
 			phase: v1alpha1.PhaseFinalising, step: 2, weight: 0, reason: ReasonFinalising, canaryReplicas: ptr.To[int32](3),
 		},
 		{
-			name:  "finalising done: succeeded, canary scaled to zero",
-			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 0, func(s *v1alpha1.CanaryStatus) { s.Phase = v1alpha1.PhaseFinalising }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Route: acceptedAt(0)},
+			name:  "finalising keeps the canary up a moment once the route is back on the primary",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 0, func(s *v1alpha1.CanaryStatus) { s.Phase = v1alpha1.PhaseFinalising }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Route: acceptedAt(0), Now: t0},
+			phase: v1alpha1.PhaseFinalising, step: 2, weight: 0, reason: ReasonFinalising, canaryReplicas: ptr.To[int32](3),
+			check: func(t *testing.T, p Plan) { assert.Equal(t, scaleDownDelayForTest, p.RequeueAfter) },
+		},
+		{
+			name: "finalising done: succeeded, canary scaled to zero",
+			snap: Snapshot{Canary: planCanary(withStatus(progressing(2, 0, func(s *v1alpha1.CanaryStatus) {
+				s.Phase, s.StepStartedAt = v1alpha1.PhaseFinalising, at(0)
+			}))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Route: acceptedAt(0), Now: t0.Add(scaleDownDelayForTest)},
 			phase: v1alpha1.PhaseSucceeded, step: 0, weight: 0, reason: ReasonSucceeded, ready: true, canaryReplicas: ptr.To[int32](0), event: ReasonSucceeded,
 			check: func(t *testing.T, p Plan) { assert.Equal(t, "rev2", p.Status.LastPromotedSpec) },
 		},
@@ -462,6 +470,9 @@ func simulate(t *testing.T, cn *v1alpha1.Canary, primaryReplicas int32, verdict 
 }
 
 func pass(int32) v1alpha1.Verdict { return v1alpha1.VerdictPass }
+
+// scaleDownDelayForTest is the planner's scaleDownDelay, named here so a table states it.
+const scaleDownDelayForTest = scaleDownDelay
 
 func TestStrategies(t *testing.T) {
 	sticky := &v1alpha1.SessionAffinity{CookieName: "canary", PrimaryCookieName: "primary"}

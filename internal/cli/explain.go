@@ -38,15 +38,7 @@ many failed checks the threshold allows), what a step waits for, and who steered
 		Example:           `  trafficctl explain podinfo`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeCanaryNames(f),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              runOptions(f, o),
 	}
 	return cmd
 }

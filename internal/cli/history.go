@@ -45,15 +45,7 @@ The controller keeps the last 10 rollouts in status.history.`,
   trafficctl history podinfo -o json`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeCanaryNames(f),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              runOptions(f, o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format. One of: (wide, json, yaml).")
 	return cmd

@@ -61,15 +61,7 @@ from the file (NAME picks one of several Canaries).`,
   # The same for a Canary not applied yet
   trafficctl plan -f podinfo.yaml`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runOptions(f, o),
 	}
 	cmd.Flags().StringVarP(&o.Filename, "filename", "f", "", "a file holding the Canary (and the route you own, if any), or - for standard input")
 	return cmd

@@ -146,15 +146,7 @@ func newSteerCommand(f *Factory, v steerVerb) *cobra.Command {
 		Long:    v.long,
 		Example: v.example,
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    runOptions(f, o),
 	}
 	cmd.Flags().BoolVar(&o.NoWait, "no-wait", false, "return once the request is written, without waiting for the controller's answer")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "how long to wait for the controller to handle the request")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,7 +109,7 @@ func requireStillAt(t *testing.T, ctx context.Context, app *framework.App, n int
 	require.Equal(t, n, cn.Status.Step, "the measurement ended within step %d", n)
 }
 
-// waitBeforeLastCheck waits for the last step, then until two seconds before its final check.
+// waitBeforeLastCheck waits for the last step, then until three seconds before its final check.
 // The rollout cannot have left its steps then, since the controller promotes only after that
 // check, so what users saw up to now was seen during the steps, however late the test looks.
 // requireStillAt confirms it once the counts are read.
@@ -118,7 +119,8 @@ func waitBeforeLastCheck(t *testing.T, ctx context.Context, app *framework.App, 
 	select {
 	case <-ctx.Done():
 		t.Fatal(ctx.Err())
-	case <-time.After(time.Until(cn.Status.StepStartedAt.Add(cn.AnalysisInterval() - 2*time.Second))):
+	// Three seconds leave room for the scrapes a test makes before it checks the step again.
+	case <-time.After(time.Until(cn.Status.StepStartedAt.Add(cn.AnalysisInterval() - 3*time.Second))):
 	}
 }
 
@@ -379,8 +381,9 @@ func TestMirroredStepBeforeTheCanary(t *testing.T) {
 			// the two sides' pods served, rather than what the load generator counted, keeps
 			// the comparison true when a loaded machine slows the generator down.
 			primaryBefore, canaryBefore := readSides(t, ctx, app)
-			// The step lasts an interval (10s) from its start; measure well inside it.
-			seen, err := app.Traffic(ctx, 5*time.Second)
+			// The step lasts an interval (10s) from its start; measure well inside it, leaving time
+			// for the scrapes on either side.
+			seen, err := app.Traffic(ctx, 4*time.Second)
 			require.NoError(t, err)
 			primaryAfter, canaryAfter := readSides(t, ctx, app)
 			requireStillAt(t, ctx, app, 1)
@@ -389,8 +392,8 @@ func TestMirroredStepBeforeTheCanary(t *testing.T) {
 			canary := canaryAfter.Sub(canaryBefore).Sum()
 			t.Logf("mirrored step: users %v (%d skipped by the generator); the primary's pods got %d requests; the canary's %d, %d of them mirrored",
 				seen.ByVersion, seen.Skipped, primary.Total, canary.Total, canary.Mirrored)
-			// At 30 rps, 5 s is 150 requests; a loaded 2-core machine has delivered as few as
-			// 103, so the floor only asks for a sample worth judging.
+			// At 30 rps, 4 s is 120 requests; a loaded 2-core machine has delivered a third
+			// fewer, so the floor only asks for a sample worth judging.
 			assertOnly(t, seen, "1.0.0", 2*rate, "users during the mirrored step")
 			assert.Zero(t, primary.Mirrored, "the primary's pods received no mirrored request")
 			assert.Positive(t, canary.Mirrored, "the canary's pods received mirrored requests")
@@ -405,13 +408,18 @@ func TestMirroredStepBeforeTheCanary(t *testing.T) {
 	}
 }
 
-// readSides reads the request counters of the primary's pods, then the canary's.
+// readSides reads the request counters of the primary's pods and the canary's at once, so the
+// two readings are as close in time as the scrapes allow, and a loaded machine's slow scrapes
+// cost the measurement the slower of them, not their sum.
 func readSides(t *testing.T, ctx context.Context, app *framework.App) (primary, canary framework.PodRequests) {
 	t.Helper()
-	primary, err := app.PodRequests(ctx, framework.Name+"-primary")
-	require.NoError(t, err)
-	canary, err = app.PodRequests(ctx, framework.Name)
-	require.NoError(t, err)
+	var primaryErr, canaryErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { primary, primaryErr = app.PodRequests(ctx, framework.Name+"-primary") })
+	wg.Go(func() { canary, canaryErr = app.PodRequests(ctx, framework.Name) })
+	wg.Wait()
+	require.NoError(t, primaryErr)
+	require.NoError(t, canaryErr)
 	return primary, canary
 }
 
