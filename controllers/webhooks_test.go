@@ -169,8 +169,11 @@ func TestRollbackWebhookRollsBackOnA2xxAnswer(t *testing.T) {
 	assert.Contains(t, ready.Message, `Webhook "kill-switch" answered 200 OK`)
 	assert.Equal(t, int32(0), cn.Status.FailedChecks, "the checks passed; the webhook asked")
 	assert.Equal(t, "podinfo:1.0", c.deployment("podinfo-primary").Spec.Template.Spec.Containers[0].Image)
-	seen := c.weightsSeen()
-	assert.Equal(t, int32(0), seen[len(seen)-1], "all traffic is back on the primary")
+	// The route is written just after the status that asks for it.
+	assert.Eventually(t, func() bool {
+		seen := c.weightsSeen()
+		return len(seen) > 0 && seen[len(seen)-1] == 0
+	}, 10*time.Second, 50*time.Millisecond, "all traffic is back on the primary: %v", c.weightsSeen())
 }
 
 func TestHangingPreRolloutWebhookCountsFailedChecksAndRollsBack(t *testing.T) {
