@@ -55,18 +55,16 @@ func (r *CanaryReconciler) planWithGates(ctx context.Context, snap Snapshot, tar
 // its own timeout and not the sum of them all.
 func (r *CanaryReconciler) callWebhooks(ctx context.Context, s Snapshot, target *appsv1.Deployment, types []v1alpha1.WebhookType) map[v1alpha1.WebhookType][]v1alpha1.WebhookResult {
 	out := make(map[v1alpha1.WebhookType][]v1alpha1.WebhookResult, len(types))
-	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, t := range types {
 		hs := s.Canary.WebhooksOf(t)
 		results := make([]v1alpha1.WebhookResult, len(hs))
 		out[t] = results
 		for i, h := range hs {
+			// Each call fills its own slot.
 			wg.Go(func() {
 				res := r.callWebhook(ctx, s.Canary, h, t, payloadFor(s.Canary, &s.Canary.Status, s.Target.Revision, target, t, s.Now))
-				mu.Lock()
 				results[i] = webhookResult(h, t, res, r.Clock.Now())
-				mu.Unlock()
 			})
 		}
 	}

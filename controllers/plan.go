@@ -442,10 +442,7 @@ func (p *planner) judge(steps []Stage) {
 			noData = append(noData, d.Message)
 		}
 	}
-	st.Decisions = append(checks, st.Decisions...)
-	if len(st.Decisions) > maxDecisions {
-		st.Decisions = st.Decisions[:maxDecisions]
-	}
+	p.recordDecisions(checks)
 
 	every := p.s.Canary.CheckInterval()
 	at := fmt.Sprintf("at step %d of %d (%d%% canary traffic)", st.Step, len(steps), st.CanaryWeight)

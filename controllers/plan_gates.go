@@ -41,15 +41,10 @@ const (
 // gate reads the answers of the Canary's webhooks of type t, asking for them when they have not
 // been called in this reconcile; why explains a shut gate, naming each webhook that held it.
 func (p *planner) gate(t v1alpha1.WebhookType) (state gateState, why string) {
-	if len(p.s.Canary.WebhooksOf(t)) == 0 {
-		return gateOpen, ""
-	}
-	results, called := p.s.Gates[t]
-	if !called {
-		p.plan.CallGates = append(p.plan.CallGates, t)
+	results, ok := p.answers(t)
+	if !ok {
 		return gateAsk, ""
 	}
-	p.recordWebhooks(results)
 	var held []string
 	for _, r := range results {
 		if r.Outcome != v1alpha1.WebhookApproved {
@@ -242,6 +237,12 @@ func (p *planner) recordWebhookDecisions(t v1alpha1.WebhookType) {
 	for i := range ds {
 		ds[i].Step, ds[i].CanaryWeight, ds[i].Time = st.Step, st.CanaryWeight, now
 	}
+	p.recordDecisions(ds)
+}
+
+// recordDecisions puts the newest decisions first in status, keeping the latest maxDecisions.
+func (p *planner) recordDecisions(ds []v1alpha1.Decision) {
+	st := p.st()
 	st.Decisions = append(ds, st.Decisions...)
 	if len(st.Decisions) > maxDecisions {
 		st.Decisions = st.Decisions[:maxDecisions]

@@ -21,11 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
@@ -143,27 +140,7 @@ func (c *cluster) weightsSeen() []int32 { return c.weights.Weights() }
 // returns the function that stops it.
 func (c *cluster) startController() (stop func()) {
 	c.t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 controllers.NewScheme(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{c.ns: {}}},
-		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	require.NoError(c.t, err)
-	require.NoError(c.t, controllers.Setup(mgr, controllers.Options{PrometheusAddress: prom.URL(), QueryTimeout: 2 * time.Second}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			require.NoError(c.t, <-done)
-		})
-	}
-	c.t.Cleanup(stop)
-	return stop
+	return testenv.StartController(c.t, env.Config, c.ns, prom.URL())
 }
 
 // Pod names the exporter reports for the canary's and the primary's pods.

@@ -87,6 +87,30 @@ func (f *Factory) GetCanary(ctx context.Context, c client.Client, namespace, nam
 	return cn, nil
 }
 
+// canaryRef is the one Canary a verb reads, and how: the verbs that take a NAME embed it.
+type canaryRef struct {
+	Name      string
+	Namespace string
+	factory   *Factory
+	client    client.Client
+}
+
+// complete resolves the namespace of the flags and makes the client.
+func (r *canaryRef) complete(f *Factory, name string) error {
+	r.factory, r.Name = f, name
+	var err error
+	if r.Namespace, err = f.Namespace(); err != nil {
+		return err
+	}
+	r.client, err = f.Client()
+	return err
+}
+
+// get reads the Canary, with an error that names it when it does not exist.
+func (r *canaryRef) get(ctx context.Context) (*v1alpha1.Canary, error) {
+	return r.factory.GetCanary(ctx, r.client, r.Namespace, r.Name)
+}
+
 // NewRootCommand is the trafficctl command with every CLI verb; the caller adds `controller`.
 // Named kubectl-trafficctl, the binary is a kubectl plugin (`kubectl trafficctl ...`).
 func NewRootCommand(f *Factory, use string) *cobra.Command {

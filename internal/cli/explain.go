@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/controllers"
@@ -20,15 +19,12 @@ import (
 // the controller's logs to learn why a release was rolled back or what a step waits for.
 type ExplainOptions struct {
 	// Set by Complete.
-	Name      string
-	Namespace string
-	factory   *Factory
-	client    client.Client
-	now       func() time.Time
+	canaryRef
+	now func() time.Time
 }
 
 func newExplainCommand(f *Factory) *cobra.Command {
-	o := &ExplainOptions{factory: f, now: time.Now}
+	o := &ExplainOptions{canaryRef: canaryRef{factory: f}, now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "explain NAME",
 		Short: "Explain, in sentences, why a Canary's rollout stands where it does",
@@ -45,14 +41,7 @@ many failed checks the threshold allows), what a step waits for, and who steered
 
 // Complete reads the name and the namespace.
 func (o *ExplainOptions) Complete(f *Factory, args []string) error {
-	o.factory = f
-	o.Name = args[0]
-	var err error
-	if o.Namespace, err = f.Namespace(); err != nil {
-		return err
-	}
-	o.client, err = f.Client()
-	return err
+	return o.complete(f, args[0])
 }
 
 // Validate has nothing to check beyond the one argument cobra enforces; it is here so every
@@ -61,7 +50,7 @@ func (o *ExplainOptions) Validate() error { return nil }
 
 // Run reads the Canary and explains it.
 func (o *ExplainOptions) Run(ctx context.Context) error {
-	cn, err := o.factory.GetCanary(ctx, o.client, o.Namespace, o.Name)
+	cn, err := o.get(ctx)
 	if err != nil {
 		return err
 	}

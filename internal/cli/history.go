@@ -23,15 +23,12 @@ type HistoryOptions struct {
 	Output string
 
 	// Set by Complete.
-	Name      string
-	Namespace string
-	factory   *Factory
-	client    client.Client
-	now       func() time.Time
+	canaryRef
+	now func() time.Time
 }
 
 func newHistoryCommand(f *Factory) *cobra.Command {
-	o := &HistoryOptions{factory: f, now: time.Now}
+	o := &HistoryOptions{canaryRef: canaryRef{factory: f}, now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "history NAME",
 		Short: "List a Canary's rollouts, newest first, with how each ended",
@@ -53,14 +50,7 @@ The controller keeps the last 10 rollouts in status.history.`,
 
 // Complete reads the name and the namespace.
 func (o *HistoryOptions) Complete(f *Factory, args []string) error {
-	o.factory = f
-	o.Name = args[0]
-	var err error
-	if o.Namespace, err = f.Namespace(); err != nil {
-		return err
-	}
-	o.client, err = f.Client()
-	return err
+	return o.complete(f, args[0])
 }
 
 // Validate checks the output format.
@@ -85,7 +75,7 @@ type historyView struct {
 
 // Run reads the Canary and prints its rollouts.
 func (o *HistoryOptions) Run(ctx context.Context) error {
-	cn, err := o.factory.GetCanary(ctx, o.client, o.Namespace, o.Name)
+	cn, err := o.get(ctx)
 	if err != nil {
 		return err
 	}

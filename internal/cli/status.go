@@ -41,18 +41,15 @@ type StatusOptions struct {
 	Clock clock.WithTicker
 
 	// Set by Complete.
-	Name      string
-	Namespace string
-	factory   *Factory
-	client    client.Client
-	printer   printers.ResourcePrinter
+	canaryRef
+	printer printers.ResourcePrinter
 }
 
 // newStatusOptions are the defaults of `trafficctl status`.
 func newStatusOptions(f *Factory) *StatusOptions {
 	return &StatusOptions{
 		PrintFlags: newObjectPrintFlags(),
-		Timeout:    10 * time.Minute, PollInterval: time.Second, Clock: clock.RealClock{}, factory: f,
+		Timeout:    10 * time.Minute, PollInterval: time.Second, Clock: clock.RealClock{}, canaryRef: canaryRef{factory: f},
 	}
 }
 
@@ -96,8 +93,6 @@ taken for this one's for that long.`,
 
 // Complete reads the name, the namespace and the printer.
 func (o *StatusOptions) Complete(f *Factory, args []string) error {
-	o.factory = f
-	o.Name = args[0]
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
 	}
@@ -108,11 +103,7 @@ func (o *StatusOptions) Complete(f *Factory, args []string) error {
 	if o.printer, err = objectPrinter(o.PrintFlags); err != nil {
 		return err
 	}
-	if o.Namespace, err = f.Namespace(); err != nil {
-		return err
-	}
-	o.client, err = f.Client()
-	return err
+	return o.complete(f, args[0])
 }
 
 // Validate refuses flags that cannot apply.
@@ -128,7 +119,7 @@ func (o *StatusOptions) Validate() error {
 
 // Run prints the Canary's status, and with --watch follows it until the rollout ends.
 func (o *StatusOptions) Run(ctx context.Context) error {
-	cn, err := o.factory.GetCanary(ctx, o.client, o.Namespace, o.Name)
+	cn, err := o.get(ctx)
 	if err != nil {
 		return err
 	}

@@ -24,12 +24,9 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/controllers"
@@ -244,27 +241,7 @@ func (h *harness) execute(root *cobra.Command, f *Factory, args []string) error 
 // returns the function that stops it.
 func (h *harness) startController() (stop func()) {
 	h.t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 controllers.NewScheme(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
-		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	require.NoError(h.t, err)
-	require.NoError(h.t, controllers.Setup(mgr, controllers.Options{PrometheusAddress: prom.URL(), QueryTimeout: 2 * time.Second}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			require.NoError(h.t, <-done)
-		})
-	}
-	h.t.Cleanup(stop)
-	return stop
+	return testenv.StartController(h.t, env.Config, h.ns, prom.URL())
 }
 
 // setTraffic sets what the exporter reports for the canary's and the primary's pods.
