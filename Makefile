@@ -48,6 +48,7 @@ demo: testenv ## Run trafficctl end to end on this machine: a healthy rollout, t
 
 .PHONY: test
 test: testenv generate manifests chart-crds ## Run every test against a real kube-apiserver, etcd and Prometheus.
+	hack/check-tracked-files.sh
 	@if [[ -n "$$CI" ]] && ! git diff --quiet -- api config; then \
 		echo "make generate manifests changed files; run it and commit the result:"; git status --short -- api config; exit 1; fi
 	@if [[ -n "$$CI" && -n "$$(git status --porcelain -- charts/trafficctl/crds)" ]]; then \
