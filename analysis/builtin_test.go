@@ -15,7 +15,6 @@ import (
 	"github.com/trafficctl/trafficctl/analysis"
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/internal/testprom"
-	"github.com/trafficctl/trafficctl/providers/metrics"
 	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
 )
 
@@ -181,7 +180,7 @@ func TestBuiltinQueriesAgainstPrometheus(t *testing.T) {
 					rendered, err := analysis.Render(query, absent)
 					require.NoError(t, err)
 					_, err = provider.Query(t.Context(), rendered, time.Now())
-					assert.ErrorIs(t, err, metrics.ErrNoData, "%s: %s", name, rendered)
+					assert.ErrorIs(t, err, analysis.ErrNoData, "%s: %s", name, rendered)
 				}
 			}
 		})

@@ -13,7 +13,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/providers/metrics"
 )
 
 // Side is the version a query measures.
@@ -39,8 +38,13 @@ type Counts struct {
 	Query         string
 }
 
+// ErrNoData is returned (wrapped) by a Source whose query succeeded with no value to judge: an
+// empty result, or NaN from a ratio over no requests. It is declared here, by the caller, and
+// wrapped by every metric provider.
+var ErrNoData = errors.New("query returned no data")
+
 // Source answers one check's queries for either side. The controller's asks Prometheus; the
-// decision-quality simulation reads its own counters. Errors wrapping metrics.ErrNoData mean
+// decision-quality simulation reads its own counters. Errors wrapping ErrNoData mean
 // the query had nothing to judge.
 type Source interface {
 	// Value is the check's value over its lookback, with the query that measured it.
@@ -110,7 +114,7 @@ func sampleSize(ctx context.Context, m v1alpha1.CanaryMetric, src Source, p Para
 
 // setOutcome records a query that could not be judged: no data, or an error.
 func setOutcome(d *v1alpha1.Decision, m v1alpha1.CanaryMetric, err error) {
-	if errors.Is(err, metrics.ErrNoData) {
+	if errors.Is(err, ErrNoData) {
 		d.Verdict = v1alpha1.VerdictNoData
 		d.Message = fmt.Sprintf("%s has no data yet: %v.", m.Name, err)
 		return

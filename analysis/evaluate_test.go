@@ -11,7 +11,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/providers/metrics"
 )
 
 // fakeSource answers with fixed values per side; unset parts answer no data.
@@ -79,7 +78,7 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name: "no data is NoData", metric: successRate(threshold),
-			src:     fakeSource{valueErr: [2]error{fmt.Errorf("query: %w", metrics.ErrNoData)}},
+			src:     fakeSource{valueErr: [2]error{fmt.Errorf("query: %w", ErrNoData)}},
 			verdict: v1alpha1.VerdictNoData, judge: v1alpha1.JudgeThreshold, message: "request-success-rate has no data yet",
 		},
 		{
@@ -124,7 +123,7 @@ func TestEvaluate(t *testing.T) {
 		{
 			name:    "the primary without data gives no verdict",
 			metric:  successRate(difference),
-			src:     fakeSource{values: [2]float64{99, 0}, valueErr: [2]error{nil, fmt.Errorf("empty: %w", metrics.ErrNoData)}},
+			src:     fakeSource{values: [2]float64{99, 0}, valueErr: [2]error{nil, fmt.Errorf("empty: %w", ErrNoData)}},
 			verdict: v1alpha1.VerdictNoData, judge: v1alpha1.JudgeDifference, message: "the primary's value, to compare with",
 		},
 		{

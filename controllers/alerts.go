@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,6 +22,7 @@ import (
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/hooks"
 	"github.com/trafficctl/trafficctl/providers/notify"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // Deliverer queues a delivery off the reconcile path, so that a slow or broken receiver never
@@ -28,17 +30,6 @@ import (
 type Deliverer interface {
 	Enqueue(j notify.Job) bool
 }
-
-// ConditionAlertsReady says whether every alert of the Canary can be delivered as configured;
-// present only on Canaries with alerts.
-const ConditionAlertsReady = "AlertsReady"
-
-// Reasons of the AlertsReady condition and of delivery events.
-const (
-	ReasonAlertsConfigured    = "AlertsConfigured"
-	ReasonInvalidAlert        = "InvalidAlertProvider"
-	ReasonAlertDeliveryFailed = "AlertDeliveryFailed"
-)
 
 // alertTarget is one alert of the Canary, resolved to the Notifier that delivers it.
 type alertTarget struct {
@@ -64,7 +55,7 @@ func (r *CanaryReconciler) resolveAlerts(ctx context.Context, cn *v1alpha1.Canar
 }
 
 func (r *CanaryReconciler) resolveAlert(ctx context.Context, cn *v1alpha1.Canary, a v1alpha1.CanaryAlert) (alertTarget, error) {
-	ns := orDefault(a.ProviderRef.Namespace, cn.Namespace)
+	ns := cmp.Or(a.ProviderRef.Namespace, cn.Namespace)
 	name := ns + "/" + a.ProviderRef.Name
 	ap := &v1alpha1.AlertProvider{}
 	switch err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: a.ProviderRef.Name}, ap); {
@@ -107,24 +98,24 @@ func (r *CanaryReconciler) resolveAlert(ctx context.Context, cn *v1alpha1.Canary
 
 // alertsDue reports whether the Canary's alerts must be resolved in this reconcile: when there
 // is something to send, or when the AlertsReady condition does not describe the current spec.
-func alertsDue(cn *v1alpha1.Canary, plan Plan) bool {
+func alertsDue(cn *v1alpha1.Canary, plan rollout.Plan) bool {
 	if len(cn.Spec.Analysis.Alerts) == 0 {
 		return false
 	}
-	c := meta.FindStatusCondition(cn.Status.Conditions, ConditionAlertsReady)
+	c := meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionAlertsReady)
 	return len(plan.Events) > 0 || c == nil || c.ObservedGeneration != cn.Generation
 }
 
 // setAlertsCondition records whether the alerts can be delivered; the rollout goes on either
 // way.
 func setAlertsCondition(st *v1alpha1.CanaryStatus, generation int64, targets []alertTarget, problems []string) {
-	c := metav1.Condition{Type: ConditionAlertsReady, Status: metav1.ConditionTrue, Reason: ReasonAlertsConfigured, ObservedGeneration: generation}
+	c := metav1.Condition{Type: rollout.ConditionAlertsReady, Status: metav1.ConditionTrue, Reason: rollout.ReasonAlertsConfigured, ObservedGeneration: generation}
 	if len(problems) > 0 {
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonInvalidAlert, alertProblems(problems)
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, rollout.ReasonInvalidAlert, alertProblems(problems)
 	} else {
 		names := make([]string, 0, len(targets))
 		for _, t := range targets {
-			names = append(names, fmt.Sprintf("%s (%s, %s and above)", t.provider, t.kind, orDefault(string(t.alert.Severity), "info")))
+			names = append(names, fmt.Sprintf("%s (%s, %s and above)", t.provider, t.kind, cmp.Or(string(t.alert.Severity), "info")))
 		}
 		c.Message = "Alerts go to AlertProvider " + strings.Join(names, ", ") + "."
 	}
@@ -142,15 +133,15 @@ func alertProblems(problems []string) string {
 // alertProblemKnown reports whether the AlertsReady condition already tells of msg, so that the
 // event is recorded once, not at every reconcile.
 func alertProblemKnown(st *v1alpha1.CanaryStatus, msg string) bool {
-	c := meta.FindStatusCondition(st.Conditions, ConditionAlertsReady)
+	c := meta.FindStatusCondition(st.Conditions, rollout.ConditionAlertsReady)
 	return c != nil && c.Status == metav1.ConditionFalse && c.Message == msg
 }
 
 // eventSeverity is how much an event matters to the people alerted: a rollback is an error, any
 // other warning a warn, the rest info.
-func eventSeverity(e Event) notify.Severity {
+func eventSeverity(e rollout.Event) notify.Severity {
 	switch {
-	case e.Type == corev1.EventTypeWarning && e.Reason == ReasonRolledBack:
+	case e.Type == corev1.EventTypeWarning && e.Reason == rollout.ReasonRolledBack:
 		return notify.SeverityError
 	case e.Type == corev1.EventTypeWarning:
 		return notify.SeverityWarn
@@ -160,22 +151,22 @@ func eventSeverity(e Event) notify.Severity {
 
 // headlines are the first line of an alert, by event reason.
 var headlines = map[string]string{
-	ReasonRolledBack:         "rolled back",
-	ReasonSucceeded:          "promoted",
-	ReasonPromoting:          "is being promoted",
-	ReasonNewRevision:        "started a rollout",
-	ReasonStepAdvanced:       "advanced a step",
-	ReasonCheckFailed:        "failed a check",
-	ReasonWaitingForApproval: "waits for approval",
-	ReasonPaused:             "was paused",
-	ReasonResumed:            "was resumed",
-	ReasonPromotionRequested: "will be promoted by hand",
+	rollout.ReasonRolledBack:         "rolled back",
+	rollout.ReasonSucceeded:          "promoted",
+	rollout.ReasonPromoting:          "is being promoted",
+	rollout.ReasonNewRevision:        "started a rollout",
+	rollout.ReasonStepAdvanced:       "advanced a step",
+	rollout.ReasonCheckFailed:        "failed a check",
+	rollout.ReasonWaitingForApproval: "waits for approval",
+	rollout.ReasonPaused:             "was paused",
+	rollout.ReasonResumed:            "was resumed",
+	rollout.ReasonPromotionRequested: "will be promoted by hand",
 }
 
 // alertMessage is what an alert says of one event: the event itself, and the facts someone
 // paged at night needs first. A rollback names the failing check with its value and bound, the
 // images, the weight the canary had reached and how long the rollout ran.
-func alertMessage(cn *v1alpha1.Canary, before, after *v1alpha1.CanaryStatus, target *appsv1.Deployment, e Event, now time.Time) notify.Message {
+func alertMessage(cn *v1alpha1.Canary, before, after *v1alpha1.CanaryStatus, target *appsv1.Deployment, e rollout.Event, now time.Time) notify.Message {
 	what, ok := headlines[e.Reason]
 	if !ok {
 		what = "reports " + e.Reason
@@ -198,14 +189,14 @@ func alertMessage(cn *v1alpha1.Canary, before, after *v1alpha1.CanaryStatus, tar
 		}
 	}
 	weight, step := after.CanaryWeight, after.Step
-	if e.Reason == ReasonRolledBack {
+	if e.Reason == rollout.ReasonRolledBack {
 		// The rollback sent the weight back to 0; what matters is how far the canary got.
 		weight, step = before.CanaryWeight, before.Step
 		add("Weight reached", fmt.Sprintf("%d%%", weight))
 	} else {
 		add("Weight", fmt.Sprintf("%d%%", weight))
 	}
-	if steps := len(Stages(cn)); step > 0 {
+	if steps := len(rollout.Stages(cn)); step > 0 {
 		add("Step", fmt.Sprintf("%d of %d", step, steps))
 	}
 	if after.RolloutStartedAt != nil {
@@ -214,7 +205,7 @@ func alertMessage(cn *v1alpha1.Canary, before, after *v1alpha1.CanaryStatus, tar
 	if e.Type == corev1.EventTypeWarning {
 		if d := lastFailure(after); d != nil {
 			add("Failing check", d.Metric)
-			add("Value", orDefault(d.Value, "none"))
+			add("Value", cmp.Or(d.Value, "none"))
 			add("Bound", d.Bound)
 		}
 	}
@@ -224,7 +215,7 @@ func alertMessage(cn *v1alpha1.Canary, before, after *v1alpha1.CanaryStatus, tar
 // deliver queues the plan's events for the alerts whose severity they reach, and for the event
 // webhooks; and, when the rollout has just ended, the post-rollout webhooks. It returns at
 // once: delivery is the Deliverer's.
-func (r *CanaryReconciler) deliver(cn *v1alpha1.Canary, before *v1alpha1.CanaryStatus, target *appsv1.Deployment, plan Plan, targets []alertTarget, revision string) {
+func (r *CanaryReconciler) deliver(cn *v1alpha1.Canary, before *v1alpha1.CanaryStatus, target *appsv1.Deployment, plan rollout.Plan, targets []alertTarget, revision string) {
 	if r.Deliveries == nil {
 		return
 	}
@@ -244,7 +235,7 @@ func (r *CanaryReconciler) deliver(cn *v1alpha1.Canary, before *v1alpha1.CanaryS
 	for _, e := range plan.Events {
 		m := alertMessage(cn, before, &plan.Status, target, e, now)
 		for _, t := range targets {
-			if m.Severity.Rank() < notify.Severity(orDefault(string(t.alert.Severity), "info")).Rank() {
+			if m.Severity.Rank() < notify.Severity(cmp.Or(string(t.alert.Severity), "info")).Rank() {
 				continue
 			}
 			n := t.notifier
@@ -272,7 +263,7 @@ func (r *CanaryReconciler) deliver(cn *v1alpha1.Canary, before *v1alpha1.CanaryS
 // the Deliverer retries it, so the call itself makes a single attempt.
 func (r *CanaryReconciler) enqueueWebhook(cn *v1alpha1.Canary, h v1alpha1.CanaryWebhook, p hooks.Payload, key string) {
 	r.Deliveries.Enqueue(notify.Job{
-		Key: key, Canary: cn.Namespace + "/" + cn.Name, Provider: "webhook " + h.Name, Kind: string(orDefault(string(h.Type), string(v1alpha1.WebhookRollout))) + "-webhook",
+		Key: key, Canary: cn.Namespace + "/" + cn.Name, Provider: "webhook " + h.Name, Kind: string(cmp.Or(string(h.Type), string(v1alpha1.WebhookRollout))) + "-webhook",
 		Send: func(ctx context.Context) error {
 			req, err := r.webhookRequest(ctx, cn, h, p)
 			if err != nil {

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // alertProvider creates an AlertProvider whose address is in a Secret, as it should be.
@@ -81,10 +81,10 @@ func TestRollbackIsAlertedToSlackAndTeamsWithTheFailingCheck(t *testing.T) {
 		}
 	}))
 	cn := c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
-	alerts := meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionAlertsReady)
+	alerts := meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionAlertsReady)
 	require.NotNil(t, alerts)
 	assert.Equal(t, metav1.ConditionFalse, alerts.Status)
-	assert.Equal(t, controllers.ReasonInvalidAlert, alerts.Reason)
+	assert.Equal(t, rollout.ReasonInvalidAlert, alerts.Reason)
 	assert.Contains(t, alerts.Message, `Alert "broken": secret `+c.ns+`/missing, named by AlertProvider `+c.ns+`/no-secret, does not exist.`)
 	assert.Contains(t, alerts.Message, `Alert "typo": AlertProvider `+c.ns+`/not-a-url: `)
 	assert.Contains(t, alerts.Message, "not an http or https URL")
@@ -164,7 +164,7 @@ func TestRollbackIsAlertedToSlackAndTeamsWithTheFailingCheck(t *testing.T) {
 	assert.Equal(t, "90", facts["Value"])
 
 	// Discord keeps answering 500: the delivery gives up after its retries and says so.
-	failed := waitEvents(t, c, controllers.ReasonAlertDeliveryFailed, 30*time.Second)
+	failed := waitEvents(t, c, rollout.ReasonAlertDeliveryFailed, 30*time.Second)
 	assert.Contains(t, failed[0], "Delivery to "+c.ns+"/discord (discord) failed")
 	assert.Contains(t, failed[0], "500")
 	assert.GreaterOrEqual(t, len(brokenRx.requests()), 2, "it was retried")
@@ -180,7 +180,7 @@ func TestRollbackIsAlertedToSlackAndTeamsWithTheFailingCheck(t *testing.T) {
 			assert.NotContains(t, e.Note, secret, "event %s", e.Reason)
 		}
 	}
-	assert.Len(t, c.events(controllers.ReasonInvalidAlert), 1, "the broken alert is told once, not at every reconcile")
+	assert.Len(t, c.events(rollout.ReasonInvalidAlert), 1, "the broken alert is told once, not at every reconcile")
 }
 
 // waitEvents waits for at least one event with the reason, longer than eventsEventually does:

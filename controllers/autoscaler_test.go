@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 func (c *cluster) createHPA(target string) {
@@ -84,7 +84,7 @@ func TestMissingAutoscalerIsReported(t *testing.T) {
 
 	cn := c.waitFor("AutoscalerNotFound", 30*time.Second, func(cn *v1alpha1.Canary) bool {
 		r := readyCondition(cn)
-		return r != nil && r.Reason == controllers.ReasonAutoscalerNotFound
+		return r != nil && r.Reason == rollout.ReasonAutoscalerNotFound
 	})
 	assert.Contains(t, readyCondition(cn).Message, "HorizontalPodAutoscaler "+c.ns+"/podinfo, the Canary's autoscalerRef, does not exist")
 
@@ -101,10 +101,10 @@ func TestAutoscalerOfAnotherDeploymentStalls(t *testing.T) {
 	c.create(c.newCanary(withAutoscaler))
 
 	cn := c.waitFor("Stalled", 30*time.Second, func(cn *v1alpha1.Canary) bool {
-		return meta.IsStatusConditionTrue(cn.Status.Conditions, controllers.ConditionStalled)
+		return meta.IsStatusConditionTrue(cn.Status.Conditions, rollout.ConditionStalled)
 	})
-	stalled := meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionStalled)
-	assert.Equal(t, controllers.ReasonInvalidAutoscaler, stalled.Reason)
+	stalled := meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionStalled)
+	assert.Equal(t, rollout.ReasonInvalidAutoscaler, stalled.Reason)
 	assert.Contains(t, stalled.Message, "scales Deployment someone-else, not the Canary's target Deployment podinfo")
 	_, err := c.hpa("podinfo-primary")
 	assert.Error(t, err, "no copy of an autoscaler that scales something else")

@@ -28,6 +28,7 @@ import (
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
 	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // Finalizer holds a Canary until the route it patched is given back to its owner.
@@ -40,15 +41,15 @@ const FieldManager = "trafficctl"
 type Router interface {
 	// Apply writes the routing, creating the route objects trafficctl owns. A route that cannot
 	// be used as it stands yields a router.InvalidRouteError.
-	Apply(ctx context.Context, cn *v1alpha1.Canary, r router.Routing) error
+	Apply(ctx context.Context, cn *v1alpha1.Canary, r rollout.Routing) error
 	// Observe reads back the routing the route carries and whether its parents accepted it.
-	Observe(ctx context.Context, cn *v1alpha1.Canary) (router.State, error)
+	Observe(ctx context.Context, cn *v1alpha1.Canary) (rollout.State, error)
 	// Release gives a user-owned route back exactly as the user wrote it.
 	Release(ctx context.Context, cn *v1alpha1.Canary) error
 }
 
 // MetricQuerier answers a query with one value at an instant, or with one series over a time
-// range; metrics.ErrNoData when it has none.
+// range; analysis.ErrNoData when it has none.
 type MetricQuerier interface {
 	Query(ctx context.Context, query string, at time.Time) (float64, error)
 	QueryRange(ctx context.Context, query string, start, end time.Time, step time.Duration) ([]float64, error)
@@ -184,7 +185,7 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 	}
 	if cn.Spec.Suspend {
-		return ctrl.Result{}, r.recordHalt(ctx, cn, ReasonSuspended, "The Canary is suspended; traffic stays where it is until spec.suspend is false.", false)
+		return ctrl.Result{}, r.recordHalt(ctx, cn, rollout.ReasonSuspended, "The Canary is suspended; traffic stays where it is until spec.suspend is false.", false)
 	}
 	return r.reconcile(ctx, cn)
 }
@@ -193,7 +194,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	target, err := r.getTarget(ctx, cn)
 	if apierrors.IsNotFound(err) {
 		msg := fmt.Sprintf("Deployment %s/%s, the Canary's target, does not exist; nothing is created until it does.", cn.Namespace, cn.Spec.TargetRef.Name)
-		if herr := r.recordHalt(ctx, cn, ReasonTargetNotFound, msg, false); herr != nil {
+		if herr := r.recordHalt(ctx, cn, rollout.ReasonTargetNotFound, msg, false); herr != nil {
 			return ctrl.Result{}, herr
 		}
 		return ctrl.Result{}, fmt.Errorf("target deployment %s/%s not found", cn.Namespace, cn.Spec.TargetRef.Name)
@@ -202,14 +203,14 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 		return ctrl.Result{}, err
 	}
 	if err := validateTarget(target); err != nil {
-		return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidTarget, err)
+		return ctrl.Result{}, r.stall(ctx, cn, rollout.ReasonInvalidTarget, err)
 	}
 	if err := router.ValidateMatch(cn.Spec.Analysis.Match); err != nil {
-		return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidSpec, err)
+		return ctrl.Result{}, r.stall(ctx, cn, rollout.ReasonInvalidSpec, err)
 	}
 	rt, err := r.router(cn)
 	if err != nil {
-		return ctrl.Result{}, r.stall(ctx, cn, ReasonProviderUnavailable, err)
+		return ctrl.Result{}, r.stall(ctx, cn, rollout.ReasonProviderUnavailable, err)
 	}
 	if err := r.ensurePrimary(ctx, cn, target); err != nil {
 		return ctrl.Result{}, err
@@ -217,9 +218,9 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	var invalidHPA *invalidAutoscalerError
 	switch err := r.ensurePrimaryAutoscaler(ctx, cn); {
 	case errors.As(err, &invalidHPA):
-		return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidAutoscaler, err)
+		return ctrl.Result{}, r.stall(ctx, cn, rollout.ReasonInvalidAutoscaler, err)
 	case errors.As(err, new(errAutoscalerNotFound)):
-		if herr := r.recordHalt(ctx, cn, ReasonAutoscalerNotFound, upperFirst(err.Error())+"; the primary is not autoscaled until it does.", false); herr != nil {
+		if herr := r.recordHalt(ctx, cn, rollout.ReasonAutoscalerNotFound, rollout.UpperFirst(err.Error())+"; the primary is not autoscaled until it does.", false); herr != nil {
 			return ctrl.Result{}, herr
 		}
 		return ctrl.Result{}, err
@@ -232,12 +233,12 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 
 	snap, err := r.snapshot(ctx, cn, target, rt)
 	if router.IsInvalidRoute(err) {
-		return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidRoute, errors.Unwrap(err))
+		return ctrl.Result{}, r.stall(ctx, cn, rollout.ReasonInvalidRoute, errors.Unwrap(err))
 	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if ChecksDue(snap) {
+	if rollout.ChecksDue(snap) {
 		snap.Checks = r.runChecks(ctx, snap)
 	}
 	snap, plan := r.planWithGates(ctx, snap, target)
@@ -249,13 +250,13 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 		alerts, problems = r.resolveAlerts(ctx, cn)
 		setAlertsCondition(&plan.Status, cn.Generation, alerts, problems)
 		if msg := alertProblems(problems); msg != "" && !alertProblemKnown(&before.Status, msg) {
-			plan.Events = append(plan.Events, Event{Type: corev1.EventTypeWarning, Reason: ReasonInvalidAlert, Message: msg})
+			plan.Events = append(plan.Events, rollout.Event{Type: corev1.EventTypeWarning, Reason: rollout.ReasonInvalidAlert, Message: msg})
 		}
 	} else if len(cn.Spec.Analysis.Alerts) == 0 {
-		meta.RemoveStatusCondition(&plan.Status.Conditions, ConditionAlertsReady)
+		meta.RemoveStatusCondition(&plan.Status.Conditions, rollout.ConditionAlertsReady)
 	}
 	cn.Status = plan.Status
-	setConditions(&cn.Status, cn.Generation, plan)
+	rollout.SetConditions(&cn.Status, cn.Generation, plan)
 	if err := r.Client.Status().Patch(ctx, cn, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return ctrl.Result{}, fmt.Errorf("recording the plan in status: %w", err)
 	}
@@ -272,16 +273,16 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 
 	if err := r.act(ctx, cn, target, rt, plan); err != nil {
 		if router.IsInvalidRoute(err) {
-			return ctrl.Result{}, r.stall(ctx, cn, ReasonInvalidRoute, err)
+			return ctrl.Result{}, r.stall(ctx, cn, rollout.ReasonInvalidRoute, err)
 		}
-		r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, ReasonReconcileError, "Rollout", "Applying the plan failed and will be retried: %v", err)
+		r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, rollout.ReasonReconcileError, "Rollout", "Applying the plan failed and will be retried: %v", err)
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: r.requeueAfter(cn, plan)}, nil
 }
 
 // act converges the cluster on the plan that status now records.
-func (r *CanaryReconciler) act(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, rt Router, plan Plan) error {
+func (r *CanaryReconciler) act(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, rt Router, plan rollout.Plan) error {
 	if err := rt.Apply(ctx, cn, plan.Routing); err != nil {
 		return fmt.Errorf("writing the routing: %w", err)
 	}
@@ -300,7 +301,7 @@ func (r *CanaryReconciler) act(ctx context.Context, cn *v1alpha1.Canary, target 
 
 // requeueAfter is the plan's own wish, or, for an idle Canary, a jittered look every interval
 // so a changed ConfigMap or Secret (which trafficctl does not watch) starts a rollout.
-func (r *CanaryReconciler) requeueAfter(cn *v1alpha1.Canary, plan Plan) time.Duration {
+func (r *CanaryReconciler) requeueAfter(cn *v1alpha1.Canary, plan rollout.Plan) time.Duration {
 	if plan.RequeueAfter > 0 {
 		return plan.RequeueAfter
 	}
@@ -311,7 +312,7 @@ func (r *CanaryReconciler) requeueAfter(cn *v1alpha1.Canary, plan Plan) time.Dur
 // stall records a problem that retrying cannot fix, and stops retrying until the Canary or
 // what it watches changes.
 func (r *CanaryReconciler) stall(ctx context.Context, cn *v1alpha1.Canary, reason string, cause error) error {
-	msg := upperFirst(cause.Error()) + "."
+	msg := rollout.UpperFirst(cause.Error()) + "."
 	if err := r.recordHalt(ctx, cn, reason, msg, true); err != nil {
 		return err
 	}
@@ -324,7 +325,7 @@ func (r *CanaryReconciler) stall(ctx context.Context, cn *v1alpha1.Canary, reaso
 func (r *CanaryReconciler) recordHalt(ctx context.Context, cn *v1alpha1.Canary, reason, msg string, stalled bool) error {
 	before := cn.DeepCopy()
 	cn.Status.ObservedGeneration = cn.Generation
-	setConditions(&cn.Status, cn.Generation, Plan{Reason: reason, Message: msg, Stalled: stalled})
+	rollout.SetConditions(&cn.Status, cn.Generation, rollout.Plan{Reason: reason, Message: msg, Stalled: stalled})
 	if err := r.Client.Status().Patch(ctx, cn, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("recording condition %s: %w", reason, err)
 	}
@@ -366,11 +367,4 @@ func eventNote(msg string) string {
 		cut--
 	}
 	return msg[:cut] + more
-}
-
-func upperFirst(s string) string {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return s
-	}
-	return string(s[0]-'a'+'A') + s[1:]
 }

@@ -11,11 +11,12 @@ import (
 	"github.com/trafficctl/trafficctl/analysis"
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // runChecks runs every metric of the Canary through its judge, over the current step's window.
 // A check that cannot be asked becomes an Error verdict, never a failed check by itself.
-func (r *CanaryReconciler) runChecks(ctx context.Context, s Snapshot) []v1alpha1.Decision {
+func (r *CanaryReconciler) runChecks(ctx context.Context, s rollout.Snapshot) []v1alpha1.Decision {
 	cn := s.Canary
 	decisions := make([]v1alpha1.Decision, 0, len(cn.Spec.Analysis.Metrics))
 	for _, m := range cn.Spec.Analysis.Metrics {
@@ -27,7 +28,7 @@ func (r *CanaryReconciler) runChecks(ctx context.Context, s Snapshot) []v1alpha1
 			})
 			continue
 		}
-		decisions = append(decisions, analysis.Evaluate(ctx, m, src, CheckParams(cn, m)))
+		decisions = append(decisions, analysis.Evaluate(ctx, m, src, rollout.CheckParams(cn, m)))
 	}
 	return decisions
 }
@@ -42,7 +43,7 @@ type checkQueries struct {
 
 // sourceFor builds the Source that answers one check's queries: a built-in's from the Canary's
 // metric set, or its MetricTemplate's, sent to the provider the template names.
-func (r *CanaryReconciler) sourceFor(ctx context.Context, s Snapshot, m v1alpha1.CanaryMetric) (*promSource, error) {
+func (r *CanaryReconciler) sourceFor(ctx context.Context, s rollout.Snapshot, m v1alpha1.CanaryMetric) (*promSource, error) {
 	cn := s.Canary
 	set := cn.MetricSetOf()
 	var queries checkQueries
@@ -70,7 +71,7 @@ func (r *CanaryReconciler) sourceFor(ctx context.Context, s Snapshot, m v1alpha1
 		queries = checkQueries{value: mt.Spec.Query, bad: mt.Spec.Query, requests: requests, sampleRequests: requests}
 	}
 	if provider.InsecureSkipVerify {
-		r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, ReasonInsecureMetricProvider, "Analysis",
+		r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, rollout.ReasonInsecureMetricProvider, "Analysis",
 			"Check %s queries %s without verifying its TLS certificate (insecureSkipVerify).", m.Name, provider.Address)
 	}
 	q, err := r.Querier(provider)
@@ -83,7 +84,7 @@ func (r *CanaryReconciler) sourceFor(ctx context.Context, s Snapshot, m v1alpha1
 	}
 	return &promSource{
 		querier: q, queries: queries, now: s.Now, stepStart: stepStart,
-		lookback: CheckWindow(s, m), vars: sideVars(cn, m),
+		lookback: rollout.CheckWindow(s, m), vars: sideVars(cn, m),
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/hooks"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // WebhookCaller calls one webhook and says what it answered, never failing: an unreachable
@@ -34,8 +36,8 @@ const maxGateRounds = 4
 
 // planWithGates plans, calling the webhooks the planner asks for and planning again with their
 // answers, until it asks for nothing more.
-func (r *CanaryReconciler) planWithGates(ctx context.Context, snap Snapshot, target *appsv1.Deployment) (Snapshot, Plan) {
-	plan := ComputePlan(snap)
+func (r *CanaryReconciler) planWithGates(ctx context.Context, snap rollout.Snapshot, target *appsv1.Deployment) (rollout.Snapshot, rollout.Plan) {
+	plan := rollout.ComputePlan(snap)
 	for round := 0; len(plan.CallGates) > 0 && round < maxGateRounds; round++ {
 		answers := r.callWebhooks(ctx, snap, target, plan.CallGates)
 		gates := make(map[v1alpha1.WebhookType][]v1alpha1.WebhookResult, len(snap.Gates)+len(answers))
@@ -46,14 +48,14 @@ func (r *CanaryReconciler) planWithGates(ctx context.Context, snap Snapshot, tar
 			gates[t] = rs
 		}
 		snap.Gates = gates
-		plan = ComputePlan(snap)
+		plan = rollout.ComputePlan(snap)
 	}
 	return snap, plan
 }
 
 // callWebhooks calls every webhook of the given types at once, so that one slow webhook costs
 // its own timeout and not the sum of them all.
-func (r *CanaryReconciler) callWebhooks(ctx context.Context, s Snapshot, target *appsv1.Deployment, types []v1alpha1.WebhookType) map[v1alpha1.WebhookType][]v1alpha1.WebhookResult {
+func (r *CanaryReconciler) callWebhooks(ctx context.Context, s rollout.Snapshot, target *appsv1.Deployment, types []v1alpha1.WebhookType) map[v1alpha1.WebhookType][]v1alpha1.WebhookResult {
 	out := make(map[v1alpha1.WebhookType][]v1alpha1.WebhookResult, len(types))
 	var wg sync.WaitGroup
 	for _, t := range types {
@@ -93,7 +95,7 @@ func (r *CanaryReconciler) webhookRequest(ctx context.Context, cn *v1alpha1.Cana
 	}
 	req.Payload.Metadata = h.Metadata
 	if h.SecretRef != nil {
-		key, err := r.secretKey(ctx, cn.Namespace, h.SecretRef.Name, orDefault(h.SecretRef.Key, "hmac-key"))
+		key, err := r.secretKey(ctx, cn.Namespace, h.SecretRef.Name, cmp.Or(h.SecretRef.Key, "hmac-key"))
 		if err != nil {
 			return req, err
 		}
@@ -133,7 +135,7 @@ func payloadFor(cn *v1alpha1.Canary, st *v1alpha1.CanaryStatus, revision string,
 	p := hooks.Payload{
 		Name: cn.Name, Namespace: cn.Namespace, Type: string(t), Phase: string(st.Phase), Revision: revision,
 		CanaryWeight: st.CanaryWeight, PrimaryWeight: 100 - st.CanaryWeight,
-		Step: st.Step, Steps: int32(len(Stages(cn))), Time: now,
+		Step: st.Step, Steps: int32(len(rollout.Stages(cn))), Time: now,
 	}
 	if cn.Spec.Analysis.Iterations != nil {
 		p.Iteration = st.Step

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // istioCanary turns the suite's Canary into one that routes through an Istio VirtualService.
@@ -133,10 +133,10 @@ func TestIstioUserVirtualServiceWithoutTheApexHostStalls(t *testing.T) {
 	}))
 
 	cn := c.waitFor("Stalled", 30*time.Second, func(cn *v1alpha1.Canary) bool {
-		return meta.IsStatusConditionTrue(cn.Status.Conditions, controllers.ConditionStalled)
+		return meta.IsStatusConditionTrue(cn.Status.Conditions, rollout.ConditionStalled)
 	})
-	stalled := meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionStalled)
-	assert.Equal(t, controllers.ReasonInvalidRoute, stalled.Reason)
+	stalled := meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionStalled)
+	assert.Equal(t, rollout.ReasonInvalidRoute, stalled.Reason)
 	assert.Contains(t, stalled.Message, "VirtualService "+c.ns+"/storefront")
 	after := c.virtualService("storefront")
 	assert.Equal(t, original.Spec.String(), after.Spec.String(), "nothing was written to the VirtualService")

@@ -12,8 +12,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
 	"github.com/trafficctl/trafficctl/internal/testprom"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 var slow = testprom.Traffic{RequestsPerScrape: 100, Latency: 120 * time.Millisecond}
@@ -187,7 +187,7 @@ func TestMinRequestsHoldsTheStepUntilThereIsTraffic(t *testing.T) {
 	c.createTarget("podinfo:1.0")
 	c.startController()
 	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.MinRequests = ptr.To[int64](1000) }))
-	analysisHolds(t, c, controllers.ReasonNoData, v1alpha1.VerdictNoData, "has not enough traffic yet: the canary served")
+	analysisHolds(t, c, rollout.ReasonNoData, v1alpha1.VerdictNoData, "has not enough traffic yet: the canary served")
 	assert.Contains(t, c.canary().Status.Decisions[0].Message, "1000 needed (minRequests)")
 }
 
@@ -263,12 +263,12 @@ func TestBrokenTemplatesHoldTheStep(t *testing.T) {
 					TemplateVariables: tt.variables, ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(1.0)},
 				}}
 			}))
-			analysisHolds(t, c, controllers.ReasonAnalysisUnavailable, v1alpha1.VerdictError, tt.message[0])
+			analysisHolds(t, c, rollout.ReasonAnalysisUnavailable, v1alpha1.VerdictError, tt.message[0])
 			ready := readyMessage(c.canary())
 			for _, m := range tt.message {
 				assert.Contains(t, ready, m, "the condition names the metric and the cause")
 			}
-			events := strings.Join(c.eventsEventually(controllers.ReasonAnalysisUnavailable, 1), "\n")
+			events := strings.Join(c.eventsEventually(rollout.ReasonAnalysisUnavailable, 1), "\n")
 			assert.Contains(t, events, tt.message[len(tt.message)-1], "and so does an event")
 		})
 	}
@@ -296,6 +296,6 @@ func TestTemplateVariablesCannotChangeTheQuery(t *testing.T) {
 			ThresholdRange:    &v1alpha1.ThresholdRange{Min: ptr.To(1.0)},
 		}}
 	}))
-	analysisHolds(t, c, controllers.ReasonNoData, v1alpha1.VerdictNoData, "no data")
+	analysisHolds(t, c, rollout.ReasonNoData, v1alpha1.VerdictNoData, "no data")
 	assert.Contains(t, c.canary().Status.Decisions[0].Query, `code="200\"} or sum(rate(http_requests_total[1m])) or up{a=\""`)
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // slowSteps makes steps that never end by themselves within a test: only a manual request moves
@@ -46,7 +46,7 @@ func TestManualPromotionSkipsTheRemainingStepsAcrossARestart(t *testing.T) {
 	assert.NotNil(t, rec.RequestedAt)
 	assert.Equal(t, "req-1", cn.Status.LastRequestID)
 	assert.Nil(t, cn.Status.PromotionRequested, "the request ends with the rollout")
-	events := c.eventsEventually(controllers.ReasonPromotionRequested, 1)
+	events := c.eventsEventually(rollout.ReasonPromotionRequested, 1)
 	require.Len(t, events, 1)
 	assert.Contains(t, events[0], "alice@example.com")
 
@@ -77,7 +77,7 @@ func TestManualAbortRollsBackAndRetryRollsOutAgain(t *testing.T) {
 	cn := c.waitFor("rollback", rolloutTimeout, phaseIs(v1alpha1.PhaseFailed))
 	ready := readyCondition(cn)
 	require.NotNil(t, ready)
-	assert.Equal(t, controllers.ReasonAborted, ready.Reason)
+	assert.Equal(t, rollout.ReasonAborted, ready.Reason)
 	assert.Contains(t, ready.Message, "Aborted by bob at step 1 (10% canary traffic)")
 	assert.Equal(t, "podinfo:1.0", c.deployment("podinfo-primary").Spec.Template.Spec.Containers[0].Image)
 	c.eventuallyWeights([]int32{0, 10, 0}, "all traffic went back to the primary")
@@ -97,7 +97,7 @@ func TestManualAbortRollsBackAndRetryRollsOutAgain(t *testing.T) {
 		return cn.Status.Phase == v1alpha1.PhaseProgressing && cn.Status.Step == 1
 	})
 	assert.Equal(t, "retry-1", cn.Status.LastRequestID)
-	assert.Contains(t, strings.Join(c.eventsEventually(controllers.ReasonNewRevision, 2), " "), "Retrying revision "+cn.Status.LastAppliedSpec+", as bob asked.")
+	assert.Contains(t, strings.Join(c.eventsEventually(rollout.ReasonNewRevision, 2), " "), "Retrying revision "+cn.Status.LastAppliedSpec+", as bob asked.")
 	c.request(v1alpha1.ActionPromote, "promote-1", "bob")
 	c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
 	assert.Equal(t, "podinfo:2.0", c.deployment("podinfo-primary").Spec.Template.Spec.Containers[0].Image)
@@ -146,7 +146,7 @@ func TestPauseHoldsTheStepAcrossARestartUntilResumed(t *testing.T) {
 	cn := c.waitFor("promotion after resuming", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
 	assert.Nil(t, cn.Status.Paused)
 	c.eventuallyWeights([]int32{0, 10, 50, 0}, "the rollout went on from step 1")
-	resumed := c.eventsEventually(controllers.ReasonResumed, 1)
+	resumed := c.eventsEventually(rollout.ReasonResumed, 1)
 	require.Len(t, resumed, 1)
 	assert.Contains(t, resumed[0], "Resumed by carol")
 }
@@ -163,7 +163,7 @@ func TestUnreadableRequestIsRefusedWithTheReason(t *testing.T) {
 	cn := c.waitFor("the request to be handled", 30*time.Second, func(cn *v1alpha1.Canary) bool { return cn.Status.LastRequestID != "" })
 	require.NotEmpty(t, cn.Status.ManualActions)
 	assert.Equal(t, v1alpha1.RequestRefused, cn.Status.ManualActions[0].Outcome)
-	refused := c.eventsEventually(controllers.ReasonRequestRefused, 1)
+	refused := c.eventsEventually(rollout.ReasonRequestRefused, 1)
 	require.Len(t, refused, 1)
 	assert.Contains(t, refused[0], "annotation could not be read")
 

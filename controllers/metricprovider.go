@@ -21,9 +21,6 @@ const (
 	secretKeyCA       = "ca.crt"
 )
 
-// ReasonInsecureMetricProvider is the warning event of a check sent without TLS verification.
-const ReasonInsecureMetricProvider = "InsecureMetricProvider"
-
 // providerConfig is how to reach a MetricTemplate's provider: its address, timeout, headers and
 // TLS settings, and the credentials from its Secret, read uncached at every check so a rotated
 // token is used at once. Errors name the Secret and the key, never a value.

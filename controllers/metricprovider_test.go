@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
 	"github.com/trafficctl/trafficctl/internal/testprom"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 const secretToken = "s3cr3t-t0ken-value"
@@ -114,7 +114,7 @@ func TestMetricTemplateWithAWrongTokenHoldsTheStep(t *testing.T) {
 	c.startController()
 	metric := c.authMetric(func(p *v1alpha1.MetricProvider) { p.Address = proxy.URL() })
 	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{metric} }))
-	analysisHolds(t, c, controllers.ReasonAnalysisUnavailable, v1alpha1.VerdictError, "refused the credentials (401 Unauthorized)")
+	analysisHolds(t, c, rollout.ReasonAnalysisUnavailable, v1alpha1.VerdictError, "refused the credentials (401 Unauthorized)")
 	c.assertNoSecretShown(c.canary())
 }
 
@@ -142,7 +142,7 @@ func TestMetricTemplateSecretProblemsHoldTheStep(t *testing.T) {
 			metric := c.authMetric()
 			c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{metric} }))
 			message := replaceNS(tt.message, c.ns)
-			analysisHolds(t, c, controllers.ReasonAnalysisUnavailable, v1alpha1.VerdictError, message)
+			analysisHolds(t, c, rollout.ReasonAnalysisUnavailable, v1alpha1.VerdictError, message)
 			c.assertNoSecretShown(c.canary())
 		})
 	}
@@ -161,7 +161,7 @@ func TestInsecureMetricProviderWarns(t *testing.T) {
 
 	c.setImage("podinfo:2.0")
 	cn := c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
-	warnings := c.eventsEventually(controllers.ReasonInsecureMetricProvider, 1)
+	warnings := c.eventsEventually(rollout.ReasonInsecureMetricProvider, 1)
 	require.NotEmpty(t, warnings)
 	assert.Contains(t, warnings[0], "without verifying its TLS certificate")
 	c.assertNoSecretShown(cn)

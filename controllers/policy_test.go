@@ -12,7 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // absentMetric is a check whose query the real Prometheus answers with no series at all.
@@ -49,9 +49,9 @@ func TestNoDataPolicies(t *testing.T) {
 		reason   string
 		message  string
 	}{
-		{"fail counts every round without data as a failed check", v1alpha1.NoDataFail, 60, v1alpha1.PhaseFailed, controllers.ReasonCheckFailed, "It counts as a failed check (onNoData: fail)."},
-		{"pass lets the rollout through", v1alpha1.NoDataPass, 60, v1alpha1.PhaseSucceeded, controllers.ReasonSucceeded, ""},
-		{"wait holds until the progress deadline, then rolls back", v1alpha1.NoDataWait, 8, v1alpha1.PhaseFailed, controllers.ReasonNoData, "no data within the progress deadline of 8s"},
+		{"fail counts every round without data as a failed check", v1alpha1.NoDataFail, 60, v1alpha1.PhaseFailed, rollout.ReasonCheckFailed, "It counts as a failed check (onNoData: fail)."},
+		{"pass lets the rollout through", v1alpha1.NoDataPass, 60, v1alpha1.PhaseSucceeded, rollout.ReasonSucceeded, ""},
+		{"wait holds until the progress deadline, then rolls back", v1alpha1.NoDataWait, 8, v1alpha1.PhaseFailed, rollout.ReasonNoData, "no data within the progress deadline of 8s"},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.policy), func(t *testing.T) {
@@ -72,7 +72,7 @@ func TestNoDataPolicies(t *testing.T) {
 				return cn.Status.Phase == v1alpha1.PhaseSucceeded || cn.Status.Phase == v1alpha1.PhaseFailed
 			})
 			require.Equal(t, tt.phase, cn.Status.Phase, readyMessage(cn))
-			ready := meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionReady)
+			ready := meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionReady)
 			require.NotNil(t, ready)
 			assert.Equal(t, tt.reason, ready.Reason, ready.Message)
 			if tt.message != "" {

@@ -17,7 +17,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 const rolloutTimeout = 90 * time.Second
@@ -51,8 +51,8 @@ func TestBootstrap(t *testing.T) {
 	assert.Equal(t, metav1.ConditionTrue, ready.Status)
 	assert.Equal(t, cn.Generation, ready.ObservedGeneration)
 	assert.Equal(t, cn.Generation, cn.Status.ObservedGeneration)
-	assert.True(t, meta.IsStatusConditionTrue(cn.Status.Conditions, controllers.ConditionPromoted))
-	assert.Nil(t, meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionReconciling))
+	assert.True(t, meta.IsStatusConditionTrue(cn.Status.Conditions, rollout.ConditionPromoted))
+	assert.Nil(t, meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionReconciling))
 	assert.NotEmpty(t, cn.Status.LastPromotedSpec)
 
 	primary := c.deployment("podinfo-primary")
@@ -79,7 +79,7 @@ func TestBootstrap(t *testing.T) {
 	require.Len(t, route.Spec.Rules, 1)
 	p, cw := canaryBackendWeights(t, route.Spec.Rules[0])
 	assert.Equal(t, [2]int32{100, 0}, [2]int32{p, cw})
-	assert.NotEmpty(t, c.eventsEventually(controllers.ReasonInitialized, 1))
+	assert.NotEmpty(t, c.eventsEventually(rollout.ReasonInitialized, 1))
 }
 
 func TestHealthyRevisionIsPromoted(t *testing.T) {
@@ -99,7 +99,7 @@ func TestHealthyRevisionIsPromoted(t *testing.T) {
 	c.eventuallyReplicas("podinfo", 0, "the canary is scaled down")
 	assert.Equal(t, cn.Status.LastAppliedSpec, cn.Status.LastPromotedSpec)
 	assert.Equal(t, int32(0), cn.Status.FailedChecks)
-	assert.True(t, meta.IsStatusConditionTrue(cn.Status.Conditions, controllers.ConditionReady))
+	assert.True(t, meta.IsStatusConditionTrue(cn.Status.Conditions, rollout.ConditionReady))
 
 	// Every step was judged on a real query answered by Prometheus.
 	require.GreaterOrEqual(t, len(cn.Status.Decisions), 2)
@@ -114,8 +114,8 @@ func TestHealthyRevisionIsPromoted(t *testing.T) {
 		steps = append(steps, d.Step)
 	}
 	assert.Subset(t, steps, []int32{1, 2})
-	assert.Len(t, c.eventsEventually(controllers.ReasonStepAdvanced, 2), 2)
-	assert.Len(t, c.eventsEventually(controllers.ReasonSucceeded, 1), 1)
+	assert.Len(t, c.eventsEventually(rollout.ReasonStepAdvanced, 2), 2)
+	assert.Len(t, c.eventsEventually(rollout.ReasonSucceeded, 1), 1)
 }
 
 func TestFailingRevisionIsRolledBack(t *testing.T) {
@@ -141,17 +141,17 @@ func TestFailingRevisionIsRolledBack(t *testing.T) {
 	ready := readyCondition(cn)
 	require.NotNil(t, ready)
 	assert.Equal(t, metav1.ConditionFalse, ready.Status)
-	assert.Equal(t, controllers.ReasonCheckFailed, ready.Reason)
+	assert.Equal(t, rollout.ReasonCheckFailed, ready.Reason)
 	assert.Contains(t, ready.Message, "request-success-rate is 90, outside >= 99")
-	assert.True(t, meta.IsStatusConditionTrue(cn.Status.Conditions, controllers.ConditionStalled))
-	assert.True(t, meta.IsStatusConditionFalse(cn.Status.Conditions, controllers.ConditionPromoted))
+	assert.True(t, meta.IsStatusConditionTrue(cn.Status.Conditions, rollout.ConditionStalled))
+	assert.True(t, meta.IsStatusConditionFalse(cn.Status.Conditions, rollout.ConditionPromoted))
 
 	require.NotEmpty(t, cn.Status.Decisions)
 	last := cn.Status.Decisions[0]
 	assert.Equal(t, v1alpha1.VerdictFail, last.Verdict)
 	assert.Equal(t, "90", last.Value)
 	assert.Equal(t, int32(10), last.CanaryWeight)
-	rolledBack := c.eventsEventually(controllers.ReasonRolledBack, 1)
+	rolledBack := c.eventsEventually(rollout.ReasonRolledBack, 1)
 	require.Len(t, rolledBack, 1)
 	assert.Contains(t, rolledBack[0], "request-success-rate is 90")
 }
@@ -192,7 +192,7 @@ func TestStepWaitsForTheGatewayToAcceptTheWeights(t *testing.T) {
 	c.setImage("podinfo:2.0")
 	c.waitFor("the first step's weights", 30*time.Second, func(cn *v1alpha1.Canary) bool {
 		r := readyCondition(cn)
-		return cn.Status.Step == 1 && r != nil && r.Reason == controllers.ReasonWaitingForRoute
+		return cn.Status.Step == 1 && r != nil && r.Reason == rollout.ReasonWaitingForRoute
 	})
 	// Three analysis intervals pass with the route not accepted: the step must not start.
 	held := time.Now()
@@ -227,7 +227,7 @@ func TestProgressDeadlineRollsBackACanaryThatNeverBecomesReady(t *testing.T) {
 	assert.Equal(t, []int32{0}, c.weightsSeen(), "traffic never left the primary")
 	ready := readyCondition(cn)
 	require.NotNil(t, ready)
-	assert.Equal(t, controllers.ReasonProgressDeadline, ready.Reason)
+	assert.Equal(t, rollout.ReasonProgressDeadline, ready.Reason)
 	assert.Contains(t, ready.Message, "did not become ready within 3s")
 	assert.Contains(t, ready.Message, "0 of 2 replicas available")
 	c.eventuallyReplicas("podinfo", 0, "the canary is scaled down")
@@ -250,7 +250,7 @@ func TestNewerRevisionMidRolloutRestartsTheAnalysis(t *testing.T) {
 	assert.NotEqual(t, first.Status.LastAppliedSpec, cn.Status.LastPromotedSpec)
 	assert.Equal(t, "podinfo:3.0", c.deployment("podinfo-primary").Spec.Template.Spec.Containers[0].Image)
 	c.eventuallyWeights([]int32{0, 10, 30, 0, 10, 30, 50, 0}, "the newer revision started again from the first step")
-	superseded := c.eventsEventually(controllers.ReasonNewRevision, 2)
+	superseded := c.eventsEventually(rollout.ReasonNewRevision, 2)
 	require.Len(t, superseded, 2)
 	assert.Contains(t, superseded[1], "supersedes revision "+first.Status.LastAppliedSpec)
 }
@@ -291,7 +291,7 @@ func TestRestartedControllerResumesTheSameStep(t *testing.T) {
 	assert.Equal(t, stopped.Status.Decisions, cn.Status.Decisions[len(cn.Status.Decisions)-len(stopped.Status.Decisions):], "the old decisions are kept as they were")
 	assert.Contains(t, judgedAfter, int32(2), "step 2 was judged by the new manager")
 	assert.NotContains(t, judgedAfter, int32(1), "step 1 was not judged again")
-	assert.Len(t, c.eventsEventually(controllers.ReasonNewRevision, 1), 1, "the rollout was not started again")
+	assert.Len(t, c.eventsEventually(rollout.ReasonNewRevision, 1), 1, "the rollout was not started again")
 }
 
 func TestMissingTargetCreatesNothing(t *testing.T) {
@@ -302,7 +302,7 @@ func TestMissingTargetCreatesNothing(t *testing.T) {
 
 	cn := c.waitFor("TargetNotFound", 30*time.Second, func(cn *v1alpha1.Canary) bool {
 		r := readyCondition(cn)
-		return r != nil && r.Reason == controllers.ReasonTargetNotFound
+		return r != nil && r.Reason == rollout.ReasonTargetNotFound
 	})
 	assert.Equal(t, metav1.ConditionFalse, readyCondition(cn).Status)
 	assert.Contains(t, readyCondition(cn).Message, "Deployment "+c.ns+"/podinfo, the Canary's target, does not exist")
@@ -346,7 +346,7 @@ func TestUnreachablePrometheusHoldsTheStep(t *testing.T) {
 	c.startController()
 	metric := c.unreachableMetric()
 	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{metric} }))
-	analysisHolds(t, c, controllers.ReasonAnalysisUnavailable, v1alpha1.VerdictError, "connection refused")
+	analysisHolds(t, c, rollout.ReasonAnalysisUnavailable, v1alpha1.VerdictError, "connection refused")
 }
 
 func TestQueryWithoutDataHoldsTheStep(t *testing.T) {
@@ -356,7 +356,7 @@ func TestQueryWithoutDataHoldsTheStep(t *testing.T) {
 	c.startController()
 	metric := c.absentMetric()
 	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{metric} }))
-	analysisHolds(t, c, controllers.ReasonNoData, v1alpha1.VerdictNoData, "no data")
+	analysisHolds(t, c, rollout.ReasonNoData, v1alpha1.VerdictNoData, "no data")
 }
 
 // userRoute is a route a user wrote before adopting trafficctl: the apex rule carries a match,
@@ -460,14 +460,14 @@ func TestUserOwnedRouteWithoutTheApexServiceStalls(t *testing.T) {
 	}))
 
 	cn := c.waitFor("Stalled", 30*time.Second, func(cn *v1alpha1.Canary) bool {
-		return meta.IsStatusConditionTrue(cn.Status.Conditions, controllers.ConditionStalled)
+		return meta.IsStatusConditionTrue(cn.Status.Conditions, rollout.ConditionStalled)
 	})
-	stalled := meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionStalled)
-	assert.Equal(t, controllers.ReasonInvalidRoute, stalled.Reason)
+	stalled := meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionStalled)
+	assert.Equal(t, rollout.ReasonInvalidRoute, stalled.Reason)
 	assert.Contains(t, stalled.Message, "HTTPRoute "+c.ns+"/storefront")
 	assert.Contains(t, stalled.Message, "podinfo")
 	assert.Equal(t, original.Spec, c.route("storefront").Spec, "nothing was written to the route")
-	assert.NotEmpty(t, c.eventsEventually(controllers.ReasonInvalidRoute, 1))
+	assert.NotEmpty(t, c.eventsEventually(rollout.ReasonInvalidRoute, 1))
 }
 
 func TestInvalidSpecIsRejectedByTheAPIServer(t *testing.T) {

@@ -27,6 +27,7 @@ import (
 	"github.com/trafficctl/trafficctl/providers/router/gatewayapi"
 	"github.com/trafficctl/trafficctl/providers/router/istio"
 	"github.com/trafficctl/trafficctl/providers/router/kubernetes"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // Options are the controller's settings that come from its command line.
@@ -79,7 +80,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		if gerr := mgr.GetClient().Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, cn); gerr != nil {
 			return
 		}
-		recorder.Eventf(cn, nil, corev1.EventTypeWarning, ReasonAlertDeliveryFailed, "Deliver", "%s", eventNote(fmt.Sprintf("Delivery to %s (%s) failed: %v.", j.Provider, j.Kind, err)))
+		recorder.Eventf(cn, nil, corev1.EventTypeWarning, rollout.ReasonAlertDeliveryFailed, "Deliver", "%s", eventNote(fmt.Sprintf("Delivery to %s (%s) failed: %v.", j.Provider, j.Kind, err)))
 	}
 	dispatcher := notify.NewDispatcher(delivery)
 	if err := mgr.Add(dispatcher); err != nil {

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // AnnotationRevision on the primary Deployment names the revision trafficctl last copied onto it.
@@ -29,8 +30,8 @@ func (r *CanaryReconciler) getTarget(ctx context.Context, cn *v1alpha1.Canary) (
 
 // snapshot reads the world the planner decides on: the target's revision and readiness, the
 // primary's, and the route's.
-func (r *CanaryReconciler) snapshot(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, rt Router) (Snapshot, error) {
-	s := Snapshot{Canary: cn, Now: r.Clock.Now(), Request: pendingRequest(cn)}
+func (r *CanaryReconciler) snapshot(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, rt Router) (rollout.Snapshot, error) {
+	s := rollout.Snapshot{Canary: cn, Now: r.Clock.Now(), Request: pendingRequest(cn)}
 
 	rev, err := r.revision(ctx, target)
 	if err != nil {
@@ -58,8 +59,8 @@ func (r *CanaryReconciler) snapshot(ctx context.Context, cn *v1alpha1.Canary, ta
 
 // workloadOf sums up a Deployment: ready once the controller has seen its current spec and
 // every desired replica runs the current template and is available.
-func workloadOf(d *appsv1.Deployment) Workload {
-	w := Workload{Found: true, Replicas: 1}
+func workloadOf(d *appsv1.Deployment) rollout.Workload {
+	w := rollout.Workload{Found: true, Replicas: 1}
 	if d.Spec.Replicas != nil {
 		w.Replicas = *d.Spec.Replicas
 	}

@@ -16,10 +16,10 @@ import (
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/controllers"
 	"github.com/trafficctl/trafficctl/internal/testenv"
-	"github.com/trafficctl/trafficctl/providers/router"
 	"github.com/trafficctl/trafficctl/providers/router/gatewayapi"
 	"github.com/trafficctl/trafficctl/providers/router/istio"
 	"github.com/trafficctl/trafficctl/providers/router/kubernetes"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 func abMatch(header string, m v1alpha1.StringMatch) []v1alpha1.HTTPMatch {
@@ -63,10 +63,10 @@ func (c *cluster) watchRouting(provider v1alpha1.Provider) *testenv.RoutingLog {
 	default:
 		rt = gatewayapi.New(k8s, controllers.FieldManager)
 	}
-	log, err := testenv.WatchRouting(env.Config, c.ns, func(ctx context.Context) (router.State, error) {
+	log, err := testenv.WatchRouting(env.Config, c.ns, func(ctx context.Context) (rollout.State, error) {
 		cn := &v1alpha1.Canary{}
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: c.ns, Name: "podinfo"}, cn); err != nil {
-			return router.State{}, err
+			return rollout.State{}, err
 		}
 		return rt.Observe(ctx, cn)
 	})
@@ -77,9 +77,9 @@ func (c *cluster) watchRouting(provider v1alpha1.Provider) *testenv.RoutingLog {
 
 // eventuallyRoutings waits until the route has carried exactly want, in order, after the resting
 // routing it carried when the log started.
-func eventuallyRoutings(t *testing.T, log *testenv.RoutingLog, want []router.Routing, msg string) {
+func eventuallyRoutings(t *testing.T, log *testenv.RoutingLog, want []rollout.Routing, msg string) {
 	t.Helper()
-	want = append([]router.Routing{router.Primary()}, want...)
+	want = append([]rollout.Routing{rollout.Primary()}, want...)
 	assert.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, log.Routings()) }, 15*time.Second, 50*time.Millisecond,
 		"%s: want %v", msg, want)
 	assert.Equal(t, want, log.Routings(), msg)
@@ -109,9 +109,9 @@ func TestABTestingSendsTheCohortToTheCanaryOnEveryMesh(t *testing.T) {
 
 			c.setImage("podinfo:2.0")
 			cn := c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
-			eventuallyRoutings(t, log, []router.Routing{
-				{Weights: router.ForCanary(0), Cohort: true},
-				router.Primary(),
+			eventuallyRoutings(t, log, []rollout.Routing{
+				{Weights: rollout.ForCanary(0), Cohort: true},
+				rollout.Primary(),
 			}, "the cohort went to the canary for the experiment, then everyone back to the promoted primary")
 			assert.Equal(t, "podinfo:2.0", c.deployment("podinfo-primary").Spec.Template.Spec.Containers[0].Image)
 			passed := 0
@@ -151,13 +151,13 @@ func TestBlueGreenSwitchesAtOnceOnEveryRouter(t *testing.T) {
 
 			c.setImage("podinfo:2.0")
 			c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
-			want := []router.Routing{{Weights: router.ForCanary(100)}, router.Primary()}
+			want := []rollout.Routing{{Weights: rollout.ForCanary(100)}, rollout.Primary()}
 			if mirror {
-				want = append([]router.Routing{{Weights: router.ForCanary(0), Mirror: 50}}, want...)
+				want = append([]rollout.Routing{{Weights: rollout.ForCanary(0), Mirror: 50}}, want...)
 			}
 			eventuallyRoutings(t, log, want, "iterations (mirrored), one switch to the canary, one switch back to the promoted primary")
 			assert.Equal(t, "podinfo:2.0", c.deployment("podinfo-primary").Spec.Template.Spec.Containers[0].Image)
-			assert.NotEmpty(t, c.eventsEventually(controllers.ReasonSwitching, 1))
+			assert.NotEmpty(t, c.eventsEventually(rollout.ReasonSwitching, 1))
 			if rt.provider == v1alpha1.ProviderKubernetes {
 				apex := &corev1.Service{}
 				require.NoError(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: "podinfo"}, apex))
@@ -202,11 +202,11 @@ func TestStickySessionsOnEveryMesh(t *testing.T) {
 			c.setImage("podinfo:2.0")
 			cn := c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
 			rev := cn.Status.LastPromotedSpec
-			eventuallyRoutings(t, log, []router.Routing{
-				{Weights: router.ForCanary(10), Sticky: rev},
-				{Weights: router.ForCanary(50), Sticky: rev},
-				{Weights: router.ForCanary(100)},
-				router.Primary(),
+			eventuallyRoutings(t, log, []rollout.Routing{
+				{Weights: rollout.ForCanary(10), Sticky: rev},
+				{Weights: rollout.ForCanary(50), Sticky: rev},
+				{Weights: rollout.ForCanary(100)},
+				rollout.Primary(),
 			}, "every step pinned users with this rollout's cookie; everyone on the canary while the primary was updated; then the promoted primary")
 		})
 	}
@@ -227,11 +227,11 @@ func TestMirrorBeforeTheFirstWeightedStepOnEveryMesh(t *testing.T) {
 
 			c.setImage("podinfo:2.0")
 			c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
-			eventuallyRoutings(t, log, []router.Routing{
-				{Weights: router.ForCanary(0), Mirror: 100},
-				{Weights: router.ForCanary(10)},
-				{Weights: router.ForCanary(50)},
-				router.Primary(),
+			eventuallyRoutings(t, log, []rollout.Routing{
+				{Weights: rollout.ForCanary(0), Mirror: 100},
+				{Weights: rollout.ForCanary(10)},
+				{Weights: rollout.ForCanary(50)},
+				rollout.Primary(),
 			}, "a mirrored step, then the weighted ones")
 		})
 	}
@@ -255,10 +255,10 @@ func TestReplicaRatioWithoutAMesh(t *testing.T) {
 	assert.Equal(t, int32(1), ptr.Deref(c.deployment("podinfo").Spec.Replicas, -1), "9 primaries and 1 canary pod make 10%")
 	assert.Equal(t, int32(9), ptr.Deref(c.deployment("podinfo-primary").Spec.Replicas, -1))
 	c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
-	eventuallyRoutings(t, log, []router.Routing{
-		{Weights: router.ForCanary(10)},
-		{Weights: router.ForCanary(50)},
-		router.Primary(),
+	eventuallyRoutings(t, log, []rollout.Routing{
+		{Weights: rollout.ForCanary(10)},
+		{Weights: rollout.ForCanary(50)},
+		rollout.Primary(),
 	}, "the shares the ready pods made")
 	c.eventuallyReplicas("podinfo", 0, "the canary is scaled down after promotion")
 }
@@ -270,10 +270,10 @@ func TestReplicaRatioNeedsASharedLabel(t *testing.T) {
 	c.startController()
 	c.create(c.newCanary(kubernetesProvider))
 	cn := c.waitFor("Stalled", 30*time.Second, func(cn *v1alpha1.Canary) bool {
-		return meta.IsStatusConditionTrue(cn.Status.Conditions, controllers.ConditionStalled)
+		return meta.IsStatusConditionTrue(cn.Status.Conditions, rollout.ConditionStalled)
 	})
-	stalled := meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionStalled)
-	assert.Equal(t, controllers.ReasonInvalidRoute, stalled.Reason)
+	stalled := meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionStalled)
+	assert.Equal(t, rollout.ReasonInvalidRoute, stalled.Reason)
 	assert.Contains(t, stalled.Message, "app.kubernetes.io/name")
 	assert.True(t, c.notFound(&corev1.Service{}, "podinfo"), "no apex Service was written")
 }
@@ -287,11 +287,11 @@ func TestInvalidMatchRegexStalls(t *testing.T) {
 		cn.Spec.Analysis.Match = abMatch("x-canary", v1alpha1.StringMatch{Regex: "insider(["})
 	}))
 	cn := c.waitFor("Stalled", 30*time.Second, func(cn *v1alpha1.Canary) bool {
-		return meta.IsStatusConditionTrue(cn.Status.Conditions, controllers.ConditionStalled)
+		return meta.IsStatusConditionTrue(cn.Status.Conditions, rollout.ConditionStalled)
 	})
-	stalled := meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionStalled)
-	assert.Equal(t, controllers.ReasonInvalidSpec, stalled.Reason)
+	stalled := meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionStalled)
+	assert.Equal(t, rollout.ReasonInvalidSpec, stalled.Reason)
 	assert.Contains(t, stalled.Message, "analysis.match[0].headers[x-canary].regex")
 	assert.True(t, c.notFound(&appsv1.Deployment{}, "podinfo-primary"), "nothing was created")
-	assert.NotEmpty(t, c.eventsEventually(controllers.ReasonInvalidSpec, 1))
+	assert.NotEmpty(t, c.eventsEventually(rollout.ReasonInvalidSpec, 1))
 }

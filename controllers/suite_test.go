@@ -26,9 +26,9 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
 	"github.com/trafficctl/trafficctl/internal/testenv"
 	"github.com/trafficctl/trafficctl/internal/testprom"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // The suite shares one control plane, one Prometheus and one exporter; each test has its own
@@ -274,7 +274,7 @@ func phaseIs(p v1alpha1.CanaryPhase) func(*v1alpha1.Canary) bool {
 }
 
 func readyCondition(cn *v1alpha1.Canary) *metav1.Condition {
-	return meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionReady)
+	return meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionReady)
 }
 
 func readyMessage(cn *v1alpha1.Canary) string {

@@ -12,8 +12,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
 	"github.com/trafficctl/trafficctl/providers/hooks"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 func TestConfirmRolloutHoldsTheRevisionUntilApproved(t *testing.T) {
@@ -33,7 +33,7 @@ func TestConfirmRolloutHoldsTheRevisionUntilApproved(t *testing.T) {
 
 	c.setImage("podinfo:2.0")
 	cn := c.waitFor("the revision to wait", rolloutTimeout, phaseIs(v1alpha1.PhaseWaiting))
-	assert.Contains(t, readyMessage(cn), controllers.ReasonWaitingForApproval)
+	assert.Contains(t, readyMessage(cn), rollout.ReasonWaitingForApproval)
 	assert.Contains(t, readyMessage(cn), `Webhook "approve" answered 403 Forbidden`)
 	assert.NotContains(t, readyMessage(cn), gate.URL(""), "the URL stays out of status")
 	asked := gate.waitRequests(2, 20*time.Second)
@@ -44,7 +44,7 @@ func TestConfirmRolloutHoldsTheRevisionUntilApproved(t *testing.T) {
 	require.Len(t, cn.Status.Webhooks, 1)
 	assert.Equal(t, v1alpha1.WebhookRefused, cn.Status.Webhooks[0].Outcome)
 	assert.Equal(t, int32(403), cn.Status.Webhooks[0].StatusCode)
-	waiting := c.eventsEventually(controllers.ReasonWaitingForApproval, 1)
+	waiting := c.eventsEventually(rollout.ReasonWaitingForApproval, 1)
 	require.Len(t, waiting, 1, "one event when the revision starts waiting, not one per refusal")
 	assert.Contains(t, waiting[0], "403 Forbidden")
 
@@ -67,7 +67,7 @@ func TestConfirmRolloutHoldsTheRevisionUntilApproved(t *testing.T) {
 	c.waitFor("promotion once approved", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
 	c.eventuallyWeights([]int32{0, 10, 50, 0}, "once approved, the rollout walked every step")
 	assert.Equal(t, "podinfo:2.0", c.deployment("podinfo-primary").Spec.Template.Spec.Containers[0].Image)
-	assert.Contains(t, strings.Join(c.eventsEventually(controllers.ReasonNewRevision, 1), " "), `Approved by confirm-rollout webhook "approve"`)
+	assert.Contains(t, strings.Join(c.eventsEventually(rollout.ReasonNewRevision, 1), " "), `Approved by confirm-rollout webhook "approve"`)
 }
 
 func TestConfirmPromotionHoldsAtWaitingPromotionWhileTheChecksRun(t *testing.T) {
@@ -165,7 +165,7 @@ func TestRollbackWebhookRollsBackOnA2xxAnswer(t *testing.T) {
 
 	ready := readyCondition(cn)
 	require.NotNil(t, ready)
-	assert.Equal(t, controllers.ReasonRollbackWebhook, ready.Reason)
+	assert.Equal(t, rollout.ReasonRollbackWebhook, ready.Reason)
 	assert.Contains(t, ready.Message, `Webhook "kill-switch" answered 200 OK`)
 	assert.Equal(t, int32(0), cn.Status.FailedChecks, "the checks passed; the webhook asked")
 	assert.Equal(t, "podinfo:1.0", c.deployment("podinfo-primary").Spec.Template.Spec.Containers[0].Image)
@@ -198,7 +198,7 @@ func TestHangingPreRolloutWebhookCountsFailedChecksAndRollsBack(t *testing.T) {
 	assert.Equal(t, v1alpha1.JudgeWebhook, cn.Status.Decisions[0].Judge)
 	assert.Equal(t, v1alpha1.VerdictFail, cn.Status.Decisions[0].Verdict)
 	assert.Len(t, smoke.requests(), 4, "two checks of two attempts each")
-	failed := c.eventsEventually(controllers.ReasonWebhookFailed, 1)
+	failed := c.eventsEventually(rollout.ReasonWebhookFailed, 1)
 	require.NotEmpty(t, failed)
 	assert.Contains(t, failed[0], "Check 1 of 2 failed before the canary got traffic")
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -157,7 +158,7 @@ func friendly(err error, kind, name string) error {
 				host = u.Host
 			}
 		}
-		return fmt.Errorf("cannot reach the cluster at %s: %w", orUnknown(host), rootCause(err))
+		return fmt.Errorf("cannot reach the cluster at %s: %w", cmp.Or(host, "the address of the current context"), rootCause(err))
 	}
 	if strings.Contains(err.Error(), "invalid configuration") || strings.Contains(err.Error(), "context") && strings.Contains(err.Error(), "does not exist") {
 		return fmt.Errorf("kubeconfig: %w", err)
@@ -173,11 +174,4 @@ func rootCause(err error) error {
 		}
 		err = next
 	}
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "the address of the current context"
-	}
-	return s
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // ExplainOptions are the inputs of `trafficctl explain`: one Canary, whose last decision is put
@@ -107,7 +108,7 @@ func (e *explainer) bullet(format string, args ...any) {
 
 func (e *explainer) st() *v1alpha1.CanaryStatus { return &e.cn.Status }
 
-func (e *explainer) revision() string { return orDefaultText(e.st().LastAppliedSpec, "(unknown)") }
+func (e *explainer) revision() string { return cmp.Or(e.st().LastAppliedSpec, "(unknown)") }
 
 func (e *explainer) steps() string {
 	return fmt.Sprintf("step %d of %d", e.st().Step, stepCountOf(e.cn))
@@ -121,12 +122,12 @@ func (e *explainer) summary() {
 	case v1alpha1.PhaseInitializing:
 		e.sayf("%s is being set up: trafficctl creates the primary Deployment, the Services and the route before any rollout.", name)
 	case v1alpha1.PhaseInitialized:
-		e.sayf("%s is initialized: the primary runs revision %s and serves all traffic, and the next change to Deployment %s starts a rollout.", name, orDefaultText(st.LastPromotedSpec, "(unknown)"), cn.Spec.TargetRef.Name)
+		e.sayf("%s is initialized: the primary runs revision %s and serves all traffic, and the next change to Deployment %s starts a rollout.", name, cmp.Or(st.LastPromotedSpec, "(unknown)"), cn.Spec.TargetRef.Name)
 	case v1alpha1.PhaseWaiting:
 		e.sayf("%s holds the rollout of revision %s before it starts: its confirm-rollout webhooks have not approved it yet.", name, e.revision())
 	case v1alpha1.PhaseProgressing:
 		if st.Step > 0 {
-			e.sayf("%s is rolling out revision %s and stands at %s, with %s.", name, e.revision(), e.steps(), controllers.RoutingFor(cn, st))
+			e.sayf("%s is rolling out revision %s and stands at %s, with %s.", name, e.revision(), e.steps(), rollout.RoutingFor(cn, st))
 		} else {
 			e.sayf("%s is rolling out revision %s and has not reached its first step yet.", name, e.revision())
 		}
@@ -139,7 +140,7 @@ func (e *explainer) summary() {
 	case v1alpha1.PhaseSucceeded:
 		e.sayf("%s promoted revision %s %s: it passed every step and serves all traffic.", name, e.revision(), agoOf(st.LastTransitionTime, e.now))
 	case v1alpha1.PhaseFailed:
-		e.sayf("%s rolled back revision %s %s: the primary, which runs revision %s, serves all traffic again.", name, e.revision(), agoOf(st.LastTransitionTime, e.now), orDefaultText(st.LastPromotedSpec, "(unknown)"))
+		e.sayf("%s rolled back revision %s %s: the primary, which runs revision %s, serves all traffic again.", name, e.revision(), agoOf(st.LastTransitionTime, e.now), cmp.Or(st.LastPromotedSpec, "(unknown)"))
 	case v1alpha1.PhaseTerminating:
 		e.sayf("%s is being deleted: trafficctl puts the traffic back on the target Deployment first.", name)
 	default:
@@ -152,10 +153,10 @@ func (e *explainer) summary() {
 		e.sayf("The Canary is suspended (spec.suspend): trafficctl does not act on it, and the traffic stays where it is until it is resumed.")
 	}
 	if p := st.Paused; p != nil {
-		e.sayf("%s paused the rollout %s: no check, no step and no promotion happens until someone resumes it (trafficctl resume %s).", orDefaultText(p.User, "Someone"), agoOf(&p.HandledAt, e.now), cn.Name)
+		e.sayf("%s paused the rollout %s: no check, no step and no promotion happens until someone resumes it (trafficctl resume %s).", cmp.Or(p.User, "Someone"), agoOf(&p.HandledAt, e.now), cn.Name)
 	}
 	if p := st.PromotionRequested; p != nil {
-		e.sayf("%s asked %s to promote it without the remaining steps; it is promoted as soon as the canary is ready.", orDefaultText(p.User, "Someone"), agoOf(&p.HandledAt, e.now))
+		e.sayf("%s asked %s to promote it without the remaining steps; it is promoted as soon as the canary is ready.", cmp.Or(p.User, "Someone"), agoOf(&p.HandledAt, e.now))
 	}
 	e.paragraph()
 }
@@ -194,7 +195,7 @@ func (e *explainer) whyRolledBack() {
 	st, cn := e.st(), e.cn
 	threshold := cn.FailureThreshold()
 	switch reason := e.readyReason(); reason {
-	case controllers.ReasonCheckFailed:
+	case rollout.ReasonCheckFailed:
 		if conclusive := e.failing(func(d v1alpha1.Decision) bool { return d.Conclusive }); len(conclusive) > 0 {
 			e.sayf("A sequential check was conclusive: its evidence that the canary is worse than the primary crossed the bar, so trafficctl rolled back at once, without waiting for %d failed checks (analysis.threshold).", threshold)
 			e.paragraph()
@@ -217,21 +218,21 @@ func (e *explainer) whyRolledBack() {
 		for _, d := range failing {
 			e.explainDecision(d)
 		}
-	case controllers.ReasonWebhookFailed:
+	case rollout.ReasonWebhookFailed:
 		e.sayf("A pre-rollout webhook failed %d times, which reached the failure threshold of %d (analysis.threshold), before the canary got any traffic.", st.FailedChecks, threshold)
 		e.webhooksAnswering(func(w v1alpha1.WebhookResult) bool { return w.Outcome != v1alpha1.WebhookApproved })
-	case controllers.ReasonRollbackWebhook:
+	case rollout.ReasonRollbackWebhook:
 		e.sayf("A rollback webhook asked for the rollback; trafficctl asks those webhooks at every check and rolls back as soon as one answers yes.")
 		e.webhooksAnswering(func(w v1alpha1.WebhookResult) bool { return w.Type == v1alpha1.WebhookRollback })
-	case controllers.ReasonAborted:
+	case rollout.ReasonAborted:
 		if a := e.lastAction(v1alpha1.ActionAbort); a != nil {
-			e.sayf("%s aborted it by hand %s: %s", orDefaultText(a.User, "Someone"), agoOf(&a.HandledAt, e.now), a.Message)
+			e.sayf("%s aborted it by hand %s: %s", cmp.Or(a.User, "Someone"), agoOf(&a.HandledAt, e.now), a.Message)
 		} else {
 			e.sayf("Someone aborted it by hand (trafficctl abort).")
 		}
-	case controllers.ReasonProgressDeadline:
+	case rollout.ReasonProgressDeadline:
 		e.sayf("The rollout ran out of time: the canary Deployment or the route was not ready within the progress deadline of %s (spec.progressDeadlineSeconds). Look at the canary's pods (kubectl describe deployment %s) and at the route's status.", durationText(cn.ProgressDeadline()), cn.Spec.TargetRef.Name)
-	case controllers.ReasonNoData:
+	case rollout.ReasonNoData:
 		e.sayf("The checks had no data for the whole progress deadline of %s (onNoData: wait holds a step while there is none). Check that the canary receives traffic and that the queries select its pods.", durationText(cn.ProgressDeadline()))
 		e.paragraph()
 		for _, d := range latestPerMetric(currentDecisions(cn)) {
@@ -240,7 +241,7 @@ func (e *explainer) whyRolledBack() {
 			}
 		}
 	default:
-		e.sayf("The reason the controller gives is %s.", orDefaultText(reason, "unknown"))
+		e.sayf("The reason the controller gives is %s.", cmp.Or(reason, "unknown"))
 	}
 	e.paragraph()
 	e.sayf("To roll the same revision out again, run trafficctl retry %s; to roll out another, change Deployment %s.", cn.Name, cn.Spec.TargetRef.Name)
@@ -276,7 +277,7 @@ func (e *explainer) explainDecision(d v1alpha1.Decision) {
 			measured += " against the primary's " + d.PrimaryValue
 		}
 		e.sayf("%s %s: %s where the %s judge wants %s, %s.", d.Metric, explainVerdict(d.Verdict), measured,
-			orDefaultText(string(d.Judge), "check's"), orDefaultText(d.Bound, "a bound it did not record"), when)
+			cmp.Or(string(d.Judge), "check's"), cmp.Or(d.Bound, "a bound it did not record"), when)
 	}
 	if s := sampleText(d); s != "" {
 		e.sayf("The verdict rests on %s.", strings.TrimPrefix(s, "over "))
@@ -315,7 +316,7 @@ func (e *explainer) webhooksAnswering(keep func(v1alpha1.WebhookResult) bool) {
 		if w.StatusCode != 0 {
 			code = fmt.Sprintf("HTTP %d", w.StatusCode)
 		}
-		e.bullet("%s (%s): %s, %s after %d attempts, %s: %s", w.Name, w.Type, w.Outcome, code, w.Attempts, agoOf(&w.Time, e.now), orDefaultText(w.Message, "no message"))
+		e.bullet("%s (%s): %s, %s after %d attempts, %s: %s", w.Name, w.Type, w.Outcome, code, w.Attempts, agoOf(&w.Time, e.now), cmp.Or(w.Message, "no message"))
 	}
 	e.b.WriteString("\n")
 }
@@ -325,13 +326,13 @@ func (e *explainer) whyWaiting() {
 	st, cn := e.st(), e.cn
 	threshold := cn.FailureThreshold()
 	switch e.readyReason() {
-	case controllers.ReasonWaitingForCanary, controllers.ReasonNewRevision:
+	case rollout.ReasonWaitingForCanary, rollout.ReasonNewRevision:
 		e.sayf("It waits for the canary Deployment %s to become ready; if it is not ready within the progress deadline of %s, the rollout is rolled back.", cn.Spec.TargetRef.Name, durationText(cn.ProgressDeadline()))
-	case controllers.ReasonWaitingForRoute:
-		e.sayf("It waits for the route to accept %s: a step's analysis only starts once the route carries its weights, and a route that does not accept them within %s rolls the rollout back.", controllers.RoutingFor(cn, st), durationText(cn.ProgressDeadline()))
-	case controllers.ReasonAnalysing:
+	case rollout.ReasonWaitingForRoute:
+		e.sayf("It waits for the route to accept %s: a step's analysis only starts once the route carries its weights, and a route that does not accept them within %s rolls the rollout back.", rollout.RoutingFor(cn, st), durationText(cn.ProgressDeadline()))
+	case rollout.ReasonAnalysing:
 		e.sayf("The checks of %s pass so far. A step lasts %s (analysis.interval) from the moment the route accepted its weights, with checks every %s; then the rollout moves to the next step, or promotes after the last.", e.steps(), durationText(cn.AnalysisInterval()), durationText(cn.CheckInterval()))
-	case controllers.ReasonCheckFailed:
+	case rollout.ReasonCheckFailed:
 		left := threshold - st.FailedChecks
 		e.sayf("A check failed: %d of the %d failed checks the threshold allows (analysis.threshold) are used, so the step holds and checks again every %s; %d more failed %s the canary back.",
 			st.FailedChecks, threshold, durationText(cn.CheckInterval()), left, explainPlural(left, "check rolls", "checks roll"))
@@ -339,14 +340,14 @@ func (e *explainer) whyWaiting() {
 		for _, d := range e.failing(nil) {
 			e.explainDecision(d)
 		}
-	case controllers.ReasonAnalysisUnavailable:
+	case rollout.ReasonAnalysisUnavailable:
 		e.sayf("The metrics provider could not answer, so the step holds without counting a failed check (onError: wait); it goes on once the provider answers again.")
-	case controllers.ReasonNoData:
+	case rollout.ReasonNoData:
 		e.sayf("The checks have no data yet, so the step holds (onNoData: wait); if there is still none after the progress deadline of %s, the canary is rolled back. Check that the canary receives traffic.", durationText(cn.ProgressDeadline()))
-	case controllers.ReasonWaitingForApproval:
+	case rollout.ReasonWaitingForApproval:
 		e.sayf("It waits for a webhook's approval; the checks go on meanwhile.")
 		e.webhooksAnswering(func(w v1alpha1.WebhookResult) bool { return w.Outcome != v1alpha1.WebhookApproved })
-	case controllers.ReasonPaused:
+	case rollout.ReasonPaused:
 		// Said in the summary.
 	default:
 		return
@@ -408,7 +409,7 @@ func (e *explainer) manualActions() {
 			e.bullet("and %d earlier (see status.manualActions)", len(actions)-3)
 			break
 		}
-		e.bullet("%s asked to %s %s; %s: %s", orDefaultText(a.User, "someone"), a.Action, agoOf(&a.HandledAt, e.now), strings.ToLower(string(a.Outcome)), orDefaultText(a.Message, "no message"))
+		e.bullet("%s asked to %s %s; %s: %s", cmp.Or(a.User, "someone"), a.Action, agoOf(&a.HandledAt, e.now), strings.ToLower(string(a.Outcome)), cmp.Or(a.Message, "no message"))
 	}
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strconv"
@@ -184,13 +185,13 @@ func getRows(items []v1alpha1.Canary, now time.Time) []metav1.TableRow {
 		rows = append(rows, metav1.TableRow{
 			Cells: []any{
 				cn.Name,
-				orDash(string(st.Phase)),
+				cmp.Or(string(st.Phase), "-"),
 				fmt.Sprintf("%d%%", st.CanaryWeight),
 				getStep(cn),
 				strconv.Itoa(int(st.FailedChecks)),
 				ageOf(st.LastTransitionTime, now),
-				orDash(readyMessageOf(cn)),
-				orDash(st.LastAppliedSpec),
+				cmp.Or(readyMessageOf(cn), "-"),
+				cmp.Or(st.LastAppliedSpec, "-"),
 			},
 			Object: runtime.RawExtension{Object: cn},
 		})

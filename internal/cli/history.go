@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -88,7 +89,7 @@ func (o *HistoryOptions) Run(ctx context.Context) error {
 		return printStructured(out, o.Output, view)
 	}
 	if view.Current == nil && len(view.Rollouts) == 0 {
-		_, err := fmt.Fprintf(out, "%s: no rollouts yet; the primary runs the revision it started with (%s).\n", cn.Name, orDash(cn.Status.LastPromotedSpec))
+		_, err := fmt.Fprintf(out, "%s: no rollouts yet; the primary runs the revision it started with (%s).\n", cn.Name, cmp.Or(cn.Status.LastPromotedSpec, "-"))
 		return err
 	}
 	now := o.now()
@@ -143,7 +144,7 @@ func historyRow(r v1alpha1.RolloutRecord, now time.Time, running bool) metav1.Ta
 		took = durationText(r.FinishedAt.Sub(r.StartedAt.Time))
 	}
 	return metav1.TableRow{Cells: []any{
-		orDash(r.Revision), orDash(strings.Join(r.Images, ",")), string(r.Result), orDash(r.Reason),
-		fmt.Sprintf("%d%%", r.WeightReached), started, took, orDash(r.Message),
+		cmp.Or(r.Revision, "-"), cmp.Or(strings.Join(r.Images, ","), "-"), string(r.Result), cmp.Or(r.Reason, "-"),
+		fmt.Sprintf("%d%%", r.WeightReached), started, took, cmp.Or(r.Message, "-"),
 	}}
 }

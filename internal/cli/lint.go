@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -414,11 +415,11 @@ type lintObject struct {
 // name is how the report names the object: "Canary shop/podinfo".
 func (o *lintObject) name() string {
 	u := o.original
-	name := steerOr(u.GetName(), "(no name)")
+	name := cmp.Or(u.GetName(), "(no name)")
 	if u.GetNamespace() != "" {
 		name = u.GetNamespace() + "/" + name
 	}
-	return steerOr(u.GetKind(), "(no kind)") + " " + name
+	return cmp.Or(u.GetKind(), "(no kind)") + " " + name
 }
 
 func (o *lintObject) add(path, message string, warning bool) {
@@ -601,19 +602,19 @@ func lintRefsOf(o *lintObject) []lintRef {
 		for i, m := range cn.Spec.Analysis.Metrics {
 			if m.TemplateRef != nil && m.TemplateRef.Name != "" {
 				refs = append(refs, lintRef{path: fmt.Sprintf("spec.analysis.metrics[%d].templateRef", i), gvk: lintMetricTemplateGVK,
-					key: client.ObjectKey{Namespace: steerOr(m.TemplateRef.Namespace, ns), Name: m.TemplateRef.Name}})
+					key: client.ObjectKey{Namespace: cmp.Or(m.TemplateRef.Namespace, ns), Name: m.TemplateRef.Name}})
 			}
 		}
 		for i, a := range cn.Spec.Analysis.Alerts {
 			if a.ProviderRef.Name != "" {
 				refs = append(refs, lintRef{path: fmt.Sprintf("spec.analysis.alerts[%d].providerRef", i), gvk: lintAlertProviderGVK,
-					key: client.ObjectKey{Namespace: steerOr(a.ProviderRef.Namespace, ns), Name: a.ProviderRef.Name}})
+					key: client.ObjectKey{Namespace: cmp.Or(a.ProviderRef.Namespace, ns), Name: a.ProviderRef.Name}})
 			}
 		}
 		for i, w := range cn.Spec.Analysis.Webhooks {
 			if w.SecretRef != nil && w.SecretRef.Name != "" {
 				refs = append(refs, lintRef{path: fmt.Sprintf("spec.analysis.webhooks[%d].secretRef", i), gvk: lintSecretGVK,
-					key: client.ObjectKey{Namespace: ns, Name: w.SecretRef.Name}, secretKey: steerOr(w.SecretRef.Key, "hmac-key"), why: "the HMAC key"})
+					key: client.ObjectKey{Namespace: ns, Name: w.SecretRef.Name}, secretKey: cmp.Or(w.SecretRef.Key, "hmac-key"), why: "the HMAC key"})
 			}
 		}
 	case "AlertProvider":

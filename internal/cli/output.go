@@ -20,6 +20,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // This file is the CLI's output layer for the read-only verbs (get, status, history, explain,
@@ -163,7 +164,7 @@ func durationText(d time.Duration) string {
 
 // readyOf is the Canary's Ready condition, nil before the controller has written one.
 func readyOf(cn *v1alpha1.Canary) *metav1.Condition {
-	return meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionReady)
+	return meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionReady)
 }
 
 // readyMessageOf is the Ready condition's message, where the controller says what it is doing.
@@ -176,7 +177,7 @@ func readyMessageOf(cn *v1alpha1.Canary) string {
 
 // stepCountOf is how many analysis steps a rollout of the Canary has.
 func stepCountOf(cn *v1alpha1.Canary) int {
-	return len(controllers.Stages(cn))
+	return len(rollout.Stages(cn))
 }
 
 // inRollout reports whether a rollout is under way: a new revision is being analysed or
@@ -188,22 +189,6 @@ func inRollout(phase v1alpha1.CanaryPhase) bool {
 		return true
 	}
 	return false
-}
-
-// orDash is s, or "-" for an empty table cell.
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// orDefaultText is s, or def when s is empty.
-func orDefaultText(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // currentDecisions are the decisions of the current (or last) rollout, newest first: those

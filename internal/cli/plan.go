@@ -23,10 +23,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
-	"github.com/trafficctl/trafficctl/providers/router"
 	"github.com/trafficctl/trafficctl/providers/router/gatewayapi"
 	"github.com/trafficctl/trafficctl/providers/router/istio"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // plan shows what the next rollout will write into the route, stage by stage, before it
@@ -232,7 +231,7 @@ func planRouteGVK(cn *v1alpha1.Canary) (schema.GroupVersionKind, error) {
 // planStage is one moment of a rollout: what the route carries then, and what to call it.
 type planStage struct {
 	label   string
-	routing router.Routing
+	routing rollout.Routing
 }
 
 // planStages are the moments of the next rollout whose routing differs from the one before:
@@ -240,11 +239,11 @@ type planStage struct {
 // counted as one), blue/green's (and sticky sessions') switch of all traffic to the canary
 // before the primary is updated, and the promoted route.
 func planStages(cn *v1alpha1.Canary) []planStage {
-	at := func(phase v1alpha1.CanaryPhase, step, weight int32) router.Routing {
-		return controllers.RoutingFor(cn, &v1alpha1.CanaryStatus{Phase: phase, Step: step, CanaryWeight: weight, LastAppliedSpec: planRevision})
+	at := func(phase v1alpha1.CanaryPhase, step, weight int32) rollout.Routing {
+		return rollout.RoutingFor(cn, &v1alpha1.CanaryStatus{Phase: phase, Step: step, CanaryWeight: weight, LastAppliedSpec: planRevision})
 	}
 	stages := []planStage{{label: "step 0", routing: at(v1alpha1.PhaseInitialized, 0, 0)}}
-	steps := controllers.Stages(cn)
+	steps := rollout.Stages(cn)
 	for i := 0; i < len(steps); {
 		j := i
 		r := at(v1alpha1.PhaseProgressing, int32(i+1), steps[i].Weight)
@@ -270,8 +269,8 @@ func planStages(cn *v1alpha1.Canary) []planStage {
 // primary is updated: blue/green promises one switch, and sticky sessions must not meet both
 // versions during the primary's rolling update.
 func planSwitches(cn *v1alpha1.Canary) bool {
-	s := controllers.StrategyOf(cn)
-	return s == controllers.StrategyBlueGreen || (s == controllers.StrategyCanary && cn.Spec.Analysis.SessionAffinity != nil)
+	s := rollout.StrategyOf(cn)
+	return s == rollout.StrategyBlueGreen || (s == rollout.StrategyCanary && cn.Spec.Analysis.SessionAffinity != nil)
 }
 
 // planWrite prints one Canary's plan: the route at its first stage (or as it stands, for a route
@@ -304,7 +303,7 @@ func planWrite(ctx context.Context, out io.Writer, cn *v1alpha1.Canary, current 
 	}
 
 	fmt.Fprintf(out, "# Canary %s/%s (provider %s, strategy %s): %s %s/%s through %d stages\n",
-		cn.Namespace, cn.Name, cn.Spec.Provider, controllers.StrategyOf(cn), gvk.Kind, cn.Namespace, cn.RouteName(), len(stages))
+		cn.Namespace, cn.Name, cn.Spec.Provider, rollout.StrategyOf(cn), gvk.Kind, cn.Namespace, cn.RouteName(), len(stages))
 	fmt.Fprintf(out, "# %s\n%s", docs[0].header, docs[0].yaml)
 	for i := 1; i < len(docs); i++ {
 		diff, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
@@ -338,7 +337,7 @@ func planLines(text string) []string {
 // planRoute is the route object the Canary's router writes for routing, starting from current
 // (a route the user owns) when given: the router writes into an in-memory client, fresh for each
 // stage, and the object is read back from it.
-func planRoute(ctx context.Context, cn *v1alpha1.Canary, gvk schema.GroupVersionKind, routing router.Routing, current *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+func planRoute(ctx context.Context, cn *v1alpha1.Canary, gvk schema.GroupVersionKind, routing rollout.Routing, current *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	b := fake.NewClientBuilder().WithScheme(planScheme).WithRESTMapper(planRESTMapper(gvk))
 	if current != nil {
 		seed := current.DeepCopy()

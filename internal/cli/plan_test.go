@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // planGolden compares a plan with its golden file; TRAFFICCTL_UPDATE_GOLDEN=1 rewrites it.
@@ -164,7 +164,7 @@ func TestPlanStagesFollowTheController(t *testing.T) {
 		"promoted: primary 100% / canary 0%",
 	}, labels(sticky), "sticky sessions switch everyone to the canary before the primary is updated")
 	assert.Equal(t, planRevision, sticky[1].routing.Sticky)
-	assert.Equal(t, router.Primary(), planStages(cn())[0].routing)
+	assert.Equal(t, rollout.Primary(), planStages(cn())[0].routing)
 }
 
 func TestPlanNameFromTheCluster(t *testing.T) {
@@ -225,7 +225,7 @@ func TestPlanNameStartsFromTheUserRouteAsItStands(t *testing.T) {
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(schema.FromAPIVersionAndKind(gatewayv1.GroupVersion.String(), "HTTPRoute"))
 	require.NoError(t, k8s.Get(ctx, client.ObjectKey{Namespace: h.ns, Name: "shop"}, live))
-	promoted, err := planRoute(ctx, h.canary(), live.GroupVersionKind(), router.Primary(), live)
+	promoted, err := planRoute(ctx, h.canary(), live.GroupVersionKind(), rollout.Primary(), live)
 	require.NoError(t, err)
 	rules, _, _ := unstructured.NestedSlice(promoted.Object, "spec", "rules")
 	require.Len(t, rules, 2)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,7 +20,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/analysis"
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // StatusOptions are the inputs of `trafficctl status`: one Canary, printed once or followed
@@ -170,7 +171,7 @@ func (o *StatusOptions) watch(ctx context.Context, cn *v1alpha1.Canary) error {
 		}
 		if done, err := o.ended(cn, seen, o.Clock.Since(start)); done {
 			if err == nil && o.printer == nil {
-				_, err = fmt.Fprintf(o.factory.Streams.Out, "\n%s of %s: %s\n", statusEndWord(cn.Status.Phase), o.Name, orDash(readyMessageOf(cn)))
+				_, err = fmt.Fprintf(o.factory.Streams.Out, "\n%s of %s: %s\n", statusEndWord(cn.Status.Phase), o.Name, cmp.Or(readyMessageOf(cn), "-"))
 			}
 			return err
 		}
@@ -221,7 +222,7 @@ func (o *StatusOptions) ended(cn *v1alpha1.Canary, seen *metav1.Time, elapsed ti
 	case v1alpha1.PhaseSucceeded, v1alpha1.PhaseInitialized:
 		return true, nil
 	case v1alpha1.PhaseFailed:
-		return true, fmt.Errorf("rollout of %s failed: %s", o.Name, orDefaultText(readyMessageOf(cn), "the controller gave no reason"))
+		return true, fmt.Errorf("rollout of %s failed: %s", o.Name, cmp.Or(readyMessageOf(cn), "the controller gave no reason"))
 	}
 	return false, nil
 }
@@ -236,7 +237,7 @@ func statusEndWord(phase v1alpha1.CanaryPhase) string {
 // statusWhere is where a rollout stands, for the timeout's message: "phase Progressing, step 1
 // of 2".
 func statusWhere(cn *v1alpha1.Canary) string {
-	s := "phase " + orDefaultText(string(cn.Status.Phase), "unknown: the controller has not written a status")
+	s := "phase " + cmp.Or(string(cn.Status.Phase), "unknown: the controller has not written a status")
 	if cn.Status.Step > 0 {
 		s += fmt.Sprintf(", step %d of %d", cn.Status.Step, stepCountOf(cn))
 	}
@@ -260,7 +261,7 @@ func statusWrite(w io.Writer, cn *v1alpha1.Canary, now time.Time) error {
 		head += fmt.Sprintf(", step %d of %d", st.Step, stepCountOf(cn))
 	}
 	fmt.Fprintf(&b, "%s (namespace %s): %s\n", cn.Name, cn.Namespace, head)
-	line("Traffic", "%s", controllers.RoutingFor(cn, &st).String())
+	line("Traffic", "%s", rollout.RoutingFor(cn, &st).String())
 	line("Revision", "%s", statusRevision(st))
 	line("Failed checks", "%d of %d (analysis.threshold)", st.FailedChecks, cn.FailureThreshold())
 	if c := readyOf(cn); c != nil {
@@ -273,10 +274,10 @@ func statusWrite(w io.Writer, cn *v1alpha1.Canary, now time.Time) error {
 		line("Suspended", "spec.suspend is true: trafficctl leaves the traffic where it is")
 	}
 	if p := st.Paused; p != nil {
-		line("Paused", "by %s %s; the traffic holds where it is until the rollout is resumed", orDefaultText(p.User, "someone"), agoOf(&p.HandledAt, now))
+		line("Paused", "by %s %s; the traffic holds where it is until the rollout is resumed", cmp.Or(p.User, "someone"), agoOf(&p.HandledAt, now))
 	}
 	if p := st.PromotionRequested; p != nil {
-		line("Promotion", "requested by %s %s; the canary is promoted, skipping the remaining steps, once it is ready", orDefaultText(p.User, "someone"), agoOf(&p.HandledAt, now))
+		line("Promotion", "requested by %s %s; the canary is promoted, skipping the remaining steps, once it is ready", cmp.Or(p.User, "someone"), agoOf(&p.HandledAt, now))
 	}
 
 	if st.Phase == v1alpha1.PhaseInitializing || st.Phase == v1alpha1.PhaseInitialized {
@@ -318,7 +319,7 @@ func statusFlush(w io.Writer, b *strings.Builder) error {
 
 // statusRevision says which revision is being rolled out against the one the primary runs.
 func statusRevision(st v1alpha1.CanaryStatus) string {
-	applied, promoted := orDash(st.LastAppliedSpec), orDash(st.LastPromotedSpec)
+	applied, promoted := cmp.Or(st.LastAppliedSpec, "-"), cmp.Or(st.LastPromotedSpec, "-")
 	switch st.Phase {
 	case v1alpha1.PhaseWaiting, v1alpha1.PhaseProgressing, v1alpha1.PhaseWaitingPromotion:
 		return fmt.Sprintf("%s is being rolled out; the primary runs %s", applied, promoted)
@@ -348,8 +349,8 @@ func statusCheckRows(decisions []v1alpha1.Decision, now time.Time) []metav1.Tabl
 			verdict += " (conclusive)"
 		}
 		rows = append(rows, metav1.TableRow{Cells: []any{
-			d.Metric, orDash(string(d.Judge)), orDash(d.Value), orDash(d.Bound), orDash(d.PrimaryValue), verdict,
-			orDash(sampleText(d)), fmt.Sprintf("step %d (%d%%), %s", d.Step, d.CanaryWeight, agoOf(&d.Time, now)),
+			d.Metric, cmp.Or(string(d.Judge), "-"), cmp.Or(d.Value, "-"), cmp.Or(d.Bound, "-"), cmp.Or(d.PrimaryValue, "-"), verdict,
+			cmp.Or(sampleText(d), "-"), fmt.Sprintf("step %d (%d%%), %s", d.Step, d.CanaryWeight, agoOf(&d.Time, now)),
 		}})
 	}
 	return rows
@@ -399,7 +400,7 @@ func statusWebhookRows(hooks []v1alpha1.WebhookResult, now time.Time) []metav1.T
 			code = fmt.Sprint(h.StatusCode)
 		}
 		rows = append(rows, metav1.TableRow{Cells: []any{
-			h.Name, string(h.Type), string(h.Outcome), code, fmt.Sprint(h.Attempts), ageOf(&h.Time, now), orDash(h.Message),
+			h.Name, string(h.Type), string(h.Outcome), code, fmt.Sprint(h.Attempts), ageOf(&h.Time, now), cmp.Or(h.Message, "-"),
 		}})
 	}
 	return rows

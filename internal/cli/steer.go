@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -201,7 +202,7 @@ func (o *SteerOptions) Run(ctx context.Context) error {
 	}
 	if pending := steerPending(cn); pending != nil {
 		fmt.Fprintf(o.ErrOut, "warning: request %s (%s by %s) has not been handled yet; this request replaces it\n",
-			pending.ID, steerOr(string(pending.Action), "unreadable"), steerOr(pending.User, "an unnamed user"))
+			pending.ID, cmp.Or(string(pending.Action), "unreadable"), cmp.Or(pending.User, "an unnamed user"))
 	}
 
 	now := o.Clock.Now()
@@ -225,7 +226,7 @@ func (o *SteerOptions) Run(ctx context.Context) error {
 	if err := o.client.Patch(ctx, cn, patch); err != nil {
 		return friendly(err, "canary", o.namespace+"/"+o.Name)
 	}
-	fmt.Fprintf(o.Out, "canary.trafficctl.io/%s %s requested by %s (request %s)\n", o.Name, o.verb, steerOr(req.User, "an unnamed user"), req.ID)
+	fmt.Fprintf(o.Out, "canary.trafficctl.io/%s %s requested by %s (request %s)\n", o.Name, o.verb, cmp.Or(req.User, "an unnamed user"), req.ID)
 	if o.NoWait {
 		return nil
 	}
@@ -308,7 +309,7 @@ func steerKubeconfigUser(f *Factory) string {
 // merely ignore them, since the user asked for a change that would not happen.
 func steerRefusal(action v1alpha1.RequestActionType, cn *v1alpha1.Canary) string {
 	st := cn.Status
-	phase := steerOr(string(st.Phase), "none")
+	phase := cmp.Or(string(st.Phase), "none")
 	if cn.Spec.Suspend {
 		return "the Canary is suspended (spec.suspend), and the controller acts on no request until it is not"
 	}
@@ -329,7 +330,7 @@ func steerRefusal(action v1alpha1.RequestActionType, cn *v1alpha1.Canary) string
 		}
 	case v1alpha1.ActionPause:
 		if st.Paused != nil {
-			return fmt.Sprintf("it is already paused, by %s", steerOr(st.Paused.User, "an unnamed user"))
+			return fmt.Sprintf("it is already paused, by %s", cmp.Or(st.Paused.User, "an unnamed user"))
 		}
 		if st.Phase == v1alpha1.PhasePromoting || st.Phase == v1alpha1.PhaseFinalising {
 			return fmt.Sprintf("the promotion of revision %s is under way and finishes by itself (phase %s)", st.LastAppliedSpec, phase)
@@ -388,12 +389,4 @@ func steerNewID(now time.Time) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return now.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b)
-}
-
-// steerOr is s, or def when s is empty.
-func steerOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

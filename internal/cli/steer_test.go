@@ -21,7 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // steerRolloutTimeout bounds a rollout's move in these tests: a few reconciles and the stand-in
@@ -112,10 +112,10 @@ func TestAbortRollsBackAndRetryRollsOutAgain(t *testing.T) {
 	assert.Contains(t, stdout, "canary.trafficctl.io/podinfo abort applied: Aborted by ")
 	assert.Contains(t, stdout, "at step 1 (10% canary traffic).")
 	cn := h.waitFor("rollback", steerRolloutTimeout, suitePhaseIs(v1alpha1.PhaseFailed))
-	ready := meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionReady)
+	ready := meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionReady)
 	require.NotNil(t, ready)
-	assert.Equal(t, controllers.ReasonAborted, ready.Reason)
-	assert.Equal(t, controllers.ReasonAborted, cn.Status.History[0].Reason)
+	assert.Equal(t, rollout.ReasonAborted, ready.Reason)
+	assert.Equal(t, rollout.ReasonAborted, cn.Status.History[0].Reason)
 
 	// A second abort has nothing to abort: refused before anything is written.
 	before := h.canary().Annotations[v1alpha1.RequestAnnotation]
@@ -151,8 +151,8 @@ func TestPauseHoldsTheRolloutUntilResumed(t *testing.T) {
 	require.NotNil(t, cn.Status.Paused, "the controller recorded the pause before the verb returned")
 	assert.Equal(t, steerIDOf(t, stdout), cn.Status.Paused.ID)
 	h.waitFor("the paused condition", steerRolloutTimeout, func(cn *v1alpha1.Canary) bool {
-		ready := meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionReady)
-		return ready != nil && ready.Reason == controllers.ReasonPaused
+		ready := meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionReady)
+		return ready != nil && ready.Reason == rollout.ReasonPaused
 	})
 
 	_, _, err = h.run(newPauseCommand, "podinfo")

@@ -29,9 +29,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
 	"github.com/trafficctl/trafficctl/internal/testenv"
 	"github.com/trafficctl/trafficctl/internal/testprom"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // The CLI tests share one control plane, one Prometheus and one exporter, like the controller
@@ -343,7 +343,7 @@ func (h *harness) waitFor(what string, timeout time.Duration, cond func(*v1alpha
 		}
 		if time.Now().After(deadline) {
 			msg := ""
-			if c := meta.FindStatusCondition(cn.Status.Conditions, controllers.ConditionReady); c != nil {
+			if c := meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionReady); c != nil {
 				msg = c.Reason + ": " + c.Message
 			}
 			h.t.Fatalf("timed out after %s waiting for %s; status: phase=%s step=%d weight=%d failed=%d ready=%q", timeout, what,

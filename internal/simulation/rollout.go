@@ -9,8 +9,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/analysis"
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
-	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // Outcome is how one simulated rollout ended.
@@ -52,25 +51,25 @@ func Run(spec v1alpha1.CanarySpec, canary, primary Version, traffic Traffic, rng
 		},
 	}
 	t := newTraffic(rng, rps)
-	route := router.State{Found: true, Accepted: true, Routing: router.Primary()}
+	route := rollout.State{Found: true, Accepted: true, Routing: rollout.Primary()}
 	primaryRevision := "rev1"
 	var out Outcome
 	for sec := 0; time.Duration(sec)*time.Second < limit; sec++ {
 		now := epoch.Add(time.Duration(sec) * time.Second)
-		snap := controllers.Snapshot{
+		snap := rollout.Snapshot{
 			Canary:  cn,
-			Target:  controllers.Workload{Found: true, Ready: true, Replicas: 2, Revision: "rev2"},
-			Primary: controllers.Workload{Found: true, Ready: true, Replicas: 2, Revision: primaryRevision},
+			Target:  rollout.Workload{Found: true, Ready: true, Replicas: 2, Revision: "rev2"},
+			Primary: rollout.Workload{Found: true, Ready: true, Replicas: 2, Revision: primaryRevision},
 			Route:   route,
 			Now:     now,
 		}
-		if controllers.ChecksDue(snap) {
+		if rollout.ChecksDue(snap) {
 			snap.Checks = runChecks(snap, t, sec)
 		}
-		plan := controllers.ComputePlan(snap)
+		plan := rollout.ComputePlan(snap)
 		cn.Status = plan.Status
 		// The world does what it is told at once.
-		route = router.State{Found: true, Accepted: true, Routing: plan.Routing}
+		route = rollout.State{Found: true, Accepted: true, Routing: plan.Routing}
 		if plan.PromotePrimary {
 			primaryRevision = cn.Status.LastAppliedSpec
 		}
@@ -94,13 +93,13 @@ func Run(spec v1alpha1.CanarySpec, canary, primary Version, traffic Traffic, rng
 	return out
 }
 
-func runChecks(s controllers.Snapshot, t *traffic, sec int) []v1alpha1.Decision {
+func runChecks(s rollout.Snapshot, t *traffic, sec int) []v1alpha1.Decision {
 	cn := s.Canary
 	stepStart := int(cn.Status.StepStartedAt.Sub(epoch) / time.Second)
 	var decisions []v1alpha1.Decision
 	for _, m := range cn.Spec.Analysis.Metrics {
-		src := &source{traffic: t, metric: m, now: sec, stepStart: stepStart, lookback: int(controllers.CheckWindow(s, m) / time.Second)}
-		decisions = append(decisions, analysis.Evaluate(context.Background(), m, src, controllers.CheckParams(cn, m)))
+		src := &source{traffic: t, metric: m, now: sec, stepStart: stepStart, lookback: int(rollout.CheckWindow(s, m) / time.Second)}
+		decisions = append(decisions, analysis.Evaluate(context.Background(), m, src, rollout.CheckParams(cn, m)))
 	}
 	return decisions
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/trafficctl/trafficctl/analysis"
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/providers/metrics"
 )
 
 // source answers one check's queries from the simulated counters, the way the built-in
@@ -34,13 +33,13 @@ func (s *source) value(c counters) (float64, error) {
 	switch s.metric.Name {
 	case analysis.BuiltinRequestSuccessRate:
 		if c.requests == 0 {
-			return 0, fmt.Errorf("no requests in the window: %w", metrics.ErrNoData)
+			return 0, fmt.Errorf("no requests in the window: %w", analysis.ErrNoData)
 		}
 		return 100 * (1 - c.errors/c.requests), nil
 	case analysis.BuiltinRequestDuration:
 		v := quantile(0.99, c)
 		if math.IsNaN(v) {
-			return 0, fmt.Errorf("no requests in the window: %w", metrics.ErrNoData)
+			return 0, fmt.Errorf("no requests in the window: %w", analysis.ErrNoData)
 		}
 		return 1000 * v, nil
 	case analysis.BuiltinRequestRate:
@@ -78,7 +77,7 @@ func (s *source) Counts(_ context.Context, sd analysis.Side) (analysis.Counts, e
 		}
 		slow, ok := slower(c, bound.Seconds())
 		if !ok {
-			return out, fmt.Errorf("no histogram bucket at %s: %w", bound, metrics.ErrNoData)
+			return out, fmt.Errorf("no histogram bucket at %s: %w", bound, analysis.ErrNoData)
 		}
 		out.Bad = slow
 	default:

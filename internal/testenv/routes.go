@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/trafficctl/trafficctl/rollout"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,8 +17,6 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
-
-	"github.com/trafficctl/trafficctl/providers/router"
 )
 
 // WeightLog records, from watches, every weight a canary backend had in the HTTPRoutes and
@@ -170,7 +169,7 @@ func (l *WeightLog) Stop() {
 // back, so a test can assert a strategy's whole sequence on the real objects.
 type RoutingLog struct {
 	mu       sync.Mutex
-	routings []router.Routing
+	routings []rollout.Routing
 	cancel   context.CancelFunc
 	done     chan struct{}
 }
@@ -179,7 +178,7 @@ type RoutingLog struct {
 // VirtualServices, Services and Deployments (whose ready pods are the split without a mesh) of
 // namespace, and records what it returns when the route exists
 // and differs from the last.
-func WatchRouting(cfg *rest.Config, namespace string, observe func(context.Context) (router.State, error)) (*RoutingLog, error) {
+func WatchRouting(cfg *rest.Config, namespace string, observe func(context.Context) (rollout.State, error)) (*RoutingLog, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &RoutingLog{cancel: cancel, done: make(chan struct{})}
 	// Events only wake the observer up: it reads the routing as the router sees it, once per
@@ -215,7 +214,7 @@ func WatchRouting(cfg *rest.Config, namespace string, observe func(context.Conte
 	return l, nil
 }
 
-func (l *RoutingLog) add(r router.Routing) {
+func (l *RoutingLog) add(r rollout.Routing) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if n := len(l.routings); n == 0 || l.routings[n-1] != r {
@@ -224,7 +223,7 @@ func (l *RoutingLog) add(r router.Routing) {
 }
 
 // Routings is the sequence recorded so far.
-func (l *RoutingLog) Routings() []router.Routing {
+func (l *RoutingLog) Routings() []rollout.Routing {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.routings)

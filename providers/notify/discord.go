@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"time"
 )
 
@@ -56,8 +57,8 @@ func discordPayload(t Target, m Message) ([]byte, error) {
 			break
 		}
 		df := discordField{
-			Name:   truncate(orDash(f.Name), discordFieldNameMax),
-			Value:  truncate(orDash(f.Value), discordFieldValueMax),
+			Name:   truncate(cmp.Or(f.Name, "-"), discordFieldNameMax),
+			Value:  truncate(cmp.Or(f.Value, "-"), discordFieldValueMax),
 			Inline: true,
 		}
 		n := utf16Len(df.Name) + utf16Len(df.Value)

@@ -156,11 +156,3 @@ func utf16Len(s string) int {
 	}
 	return n
 }
-
-// orDash stands in for an empty value, which Discord and Teams reject in a field.
-func orDash(s string) string {
-	if strings.TrimSpace(s) == "" {
-		return "-"
-	}
-	return s
-}

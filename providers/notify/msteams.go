@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -34,7 +35,7 @@ func teamsPayload(_ Target, m Message) ([]byte, error) {
 	if len(m.Fields) > 0 {
 		facts := adaptivecard.NewFactSet()
 		for _, f := range m.Fields {
-			facts.Facts = append(facts.Facts, adaptivecard.Fact{Title: orDash(f.Name), Value: orDash(f.Value)})
+			facts.Facts = append(facts.Facts, adaptivecard.Fact{Title: cmp.Or(f.Name, "-"), Value: cmp.Or(f.Value, "-")})
 		}
 		card.Body = append(card.Body, adaptivecard.Element(facts))
 	}

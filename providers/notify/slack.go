@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -33,7 +34,7 @@ func slackPayload(t Target, m Message) ([]byte, error) {
 		fields := make([]*slack.TextBlockObject, 0, len(chunk))
 		for _, f := range chunk {
 			name := slackEscape(f.Name, slackFieldMax/2)
-			value := slackEscape(orDash(f.Value), slackFieldMax-len("**\n")-utf16Len(name))
+			value := slackEscape(cmp.Or(f.Value, "-"), slackFieldMax-len("**\n")-utf16Len(name))
 			fields = append(fields, slackMrkdwn("*"+name+"*\n"+value))
 		}
 		blocks = append(blocks, slack.NewSectionBlock(nil, fields, nil))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // Extra is one rule a strategy puts before the split: the requests that meet Match go to one
@@ -21,9 +22,9 @@ type Extra struct {
 
 // Extras lists the rules r asks for, in order, with the Set-Cookie header values the split's
 // canary and primary backends add ("" for none). The Canary's spec says how each rule looks; a
-// Routing that asks for what the spec does not describe is a plain error, and a condition no data
+// rollout.Routing that asks for what the spec does not describe is a plain error, and a condition no data
 // plane can match an InvalidRouteError.
-func Extras(cn *v1alpha1.Canary, r Routing) (extras []Extra, canaryCookie, primaryCookie string, err error) {
+func Extras(cn *v1alpha1.Canary, r rollout.Routing) (extras []Extra, canaryCookie, primaryCookie string, err error) {
 	if r.Cohort {
 		if len(cn.Spec.Analysis.Match) == 0 {
 			return nil, "", "", fmt.Errorf("the routing asks for an A/B cohort, but Canary %s/%s has no analysis.match", cn.Namespace, cn.Name)

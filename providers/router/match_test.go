@@ -9,6 +9,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 func TestCookiesHeaderRegex(t *testing.T) {
@@ -76,7 +77,7 @@ func TestExtras(t *testing.T) {
 		Match:           []v1alpha1.HTTPMatch{{Headers: map[string]v1alpha1.StringMatch{"x-canary": {Exact: "insider"}}}},
 		SessionAffinity: &v1alpha1.SessionAffinity{CookieName: "c", PrimaryCookieName: "p", MaxAge: 60},
 	}}}
-	extras, canaryCookie, primaryCookie, err := router.Extras(cn, router.Routing{Cohort: true, Sticky: "rev2"})
+	extras, canaryCookie, primaryCookie, err := router.Extras(cn, rollout.Routing{Cohort: true, Sticky: "rev2"})
 	require.NoError(t, err)
 	assert.Equal(t, []router.Extra{
 		{Kind: "cohort-0", Source: "analysis.match[0]", Match: cn.Spec.Analysis.Match[0]},
@@ -86,13 +87,13 @@ func TestExtras(t *testing.T) {
 	assert.Equal(t, "c=rev2; Max-Age=60; Path=/", canaryCookie)
 	assert.Equal(t, "p=rev2; Max-Age=60; Path=/", primaryCookie)
 
-	extras, canaryCookie, _, err = router.Extras(cn, router.Primary())
+	extras, canaryCookie, _, err = router.Extras(cn, rollout.Primary())
 	require.NoError(t, err)
 	assert.Empty(t, extras, "the resting routing adds nothing")
 	assert.Empty(t, canaryCookie)
 
 	cn.Spec.Analysis.Match[0].Headers["x-canary"] = v1alpha1.StringMatch{Regex: "("}
-	_, _, _, err = router.Extras(cn, router.Routing{Cohort: true})
+	_, _, _, err = router.Extras(cn, rollout.Routing{Cohort: true})
 	assert.True(t, router.IsInvalidRoute(err), "%v", err)
 	assert.ErrorContains(t, err, "analysis.match[0].headers[x-canary].regex")
 }

@@ -3,7 +3,7 @@
 // An instant query (Query) must reduce to one number: a scalar, or a vector with exactly one
 // sample. A range query (QueryRange) must reduce to one series, whose numbers come back in time
 // order. A query that matches nothing, or whose value is NaN or infinite (a ratio over zero
-// requests), fails with an error wrapping metrics.ErrNoData, so that the caller can tell "no
+// requests), fails with an error wrapping analysis.ErrNoData, so that the caller can tell "no
 // traffic yet" apart from a broken query or an unreachable server; a range query leaves such
 // points out and fails only when none remain.
 //

@@ -16,8 +16,7 @@ import (
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
-
-	"github.com/trafficctl/trafficctl/providers/metrics"
+	"github.com/trafficctl/trafficctl/analysis"
 )
 
 // maxRangePoints is the most points Prometheus computes per series in a range query; it refuses
@@ -250,7 +249,7 @@ func (p *Provider) Query(ctx context.Context, query string, at time.Time) (float
 // QueryRange evaluates query at every step from start to end and returns the values of the
 // single series it yields, in time order, so that an analysis can judge a trend rather than
 // one instant. Points that are NaN or infinite (a ratio over no requests) are left out; when
-// none remain, or the query matches nothing, the error wraps metrics.ErrNoData.
+// none remain, or the query matches nothing, the error wraps analysis.ErrNoData.
 func (p *Provider) QueryRange(ctx context.Context, query string, start, end time.Time, step time.Duration) ([]float64, error) {
 	if err := validateRange(start, end, step); err != nil {
 		return nil, err
@@ -321,7 +320,7 @@ func singleValue(value model.Value) (float64, error) {
 	case model.Vector:
 		switch len(result) {
 		case 0:
-			return 0, fmt.Errorf("result is empty: %w", metrics.ErrNoData)
+			return 0, fmt.Errorf("result is empty: %w", analysis.ErrNoData)
 		case 1:
 			if result[0].Histogram != nil {
 				return 0, errors.New("result is a native histogram, but the query must return a number (use histogram_quantile, histogram_count or histogram_sum)")
@@ -339,9 +338,9 @@ func singleValue(value model.Value) (float64, error) {
 	f := float64(v)
 	switch {
 	case math.IsNaN(f):
-		return 0, fmt.Errorf("value is NaN, as from a ratio over zero requests: %w", metrics.ErrNoData)
+		return 0, fmt.Errorf("value is NaN, as from a ratio over zero requests: %w", analysis.ErrNoData)
 	case math.IsInf(f, 0):
-		return 0, fmt.Errorf("value is %v, as from a division by zero: %w", f, metrics.ErrNoData)
+		return 0, fmt.Errorf("value is %v, as from a division by zero: %w", f, analysis.ErrNoData)
 	}
 	return f, nil
 }
@@ -354,7 +353,7 @@ func singleSeries(value model.Value) ([]float64, error) {
 	case model.Matrix:
 		switch len(result) {
 		case 0:
-			return nil, fmt.Errorf("result is empty: %w", metrics.ErrNoData)
+			return nil, fmt.Errorf("result is empty: %w", analysis.ErrNoData)
 		case 1:
 			stream = result[0]
 		default:
@@ -378,7 +377,7 @@ func singleSeries(value model.Value) ([]float64, error) {
 		values = append(values, f)
 	}
 	if len(values) == 0 {
-		return nil, fmt.Errorf("all %d values are NaN or infinite, as from a ratio over zero requests: %w", len(stream.Values), metrics.ErrNoData)
+		return nil, fmt.Errorf("all %d values are NaN or infinite, as from a ratio over zero requests: %w", len(stream.Values), analysis.ErrNoData)
 	}
 	return values, nil
 }

@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/trafficctl/trafficctl/analysis"
 	"github.com/trafficctl/trafficctl/internal/testprom"
-	"github.com/trafficctl/trafficctl/providers/metrics"
 	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
 )
 
@@ -96,13 +96,13 @@ func TestQuery(t *testing.T) {
 
 	t.Run("pods without series have no data", func(t *testing.T) {
 		_, err := provider.Query(ctx, successRate(absentRegex), time.Now())
-		require.ErrorIs(t, err, metrics.ErrNoData)
+		require.ErrorIs(t, err, analysis.ErrNoData)
 		assert.ErrorContains(t, err, "empty")
 	})
 
 	t.Run("the query is evaluated at the given time", func(t *testing.T) {
 		_, err := provider.Query(ctx, successRate(canaryRegex), time.Now().Add(-time.Hour))
-		require.ErrorIs(t, err, metrics.ErrNoData)
+		require.ErrorIs(t, err, analysis.ErrNoData)
 	})
 
 	t.Run("a ratio over zero requests has no data", func(t *testing.T) {
@@ -113,12 +113,12 @@ func TestQuery(t *testing.T) {
 			assert.ErrorContains(c, err, "value is NaN")
 		}, 10*time.Second, 100*time.Millisecond)
 		_, err := provider.Query(ctx, successRate(idleRegex), time.Now())
-		assert.ErrorIs(t, err, metrics.ErrNoData)
+		assert.ErrorIs(t, err, analysis.ErrNoData)
 	})
 
 	t.Run("an infinite value has no data", func(t *testing.T) {
 		_, err := provider.Query(ctx, `1 / 0`, time.Now())
-		require.ErrorIs(t, err, metrics.ErrNoData)
+		require.ErrorIs(t, err, analysis.ErrNoData)
 		assert.ErrorContains(t, err, "Inf")
 	})
 
@@ -126,7 +126,7 @@ func TestQuery(t *testing.T) {
 		query := fmt.Sprintf(`rate(http_requests_total{namespace=%q,pod=%q}[10s])`, namespace, canaryPod) // codes 200 and 500
 		_, err := provider.Query(ctx, query, time.Now())
 		require.Error(t, err)
-		assert.NotErrorIs(t, err, metrics.ErrNoData)
+		assert.NotErrorIs(t, err, analysis.ErrNoData)
 		assert.ErrorContains(t, err, "2 series")
 		assert.ErrorContains(t, err, "aggregate to one")
 	})
@@ -135,14 +135,14 @@ func TestQuery(t *testing.T) {
 		query := fmt.Sprintf(`http_requests_total{namespace=%q,pod=%q,code="200"}[10s]`, namespace, canaryPod)
 		_, err := provider.Query(ctx, query, time.Now())
 		require.Error(t, err)
-		assert.NotErrorIs(t, err, metrics.ErrNoData)
+		assert.NotErrorIs(t, err, analysis.ErrNoData)
 		assert.ErrorContains(t, err, "matrix")
 	})
 
 	t.Run("a malformed query carries the parse error", func(t *testing.T) {
 		_, err := provider.Query(ctx, `sum(rate(http_requests_total[10s])`, time.Now())
 		require.Error(t, err)
-		assert.NotErrorIs(t, err, metrics.ErrNoData)
+		assert.NotErrorIs(t, err, analysis.ErrNoData)
 		assert.ErrorContains(t, err, "parse error")
 		t.Logf("error: %v", err)
 	})
@@ -158,7 +158,7 @@ func TestQueryUnreachable(t *testing.T) {
 	require.NoError(t, err)
 	_, err = provider.Query(t.Context(), `1`, time.Now())
 	require.Error(t, err)
-	assert.NotErrorIs(t, err, metrics.ErrNoData)
+	assert.NotErrorIs(t, err, analysis.ErrNoData)
 	assert.ErrorContains(t, err, "connection refused")
 	t.Logf("error: %v", err)
 }
@@ -238,7 +238,7 @@ func TestBasicAuth(t *testing.T) {
 		require.NoError(t, err)
 		_, err = provider.Query(ctx, `1 + 1`, time.Now())
 		require.Error(t, err)
-		assert.NotErrorIs(t, err, metrics.ErrNoData)
+		assert.NotErrorIs(t, err, analysis.ErrNoData)
 		assert.ErrorContains(t, err, "prometheus at "+server.URL()+" refused the credentials (401 Unauthorized)")
 		assertNoSecret(t, err, wrongPassword, password)
 		t.Logf("error: %v", err)
@@ -279,7 +279,7 @@ func TestTLS(t *testing.T) {
 	t.Run("without the CA the certificate is not trusted", func(t *testing.T) {
 		_, err := query(t, prometheus.Config{})
 		require.Error(t, err)
-		assert.NotErrorIs(t, err, metrics.ErrNoData)
+		assert.NotErrorIs(t, err, analysis.ErrNoData)
 		assert.ErrorContains(t, err, "certificate")
 		assert.ErrorContains(t, err, "configure the CA")
 		t.Logf("error: %v", err)
@@ -470,7 +470,7 @@ func TestQueryRange(t *testing.T) {
 
 	t.Run("only NaN points is no data", func(t *testing.T) {
 		_, err := provider.QueryRange(ctx, `0 / 0`, aligned, aligned.Add(4*time.Second), time.Second)
-		require.ErrorIs(t, err, metrics.ErrNoData)
+		require.ErrorIs(t, err, analysis.ErrNoData)
 		assert.ErrorContains(t, err, "all 5 values are NaN or infinite")
 	})
 
@@ -478,14 +478,14 @@ func TestQueryRange(t *testing.T) {
 		query := fmt.Sprintf(`rate(http_requests_total{namespace=%q,pod=%q}[10s])`, namespace, canaryPod) // codes 200 and 500
 		_, err := provider.QueryRange(ctx, query, start, start.Add(4*time.Second), time.Second)
 		require.Error(t, err)
-		assert.NotErrorIs(t, err, metrics.ErrNoData)
+		assert.NotErrorIs(t, err, analysis.ErrNoData)
 		assert.ErrorContains(t, err, "2 series")
 		assert.ErrorContains(t, err, "aggregate to one")
 	})
 
 	t.Run("no series is no data", func(t *testing.T) {
 		_, err := provider.QueryRange(ctx, successRate(absentRegex), start, start.Add(4*time.Second), time.Second)
-		require.ErrorIs(t, err, metrics.ErrNoData)
+		require.ErrorIs(t, err, analysis.ErrNoData)
 		assert.ErrorContains(t, err, "empty")
 	})
 
@@ -493,7 +493,7 @@ func TestQueryRange(t *testing.T) {
 		query := fmt.Sprintf(`http_requests_total{namespace=%q,pod=%q,code="200"}[10s]`, namespace, canaryPod)
 		_, err := provider.QueryRange(ctx, query, start, start.Add(4*time.Second), time.Second)
 		require.Error(t, err)
-		assert.NotErrorIs(t, err, metrics.ErrNoData)
+		assert.NotErrorIs(t, err, analysis.ErrNoData)
 		assert.ErrorContains(t, err, "rejected query")
 		t.Logf("error: %v", err)
 	})

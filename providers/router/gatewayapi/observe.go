@@ -5,36 +5,35 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/trafficctl/trafficctl/rollout"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
-
-	"github.com/trafficctl/trafficctl/providers/router"
 )
 
 // observe reads the state of a route that exists. A user's route without an apex rule is an
 // InvalidRouteError; a route trafficctl owns without one is simply not split yet, which the next
 // Apply repairs.
-func observe(route *gatewayv1.HTTPRoute, b backends, userOwned bool) (router.State, error) {
+func observe(route *gatewayv1.HTTPRoute, b backends, userOwned bool) (rollout.State, error) {
 	split, ok := b.splitRule(route.Spec.Rules)
 	if !ok {
 		if userOwned {
-			return router.State{}, b.noApexRule()
+			return rollout.State{}, b.noApexRule()
 		}
-		return router.State{Found: true, Message: fmt.Sprintf(
+		return rollout.State{Found: true, Message: fmt.Sprintf(
 			"HTTPRoute %s/%s does not send traffic to Services %s and %s yet",
 			route.Namespace, route.Name, b.primary, b.canary)}, nil
 	}
 	if _, taken := b.classify(split); !taken {
 		// A Routing with zero weights, which never equals one trafficctl asks for, so nothing
 		// waits on a route it has not written.
-		return router.State{Found: true, Message: fmt.Sprintf(
+		return rollout.State{Found: true, Message: fmt.Sprintf(
 			"HTTPRoute %s/%s still sends traffic to Service %s, not yet to %s and %s",
 			route.Namespace, route.Name, b.apex, b.primary, b.canary)}, nil
 	}
 	accepted, message := acceptance(route)
-	return router.State{Found: true, Routing: b.routing(split, route.Spec.Rules), Accepted: accepted, Message: message}, nil
+	return rollout.State{Found: true, Routing: b.routing(split, route.Spec.Rules), Accepted: accepted, Message: message}, nil
 }
 
 // splitRule is the rule that carries the split: the first apex rule, skipping the rules trafficctl
@@ -54,8 +53,8 @@ func (b backends) splitRule(rules []gatewayv1.HTTPRouteRule) (rule gatewayv1.HTT
 
 // routing reads the Routing back from the rules: the weights, mirror and sticky cookie of the
 // split rule, and whether the cohort rules are there.
-func (b backends) routing(split gatewayv1.HTTPRouteRule, rules []gatewayv1.HTTPRouteRule) router.Routing {
-	var r router.Routing
+func (b backends) routing(split gatewayv1.HTTPRouteRule, rules []gatewayv1.HTTPRouteRule) rollout.Routing {
+	var r rollout.Routing
 	for _, ref := range split.BackendRefs {
 		weight := ptr.Deref(ref.Weight, 1) // Gateway API's default weight
 		switch b.service(ref.BackendObjectReference) {

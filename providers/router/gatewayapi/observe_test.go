@@ -10,6 +10,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 func TestAcceptance(t *testing.T) {
@@ -163,12 +164,12 @@ func TestObserveRouting(t *testing.T) {
 		r.Kind = ptr.To(gatewayv1.Kind("ServiceImport"))
 	}
 	split := rule(ref("podinfo-primary", ptr.To[int32](75)), ref("podinfo-canary", ptr.To[int32](25)))
-	weights := router.Weights{Primary: 75, Canary: 25}
+	weights := rollout.Weights{Primary: 75, Canary: 25}
 
 	tests := []struct {
 		name        string
 		rules       []gatewayv1.HTTPRouteRule
-		want        router.Routing
+		want        rollout.Routing
 		wantMessage string
 		wantErr     bool
 	}{
@@ -191,17 +192,17 @@ func TestObserveRouting(t *testing.T) {
 		{
 			name:  "split",
 			rules: []gatewayv1.HTTPRouteRule{split},
-			want:  router.Routing{Weights: weights},
+			want:  rollout.Routing{Weights: weights},
 		},
 		{
 			name:  "an unset weight counts as 1",
 			rules: []gatewayv1.HTTPRouteRule{rule(ref("podinfo-primary", nil), ref("podinfo-canary", ptr.To[int32](0)))},
-			want:  router.Routing{Weights: router.Weights{Primary: 1, Canary: 0}},
+			want:  rollout.Routing{Weights: rollout.Weights{Primary: 1, Canary: 0}},
 		},
 		{
 			name:  "the first apex rule answers",
 			rules: []gatewayv1.HTTPRouteRule{split, rule(ref("podinfo-primary", ptr.To[int32](50)), ref("podinfo-canary", ptr.To[int32](50)))},
-			want:  router.Routing{Weights: weights},
+			want:  rollout.Routing{Weights: weights},
 		},
 		{
 			name: "a cohort rule is not the split",
@@ -210,7 +211,7 @@ func TestObserveRouting(t *testing.T) {
 				named("trafficctl-cohort-1", rule(ref("podinfo-canary", ptr.To[int32](1)))),
 				split,
 			},
-			want: router.Routing{Weights: weights, Cohort: true},
+			want: rollout.Routing{Weights: weights, Cohort: true},
 		},
 		{
 			name: "a cohort rule before a later apex rule counts",
@@ -219,7 +220,7 @@ func TestObserveRouting(t *testing.T) {
 				named("trafficctl-apex1-cohort-0", rule(ref("podinfo-canary", ptr.To[int32](1)))),
 				split,
 			},
-			want: router.Routing{Weights: weights, Cohort: true},
+			want: rollout.Routing{Weights: weights, Cohort: true},
 		},
 		{
 			name: "sticky rules are not cohort rules",
@@ -228,7 +229,7 @@ func TestObserveRouting(t *testing.T) {
 				named("trafficctl-sticky-primary", rule(ref("podinfo-primary", ptr.To[int32](1)))),
 				split,
 			},
-			want: router.Routing{Weights: weights},
+			want: rollout.Routing{Weights: weights},
 		},
 		{
 			name: "a user's rule with a trafficctl name is the user's",
@@ -237,27 +238,27 @@ func TestObserveRouting(t *testing.T) {
 				named("trafficctl-cohort-1", rule(ref("podinfo-primary", ptr.To[int32](60)), ref("podinfo-canary", ptr.To[int32](40)))),
 				split,
 			},
-			want: router.Routing{Weights: router.Weights{Primary: 60, Canary: 40}},
+			want: rollout.Routing{Weights: rollout.Weights{Primary: 60, Canary: 40}},
 		},
 		{
 			name:  "mirror percent",
 			rules: []gatewayv1.HTTPRouteRule{withFilters(split, mirror("podinfo-canary", ptr.To[int32](30), nil))},
-			want:  router.Routing{Weights: weights, Mirror: 30},
+			want:  rollout.Routing{Weights: weights, Mirror: 30},
 		},
 		{
 			name:  "mirror of every request",
 			rules: []gatewayv1.HTTPRouteRule{withFilters(split, mirror("podinfo-canary", nil, nil))},
-			want:  router.Routing{Weights: weights, Mirror: 100},
+			want:  rollout.Routing{Weights: weights, Mirror: 100},
 		},
 		{
 			name:  "mirror fraction",
 			rules: []gatewayv1.HTTPRouteRule{withFilters(split, mirror("podinfo-canary", nil, &gatewayv1.Fraction{Numerator: 1, Denominator: ptr.To[int32](4)}))},
-			want:  router.Routing{Weights: weights, Mirror: 25},
+			want:  rollout.Routing{Weights: weights, Mirror: 25},
 		},
 		{
 			name:  "a mirror to another Service is the user's",
 			rules: []gatewayv1.HTTPRouteRule{withFilters(split, mirror("audit", ptr.To[int32](30), nil))},
-			want:  router.Routing{Weights: weights},
+			want:  rollout.Routing{Weights: weights},
 		},
 		{
 			name: "sticky value from the canary's Set-Cookie",
@@ -265,7 +266,7 @@ func TestObserveRouting(t *testing.T) {
 				ref("podinfo-primary", ptr.To[int32](75), setCookie("stay-primary=p1; Max-Age=60; Path=/")),
 				ref("podinfo-canary", ptr.To[int32](25), setCookie("canary=rev-2; Max-Age=60; Path=/")),
 			)},
-			want: router.Routing{Weights: weights, Sticky: "rev-2"},
+			want: rollout.Routing{Weights: weights, Sticky: "rev-2"},
 		},
 	}
 	for _, tt := range tests {
@@ -276,7 +277,7 @@ func TestObserveRouting(t *testing.T) {
 			}
 			owned, err := observe(route, b, false)
 			require.NoError(t, err)
-			assert.Equal(t, router.State{Found: true, Routing: tt.want, Accepted: tt.wantMessage == "", Message: tt.wantMessage}, owned)
+			assert.Equal(t, rollout.State{Found: true, Routing: tt.want, Accepted: tt.wantMessage == "", Message: tt.wantMessage}, owned)
 
 			user, err := observe(route, b, true)
 			if tt.wantErr {

@@ -13,7 +13,7 @@ import (
 	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 const (
@@ -40,7 +40,7 @@ func New(c client.Client, fieldManager string) *Router {
 // over the apex rules of the user's route. A route that cannot carry it (no apex rule, or more
 // rules than Gateway API allows) is reported as a router.InvalidRouteError; a write that lost a
 // race with another writer returns an error to retry.
-func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, routing router.Routing) error {
+func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, routing rollout.Routing) error {
 	apply := r.applyOwnedRoute
 	if cn.UserOwnsRoute() {
 		apply = r.applyUserRoute
@@ -56,13 +56,13 @@ func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, routing router.
 
 // Observe reads the route back: the Routing its rules carry, and whether every parent has
 // accepted its current generation, so a rollout waits for the data plane before it measures.
-func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (router.State, error) {
+func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (rollout.State, error) {
 	route := &gatewayv1.HTTPRoute{}
 	if err := r.client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.HTTPRouteName()}, route); err != nil {
 		if apierrors.IsNotFound(err) {
-			return router.State{Found: false}, nil
+			return rollout.State{Found: false}, nil
 		}
-		return router.State{}, fmt.Errorf("get HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
+		return rollout.State{}, fmt.Errorf("get HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
 	}
 	return observe(route, backendsOf(cn), cn.UserOwnsRoute())
 }
@@ -79,7 +79,7 @@ func (r *Router) Release(ctx context.Context, cn *v1alpha1.Canary) error {
 // applyOwnedRoute writes the whole route trafficctl owns. Its rules are what a user's route with
 // one catch-all apex rule would become: the strategy's extra rules (cohort, sticky sessions), then
 // the catch-all rule, named split, divided between the primary and canary Services.
-func (r *Router) applyOwnedRoute(ctx context.Context, cn *v1alpha1.Canary, routing router.Routing) error {
+func (r *Router) applyOwnedRoute(ctx context.Context, cn *v1alpha1.Canary, routing rollout.Routing) error {
 	b := backendsOf(cn)
 	s, err := strategyOf(cn, routing, b)
 	if err != nil {

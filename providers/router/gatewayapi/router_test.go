@@ -20,6 +20,7 @@ import (
 	"github.com/trafficctl/trafficctl/internal/testenv"
 	"github.com/trafficctl/trafficctl/providers/router"
 	"github.com/trafficctl/trafficctl/providers/router/gatewayapi"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 const fieldManager = "trafficctl"
@@ -32,9 +33,9 @@ func TestOwnedRoute(t *testing.T) {
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: false}, state, "no route before the first Apply")
+	assert.Equal(t, rollout.State{Found: false}, state, "no route before the first Apply")
 
-	require.NoError(t, r.Apply(ctx, cn, router.Routing{Weights: router.Weights{Primary: 90, Canary: 10}}))
+	require.NoError(t, r.Apply(ctx, cn, rollout.Routing{Weights: rollout.Weights{Primary: 90, Canary: 10}}))
 
 	route := getRoute(t, ns, "podinfo")
 	assert.Equal(t, map[string]string{"app.kubernetes.io/managed-by": "trafficctl"}, route.Labels)
@@ -64,14 +65,14 @@ func TestOwnedRoute(t *testing.T) {
 
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
+	assert.Equal(t, rollout.State{
 		Found:    true,
-		Routing:  router.Routing{Weights: router.Weights{Primary: 90, Canary: 10}},
+		Routing:  rollout.Routing{Weights: rollout.Weights{Primary: 90, Canary: 10}},
 		Accepted: false,
 		Message:  "waiting for Gateway infra/public-gw to accept generation 1 of HTTPRoute " + ns + "/podinfo",
 	}, state)
 
-	require.NoError(t, r.Apply(ctx, cn, router.Routing{Weights: router.Weights{Primary: 50, Canary: 50}}))
+	require.NoError(t, r.Apply(ctx, cn, rollout.Routing{Weights: rollout.Weights{Primary: 50, Canary: 50}}))
 	route = getRoute(t, ns, "podinfo")
 	assert.Equal(t, int64(2), route.Generation)
 	assert.Equal(t, []gatewayv1.HTTPBackendRef{
@@ -82,22 +83,22 @@ func TestOwnedRoute(t *testing.T) {
 	acceptRoute(t, ns, "podinfo")
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Routing: router.Routing{Weights: router.Weights{Primary: 50, Canary: 50}}, Accepted: true}, state)
+	assert.Equal(t, rollout.State{Found: true, Routing: rollout.Routing{Weights: rollout.Weights{Primary: 50, Canary: 50}}, Accepted: true}, state)
 
 	// Applying the weights the route already carries writes nothing, so acceptance holds.
-	require.NoError(t, r.Apply(ctx, cn, router.Routing{Weights: router.Weights{Primary: 50, Canary: 50}}))
+	require.NoError(t, r.Apply(ctx, cn, rollout.Routing{Weights: rollout.Weights{Primary: 50, Canary: 50}}))
 	assert.Equal(t, int64(2), getRoute(t, ns, "podinfo").Generation)
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
 	assert.True(t, state.Accepted)
 
 	// New weights are a new generation, which the Gateway has not accepted yet.
-	require.NoError(t, r.Apply(ctx, cn, router.Routing{Weights: router.Weights{Primary: 0, Canary: 100}}))
+	require.NoError(t, r.Apply(ctx, cn, rollout.Routing{Weights: rollout.Weights{Primary: 0, Canary: 100}}))
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
+	assert.Equal(t, rollout.State{
 		Found:    true,
-		Routing:  router.Routing{Weights: router.Weights{Primary: 0, Canary: 100}},
+		Routing:  rollout.Routing{Weights: rollout.Weights{Primary: 0, Canary: 100}},
 		Accepted: false,
 		Message:  "waiting for Gateway infra/public-gw to accept generation 3 of HTTPRoute " + ns + "/podinfo",
 	}, state)
@@ -117,11 +118,11 @@ func TestUserRoute(t *testing.T) {
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
 	assert.True(t, state.Found)
-	assert.Equal(t, router.Routing{}, state.Routing, "before the takeover the route carries no split")
+	assert.Equal(t, rollout.Routing{}, state.Routing, "before the takeover the route carries no split")
 	assert.False(t, state.Accepted, "nothing to accept before trafficctl wrote its split")
 	assert.Contains(t, state.Message, "still sends traffic to Service podinfo")
 
-	require.NoError(t, r.Apply(ctx, cn, router.Routing{Weights: router.Weights{Primary: 80, Canary: 20}}))
+	require.NoError(t, r.Apply(ctx, cn, rollout.Routing{Weights: rollout.Weights{Primary: 80, Canary: 20}}))
 
 	route := getRoute(t, ns, "storefront")
 	assert.Equal(t, withApexBackends(original.Spec, 80, 20), route.Spec, "only the apex rule's backendRefs change")
@@ -137,14 +138,14 @@ func TestUserRoute(t *testing.T) {
 
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.Routing{Weights: router.Weights{Primary: 80, Canary: 20}}, state.Routing)
+	assert.Equal(t, rollout.Routing{Weights: rollout.Weights{Primary: 80, Canary: 20}}, state.Routing)
 	assert.False(t, state.Accepted)
 	acceptRoute(t, ns, "storefront")
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
 	assert.True(t, state.Accepted, state.Message)
 
-	require.NoError(t, r.Apply(ctx, cn, router.Routing{Weights: router.Weights{Primary: 40, Canary: 60}}))
+	require.NoError(t, r.Apply(ctx, cn, rollout.Routing{Weights: rollout.Weights{Primary: 40, Canary: 60}}))
 	route = getRoute(t, ns, "storefront")
 	assert.Equal(t, withApexBackends(original.Spec, 40, 60), route.Spec)
 	assert.Equal(t, record, route.Annotations[gatewayapi.OriginalBackendsAnnotation], "the record is written once")
@@ -171,7 +172,7 @@ func TestUserRouteEditedDuringRollout(t *testing.T) {
 	createUserRoute(t, ns, userRoute(ns))
 	cn := newCanary(t, ns, withUserRoute("storefront"))
 	r := gatewayapi.New(env.Client, fieldManager)
-	require.NoError(t, r.Apply(ctx, cn, router.Routing{Weights: router.Weights{Primary: 80, Canary: 20}}))
+	require.NoError(t, r.Apply(ctx, cn, rollout.Routing{Weights: rollout.Weights{Primary: 80, Canary: 20}}))
 
 	edited := getRoute(t, ns, "storefront")
 	v2 := edited.Spec.Rules[0].DeepCopy()
@@ -181,7 +182,7 @@ func TestUserRouteEditedDuringRollout(t *testing.T) {
 	require.NoError(t, env.Client.Update(ctx, edited, client.FieldOwner("user")))
 	edited = getRoute(t, ns, "storefront")
 
-	require.NoError(t, r.Apply(ctx, cn, router.Routing{Weights: router.Weights{Primary: 80, Canary: 20}}))
+	require.NoError(t, r.Apply(ctx, cn, rollout.Routing{Weights: rollout.Weights{Primary: 80, Canary: 20}}))
 	route := getRoute(t, ns, "storefront")
 	for _, i := range []int{0, 3} {
 		assert.Equal(t, []gatewayv1.HTTPBackendRef{
@@ -205,7 +206,7 @@ func TestUserRouteWithoutApexRule(t *testing.T) {
 	cn := newCanary(t, ns, withUserRoute("storefront"))
 	r := gatewayapi.New(env.Client, fieldManager)
 
-	err := r.Apply(ctx, cn, router.Routing{Weights: router.Weights{Primary: 90, Canary: 10}})
+	err := r.Apply(ctx, cn, rollout.Routing{Weights: rollout.Weights{Primary: 90, Canary: 10}})
 	require.Error(t, err)
 	assert.True(t, router.IsInvalidRoute(err), "a route without an apex rule is the user's to fix: %v", err)
 	assert.Equal(t, "HTTPRoute "+ns+"/storefront has no rule that sends traffic to Service podinfo; "+
@@ -224,14 +225,14 @@ func TestMissingUserRoute(t *testing.T) {
 	cn := newCanary(t, ns, withUserRoute("storefront"))
 	r := gatewayapi.New(env.Client, fieldManager)
 
-	err := r.Apply(ctx, cn, router.Routing{Weights: router.Weights{Primary: 90, Canary: 10}})
+	err := r.Apply(ctx, cn, rollout.Routing{Weights: rollout.Weights{Primary: 90, Canary: 10}})
 	require.Error(t, err)
 	assert.False(t, router.IsInvalidRoute(err), "the user may create the route later, so this is retried")
 	assert.True(t, apierrors.IsNotFound(err), "%v", err)
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: false}, state)
+	assert.Equal(t, rollout.State{Found: false}, state)
 	require.NoError(t, r.Release(ctx, cn))
 }
 
@@ -241,7 +242,7 @@ func TestApplyRejectsOutOfRangeWeight(t *testing.T) {
 	owned := newCanary(t, ns)
 	r := gatewayapi.New(env.Client, fieldManager)
 
-	err := r.Apply(ctx, owned, router.Routing{Weights: router.Weights{Primary: 2000000, Canary: 0}})
+	err := r.Apply(ctx, owned, rollout.Routing{Weights: rollout.Weights{Primary: 2000000, Canary: 0}})
 	require.Error(t, err)
 	assert.True(t, apierrors.IsInvalid(err), "the CRD caps a weight at 1000000: %v", err)
 
@@ -250,7 +251,7 @@ func TestApplyRejectsOutOfRangeWeight(t *testing.T) {
 		cn.Name = "podinfo-user"
 		withUserRoute("storefront")(cn)
 	})
-	err = r.Apply(ctx, user, router.Routing{Weights: router.Weights{Primary: 2000000, Canary: 0}})
+	err = r.Apply(ctx, user, rollout.Routing{Weights: rollout.Weights{Primary: 2000000, Canary: 0}})
 	require.Error(t, err)
 	assert.True(t, apierrors.IsInvalid(err), "%v", err)
 	assert.Equal(t, original.ResourceVersion, getRoute(t, ns, "storefront").ResourceVersion)
@@ -282,7 +283,7 @@ func TestUserRouteConflict(t *testing.T) {
 	})
 	r := gatewayapi.New(racing, fieldManager)
 
-	err = r.Apply(ctx, cn, router.Routing{Weights: router.Weights{Primary: 80, Canary: 20}})
+	err = r.Apply(ctx, cn, rollout.Routing{Weights: rollout.Weights{Primary: 80, Canary: 20}})
 	require.Error(t, err)
 	assert.True(t, apierrors.IsConflict(err), "%v", err)
 	route := getRoute(t, ns, "storefront")
@@ -290,7 +291,7 @@ func TestUserRouteConflict(t *testing.T) {
 	assert.NotContains(t, route.Annotations, gatewayapi.OriginalBackendsAnnotation)
 
 	// The retry reads the new version and succeeds.
-	require.NoError(t, gatewayapi.New(env.Client, fieldManager).Apply(ctx, cn, router.Routing{Weights: router.Weights{Primary: 80, Canary: 20}}))
+	require.NoError(t, gatewayapi.New(env.Client, fieldManager).Apply(ctx, cn, rollout.Routing{Weights: rollout.Weights{Primary: 80, Canary: 20}}))
 	route = getRoute(t, ns, "storefront")
 	assert.Equal(t, ptr.To(gatewayv1.PortNumber(8080)), route.Spec.Rules[1].BackendRefs[0].Port)
 	assert.Equal(t, serviceBackend("podinfo-primary", 9898, 80), route.Spec.Rules[0].BackendRefs[0])

@@ -15,6 +15,7 @@ import (
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
 	"github.com/trafficctl/trafficctl/providers/router/gatewayapi"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // strategyCase is a Routing, the Canary settings it needs, and what it must put in a route: the
@@ -23,7 +24,7 @@ import (
 type strategyCase struct {
 	name    string
 	canary  func(*v1alpha1.Canary)
-	routing router.Routing
+	routing rollout.Routing
 	extra   []extraRule
 	// canaryCookie and primaryCookie are the Set-Cookie headers added to the split's backends.
 	canaryCookie, primaryCookie string
@@ -52,11 +53,11 @@ func strategyCases() []strategyCase {
 			cn.Spec.Analysis.SessionAffinity = &v1alpha1.SessionAffinity{CookieName: "canary-session", PrimaryCookieName: primaryCookie, MaxAge: 3600}
 		}
 	}
-	cohort := router.Routing{Weights: router.ForCanary(0), Cohort: true}
+	cohort := rollout.Routing{Weights: rollout.ForCanary(0), Cohort: true}
 	return []strategyCase{
 		{
 			name:    "weights",
-			routing: router.Routing{Weights: router.ForCanary(10)},
+			routing: rollout.Routing{Weights: rollout.ForCanary(10)},
 		},
 		{
 			name:    "cohort by exact header",
@@ -117,13 +118,13 @@ func strategyCases() []strategyCase {
 				cn.Spec.Analysis.Mirror = true
 				cn.Spec.Analysis.MirrorWeight = ptr.To[int32](30)
 			},
-			routing: router.Routing{Weights: router.ForCanary(0), Mirror: 30},
+			routing: rollout.Routing{Weights: rollout.ForCanary(0), Mirror: 30},
 			mirror:  30,
 		},
 		{
 			name:    "sticky",
 			canary:  sticky(""),
-			routing: router.Routing{Weights: router.ForCanary(20), Sticky: "rev-2"},
+			routing: rollout.Routing{Weights: rollout.ForCanary(20), Sticky: "rev-2"},
 			extra: []extraRule{{
 				name:    "trafficctl-sticky-canary",
 				headers: []gatewayv1.HTTPHeaderMatch{regexHeader("Cookie", `(.*;\s*)?canary-session=rev-2(;.*)?`)},
@@ -134,7 +135,7 @@ func strategyCases() []strategyCase {
 		{
 			name:    "sticky with a primary cookie",
 			canary:  sticky("primary-session"),
-			routing: router.Routing{Weights: router.ForCanary(20), Sticky: "rev-2"},
+			routing: rollout.Routing{Weights: rollout.ForCanary(20), Sticky: "rev-2"},
 			extra: []extraRule{
 				{
 					name:    "trafficctl-sticky-canary",
@@ -209,10 +210,10 @@ func TestOwnedRouteStrategies(t *testing.T) {
 			require.NoError(t, r.Apply(ctx, cn, tc.routing))
 			assert.Equal(t, route.ResourceVersion, getRoute(t, ns, "podinfo").ResourceVersion, "applying the same routing again writes nothing")
 
-			require.NoError(t, r.Apply(ctx, cn, router.Primary()))
-			assert.Equal(t, strategyCase{routing: router.Primary()}.want(t, catchAll), getRoute(t, ns, "podinfo").Spec.Rules,
+			require.NoError(t, r.Apply(ctx, cn, rollout.Primary()))
+			assert.Equal(t, strategyCase{routing: rollout.Primary()}.want(t, catchAll), getRoute(t, ns, "podinfo").Spec.Rules,
 				"the resting routing is the split rule alone, with nothing added")
-			assertObserved(t, r, cn, router.Primary())
+			assertObserved(t, r, cn, rollout.Primary())
 		})
 	}
 }
@@ -245,10 +246,10 @@ func TestUserRouteStrategies(t *testing.T) {
 			require.NoError(t, r.Apply(ctx, cn, tc.routing))
 			assert.Equal(t, route.ResourceVersion, getRoute(t, ns, "storefront").ResourceVersion, "applying the same routing again writes nothing")
 
-			require.NoError(t, r.Apply(ctx, cn, router.Primary()))
+			require.NoError(t, r.Apply(ctx, cn, rollout.Primary()))
 			assert.Equal(t, withApexBackends(original.Spec, 100, 0), getRoute(t, ns, "storefront").Spec,
 				"the resting routing leaves only the apex rule's backends changed")
-			assertObserved(t, r, cn, router.Primary())
+			assertObserved(t, r, cn, rollout.Primary())
 
 			require.NoError(t, r.Apply(ctx, cn, tc.routing))
 			require.NoError(t, r.Release(ctx, cn))
@@ -289,11 +290,11 @@ func TestUserRouteRolloutRestored(t *testing.T) {
 	cn.Spec.Analysis.SessionAffinity = &v1alpha1.SessionAffinity{CookieName: "canary-session", PrimaryCookieName: "primary-session", MaxAge: 60}
 	r := gatewayapi.New(env.Client, fieldManager)
 
-	steps := []router.Routing{
-		{Weights: router.ForCanary(0), Mirror: 50},
-		{Weights: router.ForCanary(0), Cohort: true},
-		{Weights: router.ForCanary(10), Sticky: "rev-2", Mirror: 20},
-		{Weights: router.ForCanary(50), Cohort: true, Mirror: 100, Sticky: "rev-2"},
+	steps := []rollout.Routing{
+		{Weights: rollout.ForCanary(0), Mirror: 50},
+		{Weights: rollout.ForCanary(0), Cohort: true},
+		{Weights: rollout.ForCanary(10), Sticky: "rev-2", Mirror: 20},
+		{Weights: rollout.ForCanary(50), Cohort: true, Mirror: 100, Sticky: "rev-2"},
 	}
 	for _, step := range steps {
 		require.NoError(t, r.Apply(ctx, cn, step), step.String())
@@ -369,9 +370,9 @@ func TestUserRouteTakenOverByEarlierVersion(t *testing.T) {
 	}}
 	require.NoError(t, env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(earlier), client.ForceOwnership, client.FieldOwner(fieldManager)))
 	r := gatewayapi.New(env.Client, fieldManager)
-	assertObserved(t, r, cn, router.Routing{Weights: router.ForCanary(10)})
+	assertObserved(t, r, cn, rollout.Routing{Weights: rollout.ForCanary(10)})
 
-	sticky := router.Routing{Weights: router.ForCanary(30), Sticky: "rev-2", Mirror: 10}
+	sticky := rollout.Routing{Weights: rollout.ForCanary(30), Sticky: "rev-2", Mirror: 10}
 	require.NoError(t, r.Apply(ctx, cn, sticky))
 	assertObserved(t, r, cn, sticky)
 	assert.Len(t, getRoute(t, ns, "storefront").Spec.Rules, 4)
@@ -396,7 +397,7 @@ func TestUserRouteOverLimits(t *testing.T) {
 		name    string
 		route   func(*gatewayv1.HTTPRoute)
 		canary  func(*v1alpha1.Canary)
-		routing router.Routing
+		routing rollout.Routing
 		message string
 	}{
 		{
@@ -409,7 +410,7 @@ func TestUserRouteOverLimits(t *testing.T) {
 				}
 			},
 			canary:  eightCohorts,
-			routing: router.Routing{Weights: router.ForCanary(0), Cohort: true},
+			routing: rollout.Routing{Weights: rollout.ForCanary(0), Cohort: true},
 			message: "would need 17 rules once this rollout's rules and filters are added, but Gateway API allows at most 16",
 		},
 		{
@@ -422,7 +423,7 @@ func TestUserRouteOverLimits(t *testing.T) {
 				}
 			},
 			canary:  eightCohorts,
-			routing: router.Routing{Weights: router.ForCanary(0), Cohort: true},
+			routing: rollout.Routing{Weights: rollout.ForCanary(0), Cohort: true},
 			message: "would need 146 matches over all rules once this rollout's rules and filters are added, but Gateway API allows at most 128",
 		},
 		{
@@ -430,7 +431,7 @@ func TestUserRouteOverLimits(t *testing.T) {
 			canary: func(cn *v1alpha1.Canary) {
 				cn.Spec.Analysis.Match = []v1alpha1.HTTPMatch{{Headers: map[string]v1alpha1.StringMatch{"X-Env": {Exact: "staging"}}}}
 			},
-			routing: router.Routing{Weights: router.ForCanary(0), Cohort: true},
+			routing: rollout.Routing{Weights: rollout.ForCanary(0), Cohort: true},
 			message: "already matches header x-env, on which analysis.match[0] also sets a condition",
 		},
 	}
@@ -458,7 +459,7 @@ func TestUserRouteOverLimits(t *testing.T) {
 }
 
 // assertObserved checks that Observe reads routing back from the route's rules.
-func assertObserved(t *testing.T, r *gatewayapi.Router, cn *v1alpha1.Canary, routing router.Routing) {
+func assertObserved(t *testing.T, r *gatewayapi.Router, cn *v1alpha1.Canary, routing rollout.Routing) {
 	t.Helper()
 	state, err := r.Observe(testContext(t), cn)
 	require.NoError(t, err)

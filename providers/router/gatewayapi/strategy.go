@@ -10,6 +10,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // A strategy's rules are written in the stored (unstructured) form of an HTTPRoute rule, so the
@@ -39,7 +40,7 @@ func derivedName(k int, kind string) string {
 // strategy is what a Routing asks of every apex rule: the rules to put before it, and the split it
 // carries itself.
 type strategy struct {
-	weights router.Weights
+	weights rollout.Weights
 	// extra are the rules put before each apex rule, in order.
 	extra []extraRule
 	// canaryCookie and primaryCookie are the Set-Cookie values added to the responses of the
@@ -66,7 +67,7 @@ type conditions struct {
 }
 
 // strategyOf turns the Routing into rules, with the Canary's spec saying how each looks.
-func strategyOf(cn *v1alpha1.Canary, r router.Routing, b backends) (strategy, error) {
+func strategyOf(cn *v1alpha1.Canary, r rollout.Routing, b backends) (strategy, error) {
 	s := strategy{weights: r.Weights, mirror: r.Mirror}
 	extras, canaryCookie, primaryCookie, err := router.Extras(cn, r)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // OriginalBackendsAnnotation holds, on a user's route, the backendRefs each apex rule had before
@@ -48,7 +49,7 @@ type userRule struct {
 // are computed afresh from the route as the user wrote it, recovered from the live route, so a
 // user's edit during the rollout is kept and a Routing that no longer asks for a rule removes it.
 // A route that already carries the result is not written.
-func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, routing router.Routing) error {
+func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, routing rollout.Routing) error {
 	b := backendsOf(cn)
 	s, err := strategyOf(cn, routing, b)
 	if err != nil {

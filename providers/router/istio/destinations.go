@@ -9,6 +9,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // destinations names the Services a Canary's traffic goes to, all in the VirtualService's
@@ -109,11 +110,11 @@ func (d destinations) splitRoute(routes []*istionetapi.HTTPRoute) (route *istion
 // weights reads the split from a split route. A route that still sends traffic to the apex Service
 // carries no split yet: zero weights, which never equal the weights trafficctl asks for, so
 // nothing waits on a route it has not written.
-func (d destinations) weights(route *istionetapi.HTTPRoute) router.Weights {
+func (d destinations) weights(route *istionetapi.HTTPRoute) rollout.Weights {
 	if toApex, _ := d.classify(route); toApex {
-		return router.Weights{}
+		return rollout.Weights{}
 	}
-	var w router.Weights
+	var w rollout.Weights
 	dsts := route.GetRoute()
 	for _, dst := range dsts {
 		weight := dst.GetWeight()

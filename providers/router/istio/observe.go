@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/trafficctl/trafficctl/rollout"
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
-
-	"github.com/trafficctl/trafficctl/providers/router"
 )
 
 // reconciledCondition is the condition istiod's status writer sets once the mesh's proxies have
@@ -18,30 +17,30 @@ const reconciledCondition = "Reconciled"
 // trafficctl did not add), and the cohort from the presence of cohort routes. A user's
 // VirtualService without an apex route is an InvalidRouteError; one trafficctl owns without one is
 // simply not split yet, which the next Apply repairs.
-func observe(vs *istionetv1.VirtualService, d destinations, userOwned bool) (router.State, error) {
+func observe(vs *istionetv1.VirtualService, d destinations, userOwned bool) (rollout.State, error) {
 	routes := vs.Spec.GetHttp()
 	split, ok := d.splitRoute(routes)
 	if !ok {
 		if userOwned {
-			return router.State{}, d.noApexRoute()
+			return rollout.State{}, d.noApexRoute()
 		}
-		return router.State{Found: true, Message: fmt.Sprintf(
+		return rollout.State{Found: true, Message: fmt.Sprintf(
 			"VirtualService %s/%s does not send traffic to Services %s and %s yet",
 			vs.Namespace, vs.Name, d.primary, d.canary)}, nil
 	}
 	if toApex, _ := d.classify(split); toApex {
-		return router.State{Found: true, Message: fmt.Sprintf(
+		return rollout.State{Found: true, Message: fmt.Sprintf(
 			"VirtualService %s/%s still sends traffic to Service %s, not yet to %s and %s",
 			vs.Namespace, vs.Name, d.apex, d.primary, d.canary)}, nil
 	}
-	rt := router.Routing{Weights: d.weights(split), Mirror: d.mirror(split), Sticky: d.sticky(split)}
+	rt := rollout.Routing{Weights: d.weights(split), Mirror: d.mirror(split), Sticky: d.sticky(split)}
 	for _, route := range routes {
 		if strings.HasPrefix(d.derivedKind(route), "cohort-") {
 			rt.Cohort = true
 		}
 	}
 	accepted, message := acceptance(vs)
-	return router.State{Found: true, Routing: rt, Accepted: accepted, Message: message}, nil
+	return rollout.State{Found: true, Routing: rt, Accepted: accepted, Message: message}, nil
 }
 
 // acceptance reports whether Istio has reconciled the VirtualService's current generation, and

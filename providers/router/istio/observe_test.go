@@ -4,12 +4,11 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/trafficctl/trafficctl/rollout"
 	istiometa "istio.io/api/meta/v1alpha1"
 	istionetapi "istio.io/api/networking/v1"
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/trafficctl/trafficctl/providers/router"
 )
 
 func TestAcceptance(t *testing.T) {
@@ -118,7 +117,7 @@ func TestSplitRoute(t *testing.T) {
 		name      string
 		routes    []*istionetapi.HTTPRoute
 		wantRoute string
-		want      router.Weights
+		want      rollout.Weights
 		wantOK    bool
 	}{
 		{name: "no routes"},
@@ -133,7 +132,7 @@ func TestSplitRoute(t *testing.T) {
 			name:      "the first apex route counts",
 			routes:    []*istionetapi.HTTPRoute{route("static", to("static", 0)), route("a", to("podinfo-primary", 70), to("podinfo-canary", 30)), route("b", to("podinfo", 0))},
 			wantRoute: "a",
-			want:      router.Weights{Primary: 70, Canary: 30},
+			want:      rollout.Weights{Primary: 70, Canary: 30},
 			wantOK:    true,
 		},
 		{
@@ -144,7 +143,7 @@ func TestSplitRoute(t *testing.T) {
 				route("a", to("podinfo-primary", 90), to("podinfo-canary", 10)),
 			},
 			wantRoute: "a",
-			want:      router.Weights{Primary: 90, Canary: 10},
+			want:      rollout.Weights{Primary: 90, Canary: 10},
 			wantOK:    true,
 		},
 		{
@@ -157,14 +156,14 @@ func TestSplitRoute(t *testing.T) {
 			name:      "a zero weight",
 			routes:    []*istionetapi.HTTPRoute{route("a", to("podinfo-primary.shop", 100), to("podinfo-canary.shop", 0))},
 			wantRoute: "a",
-			want:      router.Weights{Primary: 100},
+			want:      rollout.Weights{Primary: 100},
 			wantOK:    true,
 		},
 		{
 			name:      "a lone destination without a weight takes everything",
 			routes:    []*istionetapi.HTTPRoute{route("a", to("podinfo-canary", 0))},
 			wantRoute: "a",
-			want:      router.Weights{Canary: 100},
+			want:      rollout.Weights{Canary: 100},
 			wantOK:    true,
 		},
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 const (
@@ -49,7 +50,7 @@ func New(c client.Client, fieldManager string) *Router {
 // written, except raw route fields of service (match, headers, corsPolicy) that Istio's schema
 // refuses, which only the apiserver can tell, on the VirtualService's write. A write that lost a
 // race with another writer returns an error to retry.
-func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, rt router.Routing) error {
+func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, rt rollout.Routing) error {
 	s, err := strategyOf(cn, rt, destinationsOf(cn))
 	if err != nil {
 		return err
@@ -77,13 +78,13 @@ func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, rt router.Routi
 
 // Observe reads the VirtualService back: the Routing its rules carry, and whether Istio has
 // reconciled its current generation, so a rollout waits for the mesh before it measures.
-func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (router.State, error) {
+func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (rollout.State, error) {
 	vs := &istionetv1.VirtualService{}
 	if err := r.client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.VirtualServiceName()}, vs); err != nil {
 		if apierrors.IsNotFound(err) {
-			return router.State{Found: false}, nil
+			return rollout.State{Found: false}, nil
 		}
-		return router.State{}, fmt.Errorf("get VirtualService %s/%s: %w", cn.Namespace, cn.VirtualServiceName(), err)
+		return rollout.State{}, fmt.Errorf("get VirtualService %s/%s: %w", cn.Namespace, cn.VirtualServiceName(), err)
 	}
 	return observe(vs, destinationsOf(cn), cn.UserOwnsRoute())
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/trafficctl/trafficctl/internal/testenv"
 	"github.com/trafficctl/trafficctl/providers/router"
 	"github.com/trafficctl/trafficctl/providers/router/istio"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 const fieldManager = "trafficctl"
@@ -36,7 +37,7 @@ func TestOwnedVirtualService(t *testing.T) {
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: false}, state, "no VirtualService before the first Apply")
+	assert.Equal(t, rollout.State{Found: false}, state, "no VirtualService before the first Apply")
 
 	require.NoError(t, r.Apply(ctx, cn, weights(90, 10)))
 
@@ -71,7 +72,7 @@ func TestOwnedVirtualService(t *testing.T) {
 	// Istio without its status feature writes no status: no signal, so nothing to wait for.
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Routing: weights(90, 10), Accepted: true}, state)
+	assert.Equal(t, rollout.State{Found: true, Routing: weights(90, 10), Accepted: true}, state)
 
 	require.NoError(t, r.Apply(ctx, cn, weights(50, 50)))
 	vs = getVS(t, ns, "podinfo")
@@ -128,7 +129,7 @@ func TestObserveStatus(t *testing.T) {
 	setStatus(t, ns, "podinfo", map[string]any{"observedGeneration": "1"})
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
+	assert.Equal(t, rollout.State{
 		Found:   true,
 		Routing: routing,
 		Message: "waiting for Istio to reconcile generation 2 of VirtualService " + ns + "/podinfo; it has seen generation 1",
@@ -142,7 +143,7 @@ func TestObserveStatus(t *testing.T) {
 	})
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
+	assert.Equal(t, rollout.State{
 		Found:   true,
 		Routing: routing,
 		Message: `Istio has not reconciled VirtualService ` + ns + `/podinfo: condition Reconciled is "False": InProgress: 2/3 proxies up to date.`,
@@ -154,7 +155,7 @@ func TestObserveStatus(t *testing.T) {
 	})
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Routing: routing, Accepted: true}, state)
+	assert.Equal(t, rollout.State{Found: true, Routing: routing, Accepted: true}, state)
 
 	// New weights are a new generation, which Istio has not reconciled yet.
 	require.NoError(t, r.Apply(ctx, cn, weights(50, 50)))
@@ -173,7 +174,7 @@ func TestUserVirtualService(t *testing.T) {
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
+	assert.Equal(t, rollout.State{
 		Found:   true,
 		Message: "VirtualService " + ns + "/storefront still sends traffic to Service podinfo, not yet to podinfo-primary and podinfo-canary",
 	}, state, "before the takeover the VirtualService carries no split")
@@ -211,7 +212,7 @@ func TestUserVirtualService(t *testing.T) {
 
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Routing: weights(80, 20), Accepted: true}, state)
+	assert.Equal(t, rollout.State{Found: true, Routing: weights(80, 20), Accepted: true}, state)
 
 	require.NoError(t, r.Apply(ctx, cn, weights(40, 60)))
 	vs = getVS(t, ns, "storefront")
@@ -346,7 +347,7 @@ func TestMissingUserVirtualService(t *testing.T) {
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: false}, state)
+	assert.Equal(t, rollout.State{Found: false}, state)
 	require.NoError(t, r.Release(ctx, cn))
 }
 
@@ -383,8 +384,8 @@ func TestApplyRejectsOutOfRangeWeights(t *testing.T) {
 	owned := newCanary(t, ns)
 	r := istio.New(env.Client, fieldManager)
 
-	for _, w := range []router.Weights{{Primary: 120, Canary: -20}, {Primary: 50, Canary: 40}, {Primary: 0, Canary: 0}} {
-		err := r.Apply(ctx, owned, router.Routing{Weights: w})
+	for _, w := range []rollout.Weights{{Primary: 120, Canary: -20}, {Primary: 50, Canary: 40}, {Primary: 0, Canary: 0}} {
+		err := r.Apply(ctx, owned, rollout.Routing{Weights: w})
 		require.Error(t, err, "%s", w)
 		assert.Contains(t, err.Error(), "add up to 100")
 	}
@@ -523,8 +524,8 @@ func httpRoutes(t *testing.T, vs *unstructured.Unstructured) []any {
 }
 
 // weights is the Routing of a plain weighted split.
-func weights(primary, canary int32) router.Routing {
-	return router.Routing{Weights: router.Weights{Primary: primary, Canary: canary}}
+func weights(primary, canary int32) rollout.Routing {
+	return rollout.Routing{Weights: rollout.Weights{Primary: primary, Canary: canary}}
 }
 
 // split is a destinations list as the apiserver stores it.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // A strategy's HTTP routes are built in the stored (unstructured) form of a VirtualService's HTTP
@@ -52,7 +53,7 @@ func (d destinations) derivedKind(route *istionetapi.HTTPRoute) string {
 type strategy struct {
 	// primary and canary are the names of the Services the split goes to.
 	primary, canary string
-	weights         router.Weights
+	weights         rollout.Weights
 	// extra are the routes put before each apex route, in order.
 	extra []extraRoute
 	// canaryCookie and primaryCookie are the Set-Cookie values added to the responses of the
@@ -80,7 +81,7 @@ type conditions struct {
 
 // strategyOf turns the Routing into routes, with the Canary's spec saying how each looks. The error
 // is an InvalidRouteError when the Canary's conditions cannot be written as Istio matches.
-func strategyOf(cn *v1alpha1.Canary, r router.Routing, d destinations) (strategy, error) {
+func strategyOf(cn *v1alpha1.Canary, r rollout.Routing, d destinations) (strategy, error) {
 	if err := checkRouting(r); err != nil {
 		return strategy{}, err
 	}
@@ -107,7 +108,7 @@ func strategyOf(cn *v1alpha1.Canary, r router.Routing, d destinations) (strategy
 // checkRouting rejects a Routing Istio would refuse or that no cookie can carry: the CRD schema
 // does not bound weights, but Istio's validation wants each between 0 and 100 and all of a route's
 // adding up to 100.
-func checkRouting(r router.Routing) error {
+func checkRouting(r rollout.Routing) error {
 	if w := r.Weights; w.Primary < 0 || w.Canary < 0 || w.Primary+w.Canary != 100 {
 		return fmt.Errorf("weights %s are not a split Istio accepts: each must be between 0 and 100 and they must add up to 100", w)
 	}

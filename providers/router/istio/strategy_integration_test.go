@@ -16,6 +16,7 @@ import (
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
 	"github.com/trafficctl/trafficctl/providers/router/istio"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // strategyVS is a user's VirtualService for the strategy tests: a route to another Service first,
@@ -85,7 +86,7 @@ const userPrimary = `
 var strategyCases = []struct {
 	name    string
 	canary  []func(*v1alpha1.Canary)
-	routing router.Routing
+	routing rollout.Routing
 	owned   string
 	user    string
 }{
@@ -123,7 +124,7 @@ var strategyCases = []struct {
 	{
 		name:    "cohort by header, exact",
 		canary:  []func(*v1alpha1.Canary){withCohort(v1alpha1.HTTPMatch{Headers: map[string]v1alpha1.StringMatch{"X-Canary": {Exact: "insider"}}})},
-		routing: router.Routing{Weights: router.ForCanary(0), Cohort: true},
+		routing: rollout.Routing{Weights: rollout.ForCanary(0), Cohort: true},
 		owned: `
 - name: trafficctl-cohort-0
   match: [{headers: {x-canary: {exact: insider}}}]
@@ -152,7 +153,7 @@ var strategyCases = []struct {
 			v1alpha1.HTTPMatch{Headers: map[string]v1alpha1.StringMatch{"x-user": {Regex: "alice|bob"}}},
 			v1alpha1.HTTPMatch{Headers: map[string]v1alpha1.StringMatch{"x-group": {Prefix: "beta"}}},
 		)},
-		routing: router.Routing{Weights: router.ForCanary(0), Cohort: true},
+		routing: rollout.Routing{Weights: rollout.ForCanary(0), Cohort: true},
 		owned: `
 - name: trafficctl-cohort-0
   match: [{headers: {x-user: {regex: alice|bob}}}]
@@ -192,7 +193,7 @@ var strategyCases = []struct {
 	{
 		name:    "cohort by cookie",
 		canary:  []func(*v1alpha1.Canary){withCohort(v1alpha1.HTTPMatch{Cookies: map[string]v1alpha1.StringMatch{"canary": {Exact: "always"}}})},
-		routing: router.Routing{Weights: router.ForCanary(0), Cohort: true},
+		routing: rollout.Routing{Weights: rollout.ForCanary(0), Cohort: true},
 		owned: `
 - name: trafficctl-cohort-0
   match: [{headers: {cookie: {regex: '(.*;\s*)?canary=always(;.*)?'}}}]
@@ -221,7 +222,7 @@ var strategyCases = []struct {
 			"variant": {Exact: "b"},
 			"ref":     {Prefix: "mail.v2"},
 		}})},
-		routing: router.Routing{Weights: router.ForCanary(0), Cohort: true},
+		routing: rollout.Routing{Weights: rollout.ForCanary(0), Cohort: true},
 		owned: `
 - name: trafficctl-cohort-0
   match: [{queryParams: {variant: {exact: b}, ref: {regex: 'mail\.v2.*'}}}]
@@ -248,7 +249,7 @@ var strategyCases = []struct {
 	{
 		name:    "mirror",
 		canary:  []func(*v1alpha1.Canary){withMirror(20)},
-		routing: router.Routing{Weights: router.ForCanary(0), Mirror: 20},
+		routing: rollout.Routing{Weights: rollout.ForCanary(0), Mirror: 20},
 		owned: `
 - name: podinfo
   route:
@@ -283,7 +284,7 @@ var strategyCases = []struct {
 	{
 		name:    "sticky",
 		canary:  []func(*v1alpha1.Canary){withSessionAffinity("canary", "", 600)},
-		routing: router.Routing{Weights: router.ForCanary(10), Sticky: "r1"},
+		routing: rollout.Routing{Weights: rollout.ForCanary(10), Sticky: "r1"},
 		owned: `
 - name: trafficctl-sticky-canary
   match: [{headers: {cookie: {regex: '(.*;\s*)?canary=r1(;.*)?'}}}]
@@ -331,7 +332,7 @@ var strategyCases = []struct {
 	{
 		name:    "sticky with a primary cookie",
 		canary:  []func(*v1alpha1.Canary){withSessionAffinity("canary", "stable", 0)},
-		routing: router.Routing{Weights: router.ForCanary(50), Sticky: "r2"},
+		routing: rollout.Routing{Weights: rollout.ForCanary(50), Sticky: "r2"},
 		owned: `
 - name: trafficctl-sticky-canary
   match: [{headers: {cookie: {regex: '(.*;\s*)?canary=r2(;.*)?'}}}]
@@ -410,9 +411,9 @@ func TestOwnedVirtualServiceStrategies(t *testing.T) {
 			require.NoError(t, r.Apply(ctx, cn, tt.routing))
 			assert.Equal(t, vs.GetResourceVersion(), getVS(t, ns, "podinfo").GetResourceVersion(), "the same routing again writes nothing")
 
-			require.NoError(t, r.Apply(ctx, cn, router.Primary()))
+			require.NoError(t, r.Apply(ctx, cn, rollout.Primary()))
 			assert.Equal(t, jsonValue(t, ns, ownedPrimary), spec(t, getVS(t, ns, "podinfo"), "http"), "at rest only the split is left")
-			assertObserved(t, r, cn, router.Primary())
+			assertObserved(t, r, cn, rollout.Primary())
 		})
 	}
 }
@@ -434,9 +435,9 @@ func TestUserVirtualServiceStrategies(t *testing.T) {
 			require.NoError(t, r.Apply(ctx, cn, tt.routing))
 			assert.Equal(t, vs.GetResourceVersion(), getVS(t, ns, "storefront").GetResourceVersion(), "the same routing again writes nothing")
 
-			require.NoError(t, r.Apply(ctx, cn, router.Primary()))
+			require.NoError(t, r.Apply(ctx, cn, rollout.Primary()))
 			assert.Equal(t, jsonValue(t, ns, userPrimary), spec(t, getVS(t, ns, "storefront"), "http"), "at rest only the split is left")
-			assertObserved(t, r, cn, router.Primary())
+			assertObserved(t, r, cn, rollout.Primary())
 
 			require.NoError(t, r.Apply(ctx, cn, tt.routing))
 			require.NoError(t, r.Release(ctx, cn))
@@ -460,13 +461,13 @@ func TestUserVirtualServiceRollout(t *testing.T) {
 	cn.Spec.Analysis.SessionAffinity = &v1alpha1.SessionAffinity{CookieName: "canary", PrimaryCookieName: "stable", MaxAge: 60}
 	r := istio.New(env.Client, fieldManager)
 
-	for _, rt := range []router.Routing{
-		router.Primary(),
-		{Weights: router.ForCanary(0), Mirror: 50},
-		{Weights: router.ForCanary(0), Cohort: true},
-		{Weights: router.ForCanary(10), Sticky: "a1", Mirror: 10},
-		{Weights: router.ForCanary(50), Sticky: "a1"},
-		{Weights: router.ForCanary(100), Cohort: true, Sticky: "a1"},
+	for _, rt := range []rollout.Routing{
+		rollout.Primary(),
+		{Weights: rollout.ForCanary(0), Mirror: 50},
+		{Weights: rollout.ForCanary(0), Cohort: true},
+		{Weights: rollout.ForCanary(10), Sticky: "a1", Mirror: 10},
+		{Weights: rollout.ForCanary(50), Sticky: "a1"},
+		{Weights: rollout.ForCanary(100), Cohort: true, Sticky: "a1"},
 	} {
 		require.NoError(t, r.Apply(ctx, cn, rt), "%s", rt)
 		assertObserved(t, r, cn, rt)
@@ -485,7 +486,7 @@ func TestUserVirtualServiceRollout(t *testing.T) {
 
 // extraRoutes is how many routes TestUserVirtualServiceRollout's strategies add before the apex
 // route: two cohort routes and two sticky routes.
-func extraRoutes(rt router.Routing) int {
+func extraRoutes(rt rollout.Routing) int {
 	n := 0
 	if rt.Cohort {
 		n += 2
@@ -515,7 +516,7 @@ spec:
 `)
 	cn := newCanary(t, ns, withUserRoute("storefront"), withSessionAffinity("canary", "", 60), withMirror(30))
 	r := istio.New(env.Client, fieldManager)
-	rt := router.Routing{Weights: router.ForCanary(20), Sticky: "s", Mirror: 30}
+	rt := rollout.Routing{Weights: rollout.ForCanary(20), Sticky: "s", Mirror: 30}
 
 	require.NoError(t, r.Apply(ctx, cn, rt))
 	assert.Equal(t, jsonValue(t, ns, `
@@ -572,7 +573,7 @@ spec:
 	cn := newCanary(t, ns, withUserRoute("storefront"), withMirror(40))
 	r := istio.New(env.Client, fieldManager)
 
-	rt := router.Routing{Weights: router.ForCanary(0), Mirror: 40}
+	rt := rollout.Routing{Weights: rollout.ForCanary(0), Mirror: 40}
 	require.NoError(t, r.Apply(ctx, cn, rt))
 	assert.Equal(t, jsonValue(t, ns, `
 - name: all
@@ -586,7 +587,7 @@ spec:
 `), spec(t, getVS(t, ns, "storefront"), "http"))
 	assertObserved(t, r, cn, rt)
 
-	require.NoError(t, r.Apply(ctx, cn, router.Primary()))
+	require.NoError(t, r.Apply(ctx, cn, rollout.Primary()))
 	assert.Equal(t, jsonValue(t, ns, `
 - name: all
   route:
@@ -598,7 +599,7 @@ spec:
   - destination: {host: shadow}
     percentage: {value: 2.5}
 `), spec(t, getVS(t, ns, "storefront"), "http"))
-	assertObserved(t, r, cn, router.Primary())
+	assertObserved(t, r, cn, rollout.Primary())
 
 	require.NoError(t, r.Apply(ctx, cn, rt))
 	require.NoError(t, r.Release(ctx, cn))
@@ -624,9 +625,9 @@ func TestUserVirtualServiceLegacyRecord(t *testing.T) {
 
 	cn := newCanary(t, ns, withUserRoute("storefront"), withSessionAffinity("canary", "", 600), withMirror(20))
 	r := istio.New(env.Client, fieldManager)
-	assertObserved(t, r, cn, router.Primary())
+	assertObserved(t, r, cn, rollout.Primary())
 
-	rt := router.Routing{Weights: router.ForCanary(10), Sticky: "r1", Mirror: 20}
+	rt := rollout.Routing{Weights: rollout.ForCanary(10), Sticky: "r1", Mirror: 20}
 	require.NoError(t, r.Apply(ctx, cn, rt))
 	assertObserved(t, r, cn, rt)
 	apex := httpRoutes(t, getVS(t, ns, "storefront"))[2].(map[string]any)
@@ -675,7 +676,7 @@ func TestOwnedVirtualServiceServiceFields(t *testing.T) {
     ignoreUriCase: true
 `
 
-	rt := router.Routing{Weights: router.ForCanary(0), Cohort: true}
+	rt := rollout.Routing{Weights: rollout.ForCanary(0), Cohort: true}
 	require.NoError(t, r.Apply(ctx, cn, rt))
 	assert.Equal(t, jsonValue(t, ns, `
 - name: trafficctl-cohort-0
@@ -700,7 +701,7 @@ func TestOwnedVirtualServiceServiceFields(t *testing.T) {
 	// destinations, apart from the route's own header operations.
 	cn.Spec.Analysis.Match = nil
 	cn.Spec.Analysis.SessionAffinity = &v1alpha1.SessionAffinity{CookieName: "canary", MaxAge: 60}
-	rt = router.Routing{Weights: router.ForCanary(30), Sticky: "z", Mirror: 5}
+	rt = rollout.Routing{Weights: rollout.ForCanary(30), Sticky: "z", Mirror: 5}
 	require.NoError(t, r.Apply(ctx, cn, rt))
 	assert.Equal(t, jsonValue(t, ns, `
 - name: trafficctl-sticky-canary
@@ -746,7 +747,7 @@ func TestOwnedVirtualServiceRejectsInvalidRouteFields(t *testing.T) {
 func TestStrategyConflicts(t *testing.T) {
 	ctx := testContext(t)
 	r := istio.New(env.Client, fieldManager)
-	cohort := router.Routing{Weights: router.ForCanary(0), Cohort: true}
+	cohort := rollout.Routing{Weights: rollout.ForCanary(0), Cohort: true}
 
 	t.Run("owned", func(t *testing.T) {
 		ns := newNamespace(t)
@@ -853,11 +854,11 @@ func withSessionAffinity(cookie, primaryCookie string, maxAge int32) func(*v1alp
 }
 
 // assertObserved checks that Observe reads back exactly rt, accepted.
-func assertObserved(t *testing.T, r *istio.Router, cn *v1alpha1.Canary, rt router.Routing) {
+func assertObserved(t *testing.T, r *istio.Router, cn *v1alpha1.Canary, rt rollout.Routing) {
 	t.Helper()
 	state, err := r.Observe(testContext(t), cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Routing: rt, Accepted: true}, state)
+	assert.Equal(t, rollout.State{Found: true, Routing: rt, Accepted: true}, state)
 }
 
 // assertRestored checks that vs is original again: its whole spec, labels and annotations.

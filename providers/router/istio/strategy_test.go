@@ -8,6 +8,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 func TestCohortConditions(t *testing.T) {
@@ -73,15 +74,15 @@ func TestAddTo(t *testing.T) {
 
 func TestCheckRouting(t *testing.T) {
 	for _, tt := range []struct {
-		routing router.Routing
+		routing rollout.Routing
 		wantErr string
 	}{
-		{routing: router.Primary()},
-		{routing: router.Routing{Weights: router.ForCanary(100), Mirror: 100, Sticky: "k3x9"}},
-		{routing: router.Routing{Weights: router.Weights{Primary: 50, Canary: 40}}, wantErr: "weights primary 50% / canary 40% are not a split Istio accepts: each must be between 0 and 100 and they must add up to 100"},
-		{routing: router.Routing{Weights: router.Weights{Primary: 120, Canary: -20}}, wantErr: "weights primary 120% / canary -20% are not a split Istio accepts: each must be between 0 and 100 and they must add up to 100"},
-		{routing: router.Routing{Weights: router.ForCanary(0), Mirror: 101}, wantErr: "mirror 101% is not a percentage Istio accepts: it must be between 0 and 100"},
-		{routing: router.Routing{Weights: router.ForCanary(0), Sticky: "a; b"}, wantErr: `sticky value "a; b" cannot be a cookie value`},
+		{routing: rollout.Primary()},
+		{routing: rollout.Routing{Weights: rollout.ForCanary(100), Mirror: 100, Sticky: "k3x9"}},
+		{routing: rollout.Routing{Weights: rollout.Weights{Primary: 50, Canary: 40}}, wantErr: "weights primary 50% / canary 40% are not a split Istio accepts: each must be between 0 and 100 and they must add up to 100"},
+		{routing: rollout.Routing{Weights: rollout.Weights{Primary: 120, Canary: -20}}, wantErr: "weights primary 120% / canary -20% are not a split Istio accepts: each must be between 0 and 100 and they must add up to 100"},
+		{routing: rollout.Routing{Weights: rollout.ForCanary(0), Mirror: 101}, wantErr: "mirror 101% is not a percentage Istio accepts: it must be between 0 and 100"},
+		{routing: rollout.Routing{Weights: rollout.ForCanary(0), Sticky: "a; b"}, wantErr: `sticky value "a; b" cannot be a cookie value`},
 	} {
 		err := checkRouting(tt.routing)
 		if tt.wantErr == "" {
@@ -97,13 +98,13 @@ func TestStrategyOfNeedsTheCanarysSpec(t *testing.T) {
 	cn := &v1alpha1.Canary{}
 	cn.Namespace, cn.Name = "shop", "podinfo"
 
-	_, err := strategyOf(cn, router.Routing{Weights: router.ForCanary(0), Cohort: true}, d)
+	_, err := strategyOf(cn, rollout.Routing{Weights: rollout.ForCanary(0), Cohort: true}, d)
 	assert.EqualError(t, err, "the routing asks for an A/B cohort, but Canary shop/podinfo has no analysis.match")
-	_, err = strategyOf(cn, router.Routing{Weights: router.ForCanary(0), Sticky: "x"}, d)
+	_, err = strategyOf(cn, rollout.Routing{Weights: rollout.ForCanary(0), Sticky: "x"}, d)
 	assert.EqualError(t, err, "the routing asks for sticky sessions, but Canary shop/podinfo has no analysis.sessionAffinity")
 
 	cn.Spec.Analysis.Match = []v1alpha1.HTTPMatch{{Headers: map[string]v1alpha1.StringMatch{"x": {Regex: "("}}}}
-	_, err = strategyOf(cn, router.Routing{Weights: router.ForCanary(0), Cohort: true}, d)
+	_, err = strategyOf(cn, rollout.Routing{Weights: rollout.ForCanary(0), Cohort: true}, d)
 	assert.True(t, router.IsInvalidRoute(err), "a regex RE2 refuses is the user's to fix: %v", err)
 	assert.ErrorContains(t, err, "analysis.match[0].headers[x].regex")
 }

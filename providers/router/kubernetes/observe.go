@@ -9,27 +9,27 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // observeBlueGreen reads which Deployment the Service selects, and whether that Deployment
 // runs all its replicas.
-func (d pair) observeBlueGreen(svc *corev1.Service) router.State {
+func (d pair) observeBlueGreen(svc *corev1.Service) rollout.State {
 	var (
-		w   router.Weights
+		w   rollout.Weights
 		dep *appsv1.Deployment
 	)
 	switch {
 	case selects(svc, d.primary):
-		w, dep = router.Weights{Primary: 100}, d.primary
+		w, dep = rollout.Weights{Primary: 100}, d.primary
 	case selects(svc, d.target):
-		w, dep = router.Weights{Canary: 100}, d.target
+		w, dep = rollout.Weights{Canary: 100}, d.target
 	default:
-		return router.State{Found: true, Message: fmt.Sprintf(
+		return rollout.State{Found: true, Message: fmt.Sprintf(
 			"Service %s/%s selects the pods of neither Deployment %s nor %s",
 			svc.Namespace, svc.Name, d.primary.Name, d.target.Name)}
 	}
-	state := router.State{Found: true, Routing: router.Routing{Weights: w}}
+	state := rollout.State{Found: true, Routing: rollout.Routing{Weights: w}}
 	state.Message = rolloutPending(dep)
 	state.Accepted = state.Message == ""
 	return state
@@ -37,13 +37,13 @@ func (d pair) observeBlueGreen(svc *corev1.Service) router.State {
 
 // observeRatio reads the canary's share of the available pods behind the Service, and whether
 // the Service selects both Deployments' pods and both run the replicas they are asked for.
-func (d pair) observeRatio(cn *v1alpha1.Canary, svc *corev1.Service) (router.State, error) {
+func (d pair) observeRatio(cn *v1alpha1.Canary, svc *corev1.Service) (rollout.State, error) {
 	selector, err := d.ratioSelector(cn)
 	if err != nil {
-		return router.State{}, err
+		return rollout.State{}, err
 	}
-	share := Share(d.primary.Status.AvailableReplicas, d.target.Status.AvailableReplicas)
-	state := router.State{Found: true, Routing: router.Routing{Weights: router.ForCanary(share)}}
+	share := rollout.Share(d.primary.Status.AvailableReplicas, d.target.Status.AvailableReplicas)
+	state := rollout.State{Found: true, Routing: rollout.Routing{Weights: rollout.ForCanary(share)}}
 	switch {
 	case !maps.Equal(svc.Spec.Selector, selector):
 		state.Message = fmt.Sprintf("Service %s/%s does not select the pods of both Deployment %s and %s yet",

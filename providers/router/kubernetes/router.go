@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 const (
@@ -42,7 +42,7 @@ func New(c client.Client, fieldManager string) *Router {
 // canary the Service selects the pods of both Deployments and the weights are left to the
 // replica counts the controller sets, so Apply ignores them. A Service that already selects the
 // right pods is not written again.
-func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, rt router.Routing) error {
+func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, rt rollout.Routing) error {
 	if rt.Cohort || rt.Mirror != 0 || rt.Sticky != "" {
 		return fmt.Errorf("provider kubernetes only chooses the pods Service %s/%s selects and cannot route %s", cn.Namespace, cn.ApexServiceName(), rt)
 	}
@@ -67,14 +67,14 @@ func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, rt router.Routi
 // they are the canary's share of the available pods behind the Service. Either way the routing
 // is Accepted only once the selected Deployments have rolled out, since until then the pods do
 // not carry the traffic the weights claim.
-func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (router.State, error) {
+func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (rollout.State, error) {
 	svc, err := r.getService(ctx, cn)
 	if err != nil || svc == nil {
-		return router.State{}, err
+		return rollout.State{}, err
 	}
 	d, err := r.deployments(ctx, cn)
 	if err != nil {
-		return router.State{}, err
+		return rollout.State{}, err
 	}
 	if blueGreen(cn) {
 		return d.observeBlueGreen(svc), nil

@@ -14,14 +14,14 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
-	"github.com/trafficctl/trafficctl/providers/router/kubernetes"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 const fieldManager = "trafficctl"
 
 var (
-	toPrimary = router.Routing{Weights: router.Weights{Primary: 100}}
-	toCanary  = router.Routing{Weights: router.Weights{Canary: 100}}
+	toPrimary = rollout.Routing{Weights: rollout.Weights{Primary: 100}}
+	toCanary  = rollout.Routing{Weights: rollout.Weights{Canary: 100}}
 )
 
 func TestBlueGreen(t *testing.T) {
@@ -33,7 +33,7 @@ func TestBlueGreen(t *testing.T) {
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: false}, state, "no Service before the first Apply")
+	assert.Equal(t, rollout.State{Found: false}, state, "no Service before the first Apply")
 
 	require.NoError(t, r.Apply(ctx, cn, toPrimary))
 	assert.Equal(t, 1, *applies)
@@ -47,7 +47,7 @@ func TestBlueGreen(t *testing.T) {
 
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
+	assert.Equal(t, rollout.State{
 		Found: true, Routing: toPrimary,
 		Message: "Deployment " + ns + "/podinfo-primary has not observed generation 1 yet",
 	}, state)
@@ -55,7 +55,7 @@ func TestBlueGreen(t *testing.T) {
 	setAvailable(t, ns, "podinfo-primary", 1)
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
+	assert.Equal(t, rollout.State{
 		Found: true, Routing: toPrimary,
 		Message: "Deployment " + ns + "/podinfo-primary has 1 of 2 replicas available",
 	}, state)
@@ -63,7 +63,7 @@ func TestBlueGreen(t *testing.T) {
 	setAvailable(t, ns, "podinfo-primary", 2)
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Routing: toPrimary, Accepted: true}, state)
+	assert.Equal(t, rollout.State{Found: true, Routing: toPrimary, Accepted: true}, state)
 
 	// Applying what the Service already carries writes nothing.
 	rv := svc.ResourceVersion
@@ -80,14 +80,14 @@ func TestBlueGreen(t *testing.T) {
 
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
+	assert.Equal(t, rollout.State{
 		Found: true, Routing: toCanary,
 		Message: "Deployment " + ns + "/podinfo has not observed generation 1 yet",
 	}, state)
 	setAvailable(t, ns, "podinfo", 2)
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Routing: toCanary, Accepted: true}, state)
+	assert.Equal(t, rollout.State{Found: true, Routing: toCanary, Accepted: true}, state)
 
 	rv = svc.ResourceVersion
 	require.NoError(t, r.Apply(ctx, cn, toCanary))
@@ -100,7 +100,7 @@ func TestBlueGreen(t *testing.T) {
 	assert.Equal(t, map[string]string{"app": "podinfo-primary"}, svc.Spec.Selector)
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Routing: toPrimary, Accepted: true}, state)
+	assert.Equal(t, rollout.State{Found: true, Routing: toPrimary, Accepted: true}, state)
 
 	// The Service goes with the Canary through its owner reference; Release leaves it alone.
 	require.NoError(t, r.Release(ctx, cn))
@@ -122,7 +122,7 @@ func TestBlueGreenForeignSelector(t *testing.T) {
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
+	assert.Equal(t, rollout.State{
 		Found:   true,
 		Message: "Service " + ns + "/podinfo selects the pods of neither Deployment podinfo-primary nor podinfo",
 	}, state)
@@ -132,7 +132,7 @@ func TestBlueGreenForeignSelector(t *testing.T) {
 	assert.Equal(t, map[string]string{"app": "podinfo-primary"}, getService(t, ns, "podinfo").Spec.Selector)
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Routing: toPrimary, Accepted: true}, state)
+	assert.Equal(t, rollout.State{Found: true, Routing: toPrimary, Accepted: true}, state)
 }
 
 // Validation keeps these away from provider kubernetes; Apply refuses them rather than writing
@@ -148,18 +148,18 @@ func TestRefusesWhatASelectorCannotDo(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		cn   *v1alpha1.Canary
-		rt   router.Routing
+		rt   rollout.Routing
 		want string
 	}{
-		{"split in blue/green", blue, router.Routing{Weights: router.ForCanary(50)},
+		{"split in blue/green", blue, rollout.Routing{Weights: rollout.ForCanary(50)},
 			"provider kubernetes switches Service " + ns + "/podinfo between whole Deployments and cannot split traffic primary 50% / canary 50%"},
-		{"no weights in blue/green", blue, router.Routing{},
+		{"no weights in blue/green", blue, rollout.Routing{},
 			"provider kubernetes switches Service " + ns + "/podinfo between whole Deployments and cannot split traffic primary 0% / canary 0%"},
-		{"cohort", blue, router.Routing{Weights: router.ForCanary(0), Cohort: true},
+		{"cohort", blue, rollout.Routing{Weights: rollout.ForCanary(0), Cohort: true},
 			"provider kubernetes only chooses the pods Service " + ns + "/podinfo selects and cannot route primary 100% / canary 0%, A/B cohort to the canary"},
-		{"mirror", blue, router.Routing{Weights: router.ForCanary(0), Mirror: 10},
+		{"mirror", blue, rollout.Routing{Weights: rollout.ForCanary(0), Mirror: 10},
 			"provider kubernetes only chooses the pods Service " + ns + "/podinfo selects and cannot route primary 100% / canary 0%, 10% mirrored to the canary"},
-		{"sticky", ratio, router.Routing{Weights: router.ForCanary(10), Sticky: "abc"},
+		{"sticky", ratio, rollout.Routing{Weights: rollout.ForCanary(10), Sticky: "abc"},
 			"provider kubernetes only chooses the pods Service " + ns + "/podinfo selects and cannot route primary 90% / canary 10%, sticky sessions"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,7 +190,7 @@ func TestReplicaRatio(t *testing.T) {
 	r, applies := newRouter(t)
 	shared := map[string]string{"app.kubernetes.io/name": "podinfo", "tier": "web"}
 
-	require.NoError(t, r.Apply(ctx, cn, router.Primary()))
+	require.NoError(t, r.Apply(ctx, cn, rollout.Primary()))
 	svc := getService(t, ns, "podinfo")
 	assert.Equal(t, shared, svc.Spec.Selector)
 	assert.Equal(t, []corev1.ServicePort{{
@@ -200,8 +200,8 @@ func TestReplicaRatio(t *testing.T) {
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
-		Found: true, Routing: router.Primary(),
+	assert.Equal(t, rollout.State{
+		Found: true, Routing: rollout.Primary(),
 		Message: "Deployment " + ns + "/podinfo-primary has not observed generation 1 yet",
 	}, state, "no pod available yet: everything counts as the primary's")
 
@@ -209,48 +209,48 @@ func TestReplicaRatio(t *testing.T) {
 	setAvailable(t, ns, "podinfo", 0)
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Routing: router.Primary(), Accepted: true}, state)
+	assert.Equal(t, rollout.State{Found: true, Routing: rollout.Primary(), Accepted: true}, state)
 
 	// A step to 10%: the controller scales the target; Apply ignores the weights and writes nothing.
-	scale(t, ns, "podinfo", kubernetes.RatioReplicas(9, 10))
-	require.NoError(t, r.Apply(ctx, cn, router.Routing{Weights: router.ForCanary(10)}))
+	scale(t, ns, "podinfo", rollout.RatioReplicas(9, 10))
+	require.NoError(t, r.Apply(ctx, cn, rollout.Routing{Weights: rollout.ForCanary(10)}))
 	assert.Equal(t, 1, *applies, "the selector does not depend on the weights")
 	assert.Equal(t, svc.ResourceVersion, getService(t, ns, "podinfo").ResourceVersion)
 
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
-		Found: true, Routing: router.Primary(),
+	assert.Equal(t, rollout.State{
+		Found: true, Routing: rollout.Primary(),
 		Message: "Deployment " + ns + "/podinfo has not observed generation 2 yet",
 	}, state)
 	setAvailable(t, ns, "podinfo", 0)
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
-		Found: true, Routing: router.Primary(),
+	assert.Equal(t, rollout.State{
+		Found: true, Routing: rollout.Primary(),
 		Message: "Deployment " + ns + "/podinfo has 0 of 1 replicas available",
 	}, state)
 	setAvailable(t, ns, "podinfo", 1)
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Routing: router.Routing{Weights: router.ForCanary(10)}, Accepted: true}, state)
+	assert.Equal(t, rollout.State{Found: true, Routing: rollout.Routing{Weights: rollout.ForCanary(10)}, Accepted: true}, state)
 
 	// A step to 50%: the weights follow the available replicas as they come up.
-	scale(t, ns, "podinfo", kubernetes.RatioReplicas(9, 50))
-	require.NoError(t, r.Apply(ctx, cn, router.Routing{Weights: router.ForCanary(50)}))
+	scale(t, ns, "podinfo", rollout.RatioReplicas(9, 50))
+	require.NoError(t, r.Apply(ctx, cn, rollout.Routing{Weights: rollout.ForCanary(50)}))
 	assert.Equal(t, 1, *applies)
 	assert.Equal(t, svc.ResourceVersion, getService(t, ns, "podinfo").ResourceVersion)
 	setAvailable(t, ns, "podinfo", 4)
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
-		Found: true, Routing: router.Routing{Weights: router.Weights{Primary: 69, Canary: 31}},
+	assert.Equal(t, rollout.State{
+		Found: true, Routing: rollout.Routing{Weights: rollout.Weights{Primary: 69, Canary: 31}},
 		Message: "Deployment " + ns + "/podinfo has 4 of 9 replicas available",
 	}, state)
 	setAvailable(t, ns, "podinfo", 9)
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Routing: router.Routing{Weights: router.ForCanary(50)}, Accepted: true}, state)
+	assert.Equal(t, rollout.State{Found: true, Routing: rollout.Routing{Weights: rollout.ForCanary(50)}, Accepted: true}, state)
 
 	// A Service that no longer selects both Deployments is not accepted, whatever the replicas say,
 	// until Apply repairs it.
@@ -259,11 +259,11 @@ func TestReplicaRatio(t *testing.T) {
 	require.NoError(t, env.Client.Update(ctx, svc))
 	state, err = r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{
-		Found: true, Routing: router.Routing{Weights: router.ForCanary(50)},
+	assert.Equal(t, rollout.State{
+		Found: true, Routing: rollout.Routing{Weights: rollout.ForCanary(50)},
 		Message: "Service " + ns + "/podinfo does not select the pods of both Deployment podinfo and podinfo-primary yet",
 	}, state)
-	require.NoError(t, r.Apply(ctx, cn, router.Routing{Weights: router.ForCanary(50)}))
+	require.NoError(t, r.Apply(ctx, cn, rollout.Routing{Weights: rollout.ForCanary(50)}))
 	assert.Equal(t, 2, *applies)
 	assert.Equal(t, shared, getService(t, ns, "podinfo").Spec.Selector)
 	state, err = r.Observe(ctx, cn)
@@ -283,7 +283,7 @@ func TestReplicaRatioNeedsSharedLabel(t *testing.T) {
 		"which must select the pods of both Deployment podinfo and podinfo-primary, but their pod templates share no label outside spec.selector; " +
 		"give the pod template of Deployment podinfo a label outside spec.selector, such as app.kubernetes.io/name"
 
-	err := r.Apply(ctx, cn, router.Primary())
+	err := r.Apply(ctx, cn, rollout.Primary())
 	require.EqualError(t, err, want)
 	assert.True(t, router.IsInvalidRoute(err))
 	err = env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "frontend"}, &corev1.Service{})
@@ -292,7 +292,7 @@ func TestReplicaRatioNeedsSharedLabel(t *testing.T) {
 
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: false}, state)
+	assert.Equal(t, rollout.State{Found: false}, state)
 
 	// With the Service in place (the user's, say), Observe reports the same problem.
 	createService(t, ns, "frontend", map[string]string{"app": "podinfo"})
@@ -300,7 +300,7 @@ func TestReplicaRatioNeedsSharedLabel(t *testing.T) {
 	require.EqualError(t, err, want)
 	assert.True(t, router.IsInvalidRoute(err))
 	rv := getService(t, ns, "frontend").ResourceVersion
-	require.Error(t, r.Apply(ctx, cn, router.Primary()))
+	require.Error(t, r.Apply(ctx, cn, rollout.Primary()))
 	assert.Equal(t, rv, getService(t, ns, "frontend").ResourceVersion, "nothing written")
 	assert.Zero(t, *applies)
 }
@@ -333,7 +333,7 @@ func TestAdoptedService(t *testing.T) {
 	setAvailable(t, ns, "podinfo", 1)
 	state, err := r.Observe(ctx, cn)
 	require.NoError(t, err)
-	assert.Equal(t, router.State{Found: true, Routing: toCanary, Accepted: true}, state)
+	assert.Equal(t, rollout.State{Found: true, Routing: toCanary, Accepted: true}, state)
 }
 
 // createService creates a Service the way a user does, before trafficctl touches it.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // pair is the two Deployments a Canary's apex Service chooses between.
@@ -17,12 +18,12 @@ type pair struct {
 
 // blueGreenSelector is the selector that sends all traffic where w says: the primary's
 // matchLabels for {Primary: 100}, the target's for {Canary: 100}.
-func (d pair) blueGreenSelector(cn *v1alpha1.Canary, w router.Weights) (map[string]string, error) {
+func (d pair) blueGreenSelector(cn *v1alpha1.Canary, w rollout.Weights) (map[string]string, error) {
 	var dep *appsv1.Deployment
 	switch w {
-	case router.Weights{Primary: 100}:
+	case rollout.Weights{Primary: 100}:
 		dep = d.primary
-	case router.Weights{Canary: 100}:
+	case rollout.Weights{Canary: 100}:
 		dep = d.target
 	default:
 		return nil, fmt.Errorf("provider kubernetes switches Service %s/%s between whole Deployments and cannot split traffic %s", cn.Namespace, cn.ApexServiceName(), w)

@@ -1,11 +1,6 @@
-// Package router holds the vocabulary shared by every router implementation: the weights a
-// rollout asks for, what a route reports back, and the errors a controller must tell apart.
-package router
+package rollout
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // Weights is a traffic split between the primary and the canary, in percent; they add up to 100.
 type Weights struct {
@@ -71,19 +66,4 @@ type State struct {
 	Accepted bool
 	// Message says what is still pending when Accepted is false.
 	Message string
-}
-
-// InvalidRouteError reports a route that trafficctl cannot use as it stands, such as a
-// user-owned route with no rule for the apex Service. Retrying does not help: the user must
-// change the route or the Canary.
-type InvalidRouteError struct {
-	Message string
-}
-
-func (e *InvalidRouteError) Error() string { return e.Message }
-
-// IsInvalidRoute reports whether err, or an error it wraps, is an InvalidRouteError.
-func IsInvalidRoute(err error) bool {
-	var target *InvalidRouteError
-	return errors.As(err, &target)
 }

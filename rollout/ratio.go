@@ -1,4 +1,4 @@
-package kubernetes
+package rollout
 
 // RatioReplicas is the canary's replica count that gives it about weight percent of the pods
 // beside primary primary replicas, which is the share of requests a Service spreading them

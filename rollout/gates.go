@@ -1,6 +1,7 @@
-package controllers
+package rollout
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -9,21 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-)
-
-// Reasons of the webhook gates and of manual control.
-const (
-	ReasonWaitingForApproval = "WaitingForApproval"
-	ReasonWebhookFailed      = "WebhookFailed"
-	ReasonRollbackWebhook    = "RollbackRequested"
-	ReasonPaused             = "Paused"
-	ReasonResumed            = "Resumed"
-	ReasonPromotionRequested = "PromotionRequested"
-	ReasonAborted            = "Aborted"
-	ReasonRetryRequested     = "RetryRequested"
-	ReasonRequestRefused     = "RequestRefused"
-	ReasonRequestIgnored     = "RequestIgnored"
-	ReasonInvalidRequest     = "InvalidRequest"
 )
 
 // gateState is what the webhooks of one type said in this reconcile.
@@ -48,7 +34,7 @@ func (p *planner) gate(t v1alpha1.WebhookType) (state gateState, why string) {
 	var held []string
 	for _, r := range results {
 		if r.Outcome != v1alpha1.WebhookApproved {
-			held = append(held, upperFirst(r.Message)+".")
+			held = append(held, UpperFirst(r.Message)+".")
 		}
 	}
 	if len(held) > 0 {
@@ -141,12 +127,12 @@ func (p *planner) waiting() {
 	}
 	p.scaleCanary(0)
 	if st.PromotionRequested != nil {
-		p.startRollout(fmt.Sprintf("Starting the rollout of revision %s without its approval, to promote it as %s asked.", st.LastAppliedSpec, orDefault(st.PromotionRequested.User, "someone")))
+		p.startRollout(fmt.Sprintf("Starting the rollout of revision %s without its approval, to promote it as %s asked.", st.LastAppliedSpec, cmp.Or(st.PromotionRequested.User, "someone")))
 		return
 	}
 	if !p.webhookDue() {
 		reason, msg := readyCondition(p.s.Canary)
-		p.wait(orDefault(reason, ReasonWaitingForApproval), orDefault(msg, "Waiting for the confirm-rollout webhooks to approve."), p.untilWebhookDue())
+		p.wait(cmp.Or(reason, ReasonWaitingForApproval), cmp.Or(msg, "Waiting for the confirm-rollout webhooks to approve."), p.untilWebhookDue())
 		return
 	}
 	switch state, why := p.gate(v1alpha1.WebhookConfirmRollout); state {
@@ -217,7 +203,7 @@ func (p *planner) failuresExhausted() bool {
 func webhookDecisions(results []v1alpha1.WebhookResult) []v1alpha1.Decision {
 	out := make([]v1alpha1.Decision, 0, len(results))
 	for _, r := range results {
-		d := v1alpha1.Decision{Metric: r.Name, Judge: v1alpha1.JudgeWebhook, Verdict: v1alpha1.VerdictPass, Bound: "2xx", Message: upperFirst(r.Message) + "."}
+		d := v1alpha1.Decision{Metric: r.Name, Judge: v1alpha1.JudgeWebhook, Verdict: v1alpha1.VerdictPass, Bound: "2xx", Message: UpperFirst(r.Message) + "."}
 		if r.StatusCode > 0 {
 			d.Value = fmt.Sprint(r.StatusCode)
 		}
@@ -269,7 +255,7 @@ func rollbackAsked(results []v1alpha1.WebhookResult) string {
 	var asked []string
 	for _, r := range results {
 		if r.Outcome == v1alpha1.WebhookApproved {
-			asked = append(asked, upperFirst(r.Message)+".")
+			asked = append(asked, UpperFirst(r.Message)+".")
 		}
 	}
 	return strings.Join(asked, " ")

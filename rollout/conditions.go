@@ -1,4 +1,4 @@
-package controllers
+package rollout
 
 import (
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -7,19 +7,9 @@ import (
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 )
 
-// Condition types. Ready, Reconciling and Stalled follow kstatus, so Argo CD, Flux and
-// `kubectl wait --for=condition=Ready` understand a Canary; Promoted says whether the last
-// revision made it to the primary.
-const (
-	ConditionReady       = "Ready"
-	ConditionReconciling = "Reconciling"
-	ConditionStalled     = "Stalled"
-	ConditionPromoted    = "Promoted"
-)
-
 // setConditions writes the plan's verdict into the status conditions. Reconciling and Stalled
 // are present only while true, as kstatus expects of abnormal-true conditions.
-func setConditions(st *v1alpha1.CanaryStatus, generation int64, p Plan) {
+func SetConditions(st *v1alpha1.CanaryStatus, generation int64, p Plan) {
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 			Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: generation,

@@ -1,6 +1,7 @@
-package controllers
+package rollout
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -10,8 +11,6 @@ import (
 
 	"github.com/trafficctl/trafficctl/analysis"
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/providers/router"
-	"github.com/trafficctl/trafficctl/providers/router/kubernetes"
 )
 
 // Snapshot is everything the planner looks at, read once per reconcile. The Canary's status is
@@ -23,7 +22,7 @@ type Snapshot struct {
 	// Primary is <target>-primary, which serves the last promoted revision.
 	Primary Workload
 	// Route is what the route holds now.
-	Route router.State
+	Route State
 	// Checks are the verdicts of the checks run for this reconcile; nil when none were due.
 	Checks []v1alpha1.Decision
 	// Gates are the answers of the webhooks called for this reconcile, by type; a type is
@@ -62,7 +61,7 @@ type Workload struct {
 type Plan struct {
 	Status v1alpha1.CanaryStatus
 	// Routing is what the route must carry.
-	Routing router.Routing
+	Routing Routing
 	// CanaryReplicas is the replica count to set on the target; nil leaves it alone.
 	CanaryReplicas *int32
 	// PromotePrimary asks for the target's pod template to be copied onto the primary.
@@ -90,35 +89,6 @@ type Event struct {
 	Reason  string
 	Message string
 }
-
-// Condition reasons, for the Ready condition and the events.
-const (
-	ReasonInitializing        = "Initializing"
-	ReasonInitialized         = "Initialized"
-	ReasonNewRevision         = "NewRevision"
-	ReasonWaitingForCanary    = "WaitingForCanary"
-	ReasonWaitingForRoute     = "WaitingForRoute"
-	ReasonAnalysing           = "Analysing"
-	ReasonStepAdvanced        = "StepAdvanced"
-	ReasonCheckFailed         = "CheckFailed"
-	ReasonAnalysisUnavailable = "AnalysisUnavailable"
-	ReasonNoData              = "NoData"
-	ReasonPromoting           = "Promoting"
-	ReasonSwitching           = "Switching"
-	ReasonInvalidSpec         = "InvalidSpec"
-	ReasonFinalising          = "Finalising"
-	ReasonSucceeded           = "Succeeded"
-	ReasonRolledBack          = "RolledBack"
-	ReasonProgressDeadline    = "ProgressDeadlineExceeded"
-	ReasonTargetNotFound      = "TargetNotFound"
-	ReasonInvalidRoute        = "InvalidRoute"
-	ReasonInvalidTarget       = "InvalidTarget"
-	ReasonProviderUnavailable = "ProviderUnavailable"
-	ReasonAutoscalerNotFound  = "AutoscalerNotFound"
-	ReasonInvalidAutoscaler   = "InvalidAutoscaler"
-	ReasonSuspended           = "Suspended"
-	ReasonReconcileError      = "ReconcileError"
-)
 
 // maxDecisions bounds the decision history kept in status.
 const maxDecisions = 20
@@ -252,16 +222,16 @@ func (p *planner) initialize() {
 	}
 	st.CanaryWeight = 0
 	if !p.s.Primary.Found || !p.s.Primary.Ready {
-		p.wait(ReasonInitializing, fmt.Sprintf("Waiting for the primary Deployment to become ready: %s", orDefault(p.s.Primary.Message, "it is being created")), 0)
+		p.wait(ReasonInitializing, fmt.Sprintf("Waiting for the primary Deployment to become ready: %s", cmp.Or(p.s.Primary.Message, "it is being created")), 0)
 		return
 	}
-	if want := router.Primary(); !p.s.Route.Found || p.s.Route.Routing != want || !p.s.Route.Accepted {
+	if want := Primary(); !p.s.Route.Found || p.s.Route.Routing != want || !p.s.Route.Accepted {
 		if StrategyOf(p.s.Canary) == StrategyReplicaRatio {
 			// The apex Service selects the target's pods too: all traffic is on the primary only
 			// once they are gone.
 			p.scaleCanary(0)
 		}
-		p.wait(ReasonInitializing, "Waiting for the route to send all traffic to the primary: "+orDefault(p.s.Route.Message, "it does not exist yet"), pollInterval)
+		p.wait(ReasonInitializing, "Waiting for the route to send all traffic to the primary: "+cmp.Or(p.s.Route.Message, "it does not exist yet"), pollInterval)
 		return
 	}
 	p.transition(v1alpha1.PhaseInitialized)
@@ -335,7 +305,7 @@ func (p *planner) progress() {
 	steps := Stages(p.s.Canary)
 	if st.PromotionRequested != nil && (st.Step > 0 || p.s.Target.Ready) {
 		p.transition(v1alpha1.PhasePromoting)
-		msg := fmt.Sprintf("Promoting revision %s at step %d without the remaining steps, as %s asked; copying it onto %s.", st.LastAppliedSpec, st.Step, orDefault(st.PromotionRequested.User, "someone"), p.s.Canary.PrimaryDeploymentName())
+		msg := fmt.Sprintf("Promoting revision %s at step %d without the remaining steps, as %s asked; copying it onto %s.", st.LastAppliedSpec, st.Step, cmp.Or(st.PromotionRequested.User, "someone"), p.s.Canary.PrimaryDeploymentName())
 		p.event(corev1.EventTypeNormal, ReasonPromoting, msg)
 		p.wait(ReasonPromoting, msg, pollInterval)
 		return
@@ -349,7 +319,7 @@ func (p *planner) progress() {
 
 	if st.Step == 0 {
 		if !p.s.Target.Ready {
-			msg := orDefault(p.s.Target.Message, "its pods are not available yet")
+			msg := cmp.Or(p.s.Target.Message, "its pods are not available yet")
 			if p.deadlinePassed() {
 				p.rollback(ReasonProgressDeadline, fmt.Sprintf("The canary Deployment did not become ready within %s: %s", p.s.Canary.ProgressDeadline(), msg))
 				return
@@ -608,7 +578,7 @@ func (p *planner) promote() {
 		return
 	}
 	if !p.s.Primary.Ready {
-		p.wait(ReasonPromoting, "Waiting for the primary Deployment to roll out the promoted revision: "+orDefault(p.s.Primary.Message, "its pods are not available yet"), 0)
+		p.wait(ReasonPromoting, "Waiting for the primary Deployment to roll out the promoted revision: "+cmp.Or(p.s.Primary.Message, "its pods are not available yet"), 0)
 		return
 	}
 	if p.switchesBeforePromotion() && p.s.Primary.Terminating > 0 {
@@ -626,10 +596,10 @@ func (p *planner) finalise() {
 	st := p.st()
 	st.CanaryWeight = 0
 	p.scaleCanary(p.canaryReplicas(0))
-	want := router.Primary()
+	want := Primary()
 	if !p.s.Route.Found || p.s.Route.Routing != want || !p.s.Route.Accepted {
 		st.StepStartedAt = nil
-		p.wait(ReasonFinalising, "Waiting for the route to send all traffic to the primary: "+orDefault(p.s.Route.Message, "it does not carry the new weights yet"), pollInterval)
+		p.wait(ReasonFinalising, "Waiting for the route to send all traffic to the primary: "+cmp.Or(p.s.Route.Message, "it does not carry the new weights yet"), pollInterval)
 		return
 	}
 	if delay := p.scaleDownDelay(); delay > 0 {
@@ -758,7 +728,7 @@ func (p *planner) canaryReplicas(weight int32) int32 {
 		if p.st().Phase == v1alpha1.PhaseFinalising || (weight == 0 && p.st().Step > 0) {
 			return 0
 		}
-		return kubernetes.RatioReplicas(max(p.s.Primary.Replicas, 1), max(weight, 1))
+		return RatioReplicas(max(p.s.Primary.Replicas, 1), max(weight, 1))
 	}
 	return max(p.s.Primary.Replicas, 1)
 }
@@ -811,9 +781,11 @@ func ceilSecond(t time.Time) *metav1.Time {
 	return &m
 }
 
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
+// UpperFirst capitalises a message's first letter, so an error (lowercase, as Go's are) reads as
+// a sentence in a condition or an event.
+func UpperFirst(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
 	}
-	return s
+	return string(s[0]-'a'+'A') + s[1:]
 }

@@ -1,9 +1,7 @@
-package controllers
+package rollout
 
 import (
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/providers/router"
-	"github.com/trafficctl/trafficctl/providers/router/kubernetes"
 )
 
 // Strategy is how a rollout exposes the canary, chosen by the Canary's analysis fields.
@@ -85,8 +83,8 @@ func Stages(cn *v1alpha1.Canary) []Stage {
 // RoutingFor is what the route must carry for a rollout standing at st: the current stage's
 // extra rules on top of st.CanaryWeight. Outside a rollout (and once finalising) it is the
 // resting routing, everything on the primary.
-func RoutingFor(cn *v1alpha1.Canary, st *v1alpha1.CanaryStatus) router.Routing {
-	r := router.Routing{Weights: router.ForCanary(st.CanaryWeight)}
+func RoutingFor(cn *v1alpha1.Canary, st *v1alpha1.CanaryStatus) Routing {
+	r := Routing{Weights: ForCanary(st.CanaryWeight)}
 	if st.Phase != v1alpha1.PhaseProgressing && st.Phase != v1alpha1.PhasePromoting {
 		return r
 	}
@@ -109,5 +107,5 @@ func RoutingFor(cn *v1alpha1.Canary, st *v1alpha1.CanaryStatus) router.Routing {
 // ratioWeight is the canary's real share under StrategyReplicaRatio when it asks for weight
 // beside primary replicas: pods come whole, so 5% beside 9 primaries is 1 pod, 10%.
 func ratioWeight(primary, weight int32) int32 {
-	return kubernetes.Share(primary, kubernetes.RatioReplicas(primary, weight))
+	return Share(primary, RatioReplicas(primary, weight))
 }

@@ -1,6 +1,7 @@
-package controllers
+package rollout
 
 import (
+	"cmp"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,7 +25,7 @@ func (p *planner) handleRequest() (done bool) {
 	st := p.st()
 	st.LastRequestID = req.ID
 	rec := v1alpha1.ManualAction{Action: req.Action, ID: req.ID, User: req.User, RequestedAt: req.Time, HandledAt: metav1.NewTime(p.s.Now)}
-	who := orDefault(req.User, "an unnamed user")
+	who := cmp.Or(req.User, "an unnamed user")
 	active := st.Phase == v1alpha1.PhaseWaiting || st.Phase == v1alpha1.PhaseProgressing || st.Phase == v1alpha1.PhaseWaitingPromotion
 	outcome := func(o v1alpha1.RequestOutcome, msg string) {
 		rec.Outcome, rec.Message = o, msg
@@ -50,7 +51,7 @@ func (p *planner) handleRequest() (done bool) {
 	case v1alpha1.ActionPause:
 		switch {
 		case st.Paused != nil:
-			ignore(fmt.Sprintf("Pause requested by %s: the Canary is already paused, by %s.", who, orDefault(st.Paused.User, "an unnamed user")))
+			ignore(fmt.Sprintf("Pause requested by %s: the Canary is already paused, by %s.", who, cmp.Or(st.Paused.User, "an unnamed user")))
 		case phase == v1alpha1.PhasePromoting || phase == v1alpha1.PhaseFinalising:
 			refuse(fmt.Sprintf("Pause requested by %s refused: the promotion of revision %s is under way and finishes by itself.", who, st.LastAppliedSpec))
 		default:
@@ -71,11 +72,11 @@ func (p *planner) handleRequest() (done bool) {
 		apply(ReasonResumed, fmt.Sprintf("Resumed by %s; the rollout goes on from step %d.", who, st.Step))
 	case v1alpha1.ActionPromote:
 		if !active {
-			refuse(fmt.Sprintf("Promotion requested by %s refused: no rollout is waiting or in progress (phase %s).", who, orDefault(string(phase), "none")))
+			refuse(fmt.Sprintf("Promotion requested by %s refused: no rollout is waiting or in progress (phase %s).", who, cmp.Or(string(phase), "none")))
 			break
 		}
 		if st.PromotionRequested != nil {
-			ignore(fmt.Sprintf("Promotion requested by %s: its promotion was already requested, by %s.", who, orDefault(st.PromotionRequested.User, "an unnamed user")))
+			ignore(fmt.Sprintf("Promotion requested by %s: its promotion was already requested, by %s.", who, cmp.Or(st.PromotionRequested.User, "an unnamed user")))
 			break
 		}
 		promote := rec
@@ -89,7 +90,7 @@ func (p *planner) handleRequest() (done bool) {
 		apply(ReasonPromotionRequested, msg)
 	case v1alpha1.ActionAbort:
 		if !active {
-			refuse(fmt.Sprintf("Abort requested by %s refused: no rollout is waiting or in progress (phase %s).", who, orDefault(string(phase), "none")))
+			refuse(fmt.Sprintf("Abort requested by %s refused: no rollout is waiting or in progress (phase %s).", who, cmp.Or(string(phase), "none")))
 			break
 		}
 		st.Paused = nil
@@ -100,7 +101,7 @@ func (p *planner) handleRequest() (done bool) {
 	case v1alpha1.ActionRetry:
 		switch {
 		case phase != v1alpha1.PhaseFailed:
-			refuse(fmt.Sprintf("Retry requested by %s refused: only a failed rollout can be retried (phase %s).", who, orDefault(string(phase), "none")))
+			refuse(fmt.Sprintf("Retry requested by %s refused: only a failed rollout can be retried (phase %s).", who, cmp.Or(string(phase), "none")))
 		case p.s.Target.Revision != st.LastAppliedSpec:
 			ignore(fmt.Sprintf("Retry requested by %s: revision %s of the Deployment rolls out by itself.", who, p.s.Target.Revision))
 		default:
@@ -139,11 +140,11 @@ func (p *planner) holdPaused() bool {
 		}
 		st.CanaryWeight = 0
 		p.scaleCanary(0)
-		p.wait(ReasonPaused, fmt.Sprintf("Revision %s of Deployment %s waits to roll out: the Canary was paused by %s; resume it to go on.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name, orDefault(st.Paused.User, "an unnamed user")), 0)
+		p.wait(ReasonPaused, fmt.Sprintf("Revision %s of Deployment %s waits to roll out: the Canary was paused by %s; resume it to go on.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name, cmp.Or(st.Paused.User, "an unnamed user")), 0)
 		return true
 	default:
 		return false
 	}
-	p.wait(ReasonPaused, fmt.Sprintf("Paused by %s at step %d (canary %d%%); traffic stays where it is until the Canary is resumed.", orDefault(st.Paused.User, "an unnamed user"), st.Step, st.CanaryWeight), 0)
+	p.wait(ReasonPaused, fmt.Sprintf("Paused by %s at step %d (canary %d%%); traffic stays where it is until the Canary is resumed.", cmp.Or(st.Paused.User, "an unnamed user"), st.Step, st.CanaryWeight), 0)
 	return true
 }

@@ -1,10 +1,8 @@
-package controllers
+package rollout
 
 import (
-	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -150,15 +148,6 @@ func TestANewRolloutForgetsTheEvidence(t *testing.T) {
 	p := ComputePlan(Snapshot{Canary: sequentialCanary(st), Target: Workload{Found: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0})
 	assert.Equal(t, v1alpha1.PhaseProgressing, p.Status.Phase)
 	assert.Empty(t, p.Status.Evidence)
-}
-
-func TestEventNoteFitsAnEvent(t *testing.T) {
-	assert.Equal(t, "short", eventNote("short"))
-	long := strings.Repeat("é", 600) // 1200 bytes
-	note := eventNote(long)
-	assert.LessOrEqual(t, len(note), maxEventNote)
-	assert.True(t, utf8.ValidString(note), "cut on a character boundary")
-	assert.True(t, strings.HasSuffix(note, " [...]"))
 }
 
 // Blue/green promises users one switch: back onto the primary only once no pod of its old

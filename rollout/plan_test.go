@@ -1,4 +1,4 @@
-package controllers
+package rollout
 
 import (
 	"testing"
@@ -11,7 +11,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/providers/router"
 )
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
@@ -48,8 +47,8 @@ func withStatus(st v1alpha1.CanaryStatus) func(*v1alpha1.Canary) {
 
 var (
 	readyPrimary = Workload{Found: true, Ready: true, Replicas: 3, Revision: "rev1"}
-	acceptedAt   = func(canary int32) router.State {
-		return router.State{Found: true, Accepted: true, Routing: router.Routing{Weights: router.ForCanary(canary)}}
+	acceptedAt   = func(canary int32) State {
+		return State{Found: true, Accepted: true, Routing: Routing{Weights: ForCanary(canary)}}
 	}
 )
 
@@ -156,7 +155,7 @@ func TestComputePlan(t *testing.T) {
 			snap:  Snapshot{Canary: planCanary(withStatus(progressing(0, 0))), Target: Workload{Found: true, Revision: "rev2", Replicas: 3, Message: "0 of 3 available"}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0.Add(61 * time.Second)},
 			phase: v1alpha1.PhaseFailed, weight: 0, reason: ReasonProgressDeadline, stalled: true, canaryReplicas: ptr.To[int32](0), event: ReasonRolledBack,
 			check: func(t *testing.T, p Plan) {
-				assert.Equal(t, router.Weights{Primary: 100, Canary: 0}, p.Routing.Weights)
+				assert.Equal(t, Weights{Primary: 100, Canary: 0}, p.Routing.Weights)
 				assert.Contains(t, p.Message, "0 of 3 available")
 			},
 		},
@@ -165,13 +164,13 @@ func TestComputePlan(t *testing.T) {
 			snap:  Snapshot{Canary: planCanary(withStatus(progressing(0, 0))), Target: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0.Add(5 * time.Second)},
 			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, reason: ReasonWaitingForRoute, canaryReplicas: ptr.To[int32](3), event: ReasonStepAdvanced,
 			check: func(t *testing.T, p Plan) {
-				assert.Equal(t, router.Weights{Primary: 90, Canary: 10}, p.Routing.Weights)
+				assert.Equal(t, Weights{Primary: 90, Canary: 10}, p.Routing.Weights)
 				assert.Nil(t, p.Status.StepStartedAt)
 			},
 		},
 		{
 			name:  "a step waits until the route accepts its weights",
-			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10))), Target: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Primary: readyPrimary, Route: router.State{Found: true, Routing: router.Routing{Weights: router.ForCanary(10)}, Message: "waiting for Gateway infra/gw"}, Now: t0.Add(5 * time.Second)},
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10))), Target: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Primary: readyPrimary, Route: State{Found: true, Routing: Routing{Weights: ForCanary(10)}, Message: "waiting for Gateway infra/gw"}, Now: t0.Add(5 * time.Second)},
 			phase: v1alpha1.PhaseProgressing, step: 1, weight: 10, reason: ReasonWaitingForRoute, canaryReplicas: ptr.To[int32](3),
 			check: func(t *testing.T, p Plan) {
 				assert.Nil(t, p.Status.StepStartedAt)
@@ -180,7 +179,7 @@ func TestComputePlan(t *testing.T) {
 		},
 		{
 			name:  "a route that never accepts is rolled back at the deadline",
-			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: router.State{Found: true, Routing: router.Routing{Weights: router.ForCanary(10)}}, Now: t0.Add(61 * time.Second)},
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(1, 10))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: State{Found: true, Routing: Routing{Weights: ForCanary(10)}}, Now: t0.Add(61 * time.Second)},
 			phase: v1alpha1.PhaseFailed, reason: ReasonProgressDeadline, stalled: true, canaryReplicas: ptr.To[int32](0), event: ReasonRolledBack,
 		},
 		{
@@ -218,7 +217,7 @@ func TestComputePlan(t *testing.T) {
 			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0); s.FailedChecks = 1 }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(50), Checks: check(v1alpha1.VerdictFail), Now: t0.Add(10 * time.Second)},
 			phase: v1alpha1.PhaseFailed, step: 0, weight: 0, failedChecks: 2, reason: ReasonCheckFailed, stalled: true, canaryReplicas: ptr.To[int32](0), event: ReasonRolledBack,
 			check: func(t *testing.T, p Plan) {
-				assert.Equal(t, router.Weights{Primary: 100}, p.Routing.Weights)
+				assert.Equal(t, Weights{Primary: 100}, p.Routing.Weights)
 				assert.Contains(t, p.Message, "request-success-rate is Fail.")
 			},
 		},
@@ -303,7 +302,7 @@ func TestComputePlan(t *testing.T) {
 			phase: v1alpha1.PhaseProgressing, step: 0, weight: 0, failedChecks: 0, reason: ReasonWaitingForCanary, canaryReplicas: ptr.To[int32](3), event: ReasonNewRevision,
 			check: func(t *testing.T, p Plan) {
 				assert.Equal(t, "rev3", p.Status.LastAppliedSpec)
-				assert.Equal(t, router.Weights{Primary: 100}, p.Routing.Weights)
+				assert.Equal(t, Weights{Primary: 100}, p.Routing.Weights)
 			},
 		},
 		{
@@ -311,7 +310,7 @@ func TestComputePlan(t *testing.T) {
 			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) { s.Phase = v1alpha1.PhasePromoting }))), Target: Workload{Found: true, Ready: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(50)},
 			phase: v1alpha1.PhasePromoting, step: 2, weight: 50, reason: ReasonPromoting, promote: true,
 			check: func(t *testing.T, p Plan) {
-				assert.Equal(t, router.Weights{Primary: 50, Canary: 50}, p.Routing.Weights, "the canary keeps its share while the primary rolls out")
+				assert.Equal(t, Weights{Primary: 50, Canary: 50}, p.Routing.Weights, "the canary keeps its share while the primary rolls out")
 			},
 			ready:   false,
 			stalled: false,
@@ -352,7 +351,7 @@ func TestComputePlan(t *testing.T) {
 			assert.Equal(t, tt.phase, p.Status.Phase, "phase")
 			assert.Equal(t, tt.step, p.Status.Step, "step")
 			assert.Equal(t, tt.weight, p.Status.CanaryWeight, "weight")
-			assert.Equal(t, router.ForCanary(tt.weight), p.Routing.Weights, "route weights follow status")
+			assert.Equal(t, ForCanary(tt.weight), p.Routing.Weights, "route weights follow status")
 			assert.Equal(t, tt.failedChecks, p.Status.FailedChecks, "failed checks")
 			assert.Equal(t, tt.reason, p.Reason, "reason (message: %s)", p.Message)
 			assert.Equal(t, tt.ready, p.Ready, "ready")
@@ -425,7 +424,7 @@ func TestCheckWindowNeverReachesBeforeTheStep(t *testing.T) {
 // rollout is what simulate saw: every routing written, in order, every canary size asked for
 // (repeats dropped), and the status it ended in.
 type rollout struct {
-	routings []router.Routing
+	routings []Routing
 	replicas []int32
 	status   v1alpha1.CanaryStatus
 }
@@ -439,11 +438,11 @@ func simulate(t *testing.T, cn *v1alpha1.Canary, primaryReplicas int32, verdict 
 	cn.Status = v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseInitialized, LastAppliedSpec: "rev1", LastPromotedSpec: "rev1", LastTransitionTime: at(0)}
 	primary := Workload{Found: true, Ready: true, Replicas: primaryReplicas, Revision: "rev1"}
 	target := Workload{Found: true, Ready: true, Replicas: primaryReplicas, Revision: "rev2"}
-	route := router.Primary()
+	route := Primary()
 	now := t0
 	var out rollout
 	for range 1000 {
-		snap := Snapshot{Canary: cn, Target: target, Primary: primary, Route: router.State{Found: true, Accepted: true, Routing: route}, Now: now}
+		snap := Snapshot{Canary: cn, Target: target, Primary: primary, Route: State{Found: true, Accepted: true, Routing: route}, Now: now}
 		if ChecksDue(snap) {
 			snap.Checks = []v1alpha1.Decision{{Metric: "m", Verdict: verdict(cn.Status.Step), Message: "m."}}
 		}
@@ -481,14 +480,14 @@ func TestStrategies(t *testing.T) {
 		mod      func(*v1alpha1.Canary)
 		verdict  func(step int32) v1alpha1.Verdict
 		strategy Strategy
-		routings []router.Routing
+		routings []Routing
 		replicas []int32
 		phase    v1alpha1.CanaryPhase
 	}{
 		{
 			name:     "weighted canary",
 			strategy: StrategyCanary,
-			routings: []router.Routing{{Weights: router.ForCanary(10)}, {Weights: router.ForCanary(50)}, router.Primary()},
+			routings: []Routing{{Weights: ForCanary(10)}, {Weights: ForCanary(50)}, Primary()},
 			replicas: []int32{3, 0},
 			phase:    v1alpha1.PhaseSucceeded,
 		},
@@ -499,14 +498,14 @@ func TestStrategies(t *testing.T) {
 				c.Spec.Analysis.MirrorWeight = ptr.To[int32](40)
 			},
 			strategy: StrategyCanary,
-			routings: []router.Routing{{Weights: router.ForCanary(0), Mirror: 40}, {Weights: router.ForCanary(10)}, {Weights: router.ForCanary(50)}, router.Primary()},
+			routings: []Routing{{Weights: ForCanary(0), Mirror: 40}, {Weights: ForCanary(10)}, {Weights: ForCanary(50)}, Primary()},
 			phase:    v1alpha1.PhaseSucceeded,
 		},
 		{
 			name:     "sticky sessions carry the revision in the cookie, then everyone switches to the canary while the primary is updated",
 			mod:      func(c *v1alpha1.Canary) { c.Spec.Analysis.SessionAffinity = sticky },
 			strategy: StrategyCanary,
-			routings: []router.Routing{{Weights: router.ForCanary(10), Sticky: "rev2"}, {Weights: router.ForCanary(50), Sticky: "rev2"}, {Weights: router.ForCanary(100)}, router.Primary()},
+			routings: []Routing{{Weights: ForCanary(10), Sticky: "rev2"}, {Weights: ForCanary(50), Sticky: "rev2"}, {Weights: ForCanary(100)}, Primary()},
 			phase:    v1alpha1.PhaseSucceeded,
 		},
 		{
@@ -517,7 +516,7 @@ func TestStrategies(t *testing.T) {
 				c.Spec.Analysis.Match = []v1alpha1.HTTPMatch{{Headers: map[string]v1alpha1.StringMatch{"x-canary": {Exact: "insider"}}}}
 			},
 			strategy: StrategyABTesting,
-			routings: []router.Routing{{Weights: router.ForCanary(0), Cohort: true}, router.Primary()},
+			routings: []Routing{{Weights: ForCanary(0), Cohort: true}, Primary()},
 			replicas: []int32{3, 0},
 			phase:    v1alpha1.PhaseSucceeded,
 		},
@@ -529,7 +528,7 @@ func TestStrategies(t *testing.T) {
 				c.Spec.Analysis.Mirror = true
 			},
 			strategy: StrategyBlueGreen,
-			routings: []router.Routing{{Weights: router.ForCanary(0), Mirror: 100}, {Weights: router.ForCanary(100)}, router.Primary()},
+			routings: []Routing{{Weights: ForCanary(0), Mirror: 100}, {Weights: ForCanary(100)}, Primary()},
 			phase:    v1alpha1.PhaseSucceeded,
 		},
 		{
@@ -550,7 +549,7 @@ func TestStrategies(t *testing.T) {
 				c.Spec.Provider = v1alpha1.ProviderKubernetes
 			},
 			strategy: StrategyReplicaRatio,
-			routings: []router.Routing{{Weights: router.ForCanary(10)}, {Weights: router.ForCanary(50)}, router.Primary()},
+			routings: []Routing{{Weights: ForCanary(10)}, {Weights: ForCanary(50)}, Primary()},
 			replicas: []int32{1, 9, 0},
 			phase:    v1alpha1.PhaseSucceeded,
 		},
@@ -597,8 +596,8 @@ func TestRoutingForRestsOutsideARollout(t *testing.T) {
 	})
 	for _, phase := range []v1alpha1.CanaryPhase{v1alpha1.PhaseInitialized, v1alpha1.PhaseFinalising, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed} {
 		st := progressing(2, 0, func(s *v1alpha1.CanaryStatus) { s.Phase = phase })
-		assert.Equal(t, router.Primary(), RoutingFor(cn, &st), "phase %s", phase)
+		assert.Equal(t, Primary(), RoutingFor(cn, &st), "phase %s", phase)
 	}
 	st := progressing(0, 0)
-	assert.Equal(t, router.Primary(), RoutingFor(cn, &st), "no sticky rules before the first step")
+	assert.Equal(t, Primary(), RoutingFor(cn, &st), "no sticky rules before the first step")
 }

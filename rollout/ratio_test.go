@@ -1,11 +1,9 @@
-package kubernetes_test
+package rollout
 
 import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-
-	"github.com/trafficctl/trafficctl/providers/router/kubernetes"
 )
 
 func TestRatioReplicas(t *testing.T) {
@@ -27,7 +25,7 @@ func TestRatioReplicas(t *testing.T) {
 		{primary: 4, weight: 100, want: 4}, // no ratio gives 100; an even split, not a runaway count
 		{primary: 0, weight: 100, want: 1},
 	} {
-		assert.Equal(t, tt.want, kubernetes.RatioReplicas(tt.primary, tt.weight), "RatioReplicas(%d, %d)", tt.primary, tt.weight)
+		assert.Equal(t, tt.want, RatioReplicas(tt.primary, tt.weight), "RatioReplicas(%d, %d)", tt.primary, tt.weight)
 	}
 }
 
@@ -46,7 +44,7 @@ func TestShare(t *testing.T) {
 		{primary: 0, canary: 0, want: 0},
 		{primary: -1, canary: 1, want: 100},
 	} {
-		assert.Equal(t, tt.want, kubernetes.Share(tt.primary, tt.canary), "Share(%d, %d)", tt.primary, tt.canary)
+		assert.Equal(t, tt.want, Share(tt.primary, tt.canary), "Share(%d, %d)", tt.primary, tt.canary)
 	}
 }
 
@@ -54,9 +52,9 @@ func TestShare(t *testing.T) {
 func TestRatioReplicasGivesTheWeight(t *testing.T) {
 	for primary := int32(1); primary <= 50; primary++ {
 		for weight := int32(1); weight < 100; weight++ {
-			canary := kubernetes.RatioReplicas(primary, weight)
-			share := kubernetes.Share(primary, canary)
-			tolerance := kubernetes.Share(primary, canary+1) - kubernetes.Share(primary, canary-1)
+			canary := RatioReplicas(primary, weight)
+			share := Share(primary, canary)
+			tolerance := Share(primary, canary+1) - Share(primary, canary-1)
 			if canary == 1 {
 				tolerance = max(tolerance, share) // one pod is the least a canary gets
 			}

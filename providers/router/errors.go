@@ -1,0 +1,21 @@
+// Package router holds what the routers share: the extra rules a strategy puts before the split
+// (Extras), the match helpers both meshes use, and the errors a controller must tell apart. The
+// Routing they write is the rollout core's (rollout.Routing).
+package router
+
+import "errors"
+
+// InvalidRouteError reports a route that trafficctl cannot use as it stands, such as a
+// user-owned route with no rule for the apex Service. Retrying does not help: the user must
+// change the route or the Canary.
+type InvalidRouteError struct {
+	Message string
+}
+
+func (e *InvalidRouteError) Error() string { return e.Message }
+
+// IsInvalidRoute reports whether err, or an error it wraps, is an InvalidRouteError.
+func IsInvalidRoute(err error) bool {
+	var target *InvalidRouteError
+	return errors.As(err, &target)
+}
