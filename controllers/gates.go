@@ -3,9 +3,6 @@ package controllers
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -166,35 +163,4 @@ func lastFailure(st *v1alpha1.CanaryStatus) *v1alpha1.Decision {
 		}
 	}
 	return nil
-}
-
-// pendingRequest reads the Canary's trafficctl.io/request annotation; nil when it is absent or
-// has been handled. A bare action ("promote") is accepted too, for kubectl annotate; its id is
-// its hash, so writing the same bare action twice in a row asks once. A value that cannot be
-// read becomes a request with no action, which the planner refuses with the reason.
-func pendingRequest(cn *v1alpha1.Canary) *v1alpha1.ManualRequest {
-	raw, ok := cn.Annotations[v1alpha1.RequestAnnotation]
-	if !ok || raw == "" {
-		return nil
-	}
-	req := &v1alpha1.ManualRequest{}
-	if err := json.Unmarshal([]byte(raw), req); err != nil || req.ID == "" {
-		sum := sha256.Sum256([]byte(raw))
-		req = &v1alpha1.ManualRequest{ID: "sha256:" + hex.EncodeToString(sum[:8])}
-		if a := v1alpha1.RequestActionType(raw); validAction(a) {
-			req.Action = a
-		}
-	}
-	if req.ID == cn.Status.LastRequestID {
-		return nil
-	}
-	return req
-}
-
-func validAction(a v1alpha1.RequestActionType) bool {
-	switch a {
-	case v1alpha1.ActionPromote, v1alpha1.ActionAbort, v1alpha1.ActionPause, v1alpha1.ActionResume, v1alpha1.ActionRetry:
-		return true
-	}
-	return false
 }

@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // The controller's own metrics, on controller-runtime's registry beside its reconcile latency
@@ -45,13 +46,6 @@ var (
 	}, []string{"namespace", "name", "result", "reason"})
 )
 
-// phases are every phase a Canary can be in, so that each has its series.
-var phases = []v1alpha1.CanaryPhase{
-	v1alpha1.PhaseInitializing, v1alpha1.PhaseInitialized, v1alpha1.PhaseWaiting, v1alpha1.PhaseProgressing,
-	v1alpha1.PhaseWaitingPromotion, v1alpha1.PhasePromoting, v1alpha1.PhaseFinalising, v1alpha1.PhaseSucceeded,
-	v1alpha1.PhaseFailed, v1alpha1.PhaseTerminating,
-}
-
 var registerMetrics sync.Once
 
 // RegisterMetrics adds the controller's metrics to controller-runtime's registry, once however
@@ -65,7 +59,7 @@ func RegisterMetrics() {
 // observe records a Canary's state after a reconcile, and the rollout that ended in it.
 func observe(cn *v1alpha1.Canary, before, after *v1alpha1.CanaryStatus) {
 	ns, name := cn.Namespace, cn.Name
-	for _, p := range phases {
+	for _, p := range rollout.Phases {
 		v := 0.0
 		if after.Phase == p {
 			v = 1

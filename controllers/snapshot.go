@@ -31,7 +31,7 @@ func (r *CanaryReconciler) getTarget(ctx context.Context, cn *v1alpha1.Canary) (
 // snapshot reads the world the planner decides on: the target's revision and readiness, the
 // primary's, and the route's.
 func (r *CanaryReconciler) snapshot(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, rt Router) (rollout.Snapshot, error) {
-	s := rollout.Snapshot{Canary: cn, Now: r.Clock.Now(), Request: pendingRequest(cn)}
+	s := rollout.Snapshot{Canary: cn, Now: r.Clock.Now(), Request: rollout.PendingRequest(cn)}
 
 	rev, err := r.revision(ctx, target)
 	if err != nil {

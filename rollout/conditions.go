@@ -7,8 +7,9 @@ import (
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 )
 
-// setConditions writes the plan's verdict into the status conditions. Reconciling and Stalled
-// are present only while true, as kstatus expects of abnormal-true conditions.
+// SetConditions writes the plan's verdict into the status conditions, a pure function of the
+// plan, so the controller and the tests agree on it. Reconciling and Stalled are present only
+// while true, as kstatus expects of abnormal-true conditions.
 func SetConditions(st *v1alpha1.CanaryStatus, generation int64, p Plan) {
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
@@ -33,12 +34,12 @@ func SetConditions(st *v1alpha1.CanaryStatus, generation int64, p Plan) {
 		set(ConditionReconciling, metav1.ConditionTrue, p.Reason, p.Message)
 	}
 
-	switch st.Phase {
-	case v1alpha1.PhaseInitialized, v1alpha1.PhaseSucceeded:
+	switch {
+	case st.Phase == v1alpha1.PhaseInitialized || st.Phase == v1alpha1.PhaseSucceeded:
 		set(ConditionPromoted, metav1.ConditionTrue, string(st.Phase), "The last revision is promoted.")
-	case v1alpha1.PhaseFailed:
+	case st.Phase == v1alpha1.PhaseFailed:
 		set(ConditionPromoted, metav1.ConditionFalse, ReasonRolledBack, "The last revision was rolled back.")
-	case v1alpha1.PhaseWaiting, v1alpha1.PhaseProgressing, v1alpha1.PhaseWaitingPromotion, v1alpha1.PhasePromoting, v1alpha1.PhaseFinalising:
+	case InRollout(st.Phase):
 		set(ConditionPromoted, metav1.ConditionUnknown, string(st.Phase), "A rollout is in progress.")
 	}
 }

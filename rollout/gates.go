@@ -1,10 +1,8 @@
 package rollout
 
 import (
-	"cmp"
 	"fmt"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,7 +25,7 @@ const (
 // gate reads the answers of the Canary's webhooks of type t, asking for them when they have not
 // been called in this reconcile; why explains a shut gate, naming each webhook that held it.
 func (p *planner) gate(t v1alpha1.WebhookType) (state gateState, why string) {
-	results, ok := p.answers(t)
+	results, ok := p.takeAnswers(t)
 	if !ok {
 		return gateAsk, ""
 	}
@@ -89,69 +87,6 @@ func (p *planner) webhookDue() bool {
 func (p *planner) markChecked() {
 	now := metav1.NewTime(p.s.Now)
 	p.st().LastCheckedAt = &now
-}
-
-// beginRollout starts the rollout of the target's revision, first holding it in Waiting while
-// any confirm-rollout webhook refuses.
-func (p *planner) beginRollout(message string) {
-	st := p.st()
-	// The webhooks' answers of an earlier rollout say nothing of this one.
-	st.Webhooks = nil
-	if st.PromotionRequested == nil {
-		switch state, why := p.gate(v1alpha1.WebhookConfirmRollout); state {
-		case gateAsk:
-			p.askWebhooks()
-			return
-		case gateShut:
-			p.resetRollout(v1alpha1.PhaseWaiting)
-			p.recordWebhooks(p.s.Gates[v1alpha1.WebhookConfirmRollout])
-			p.markChecked()
-			p.scaleCanary(0)
-			msg := fmt.Sprintf("%s It waits for approval before the canary is scaled up: %s", message, why)
-			p.event(corev1.EventTypeNormal, ReasonWaitingForApproval, msg)
-			p.wait(ReasonWaitingForApproval, msg, p.s.Canary.CheckInterval())
-			return
-		}
-		message += p.approvedBy(v1alpha1.WebhookConfirmRollout)
-	}
-	p.startRollout(message)
-}
-
-// waiting holds a new revision until its confirm-rollout webhooks approve, asking them again
-// every check interval.
-func (p *planner) waiting() {
-	st := p.st()
-	if p.s.Target.Revision != st.LastAppliedSpec {
-		p.beginRollout(fmt.Sprintf("Revision %s of Deployment %s supersedes revision %s, which waited for approval.", p.s.Target.Revision, p.s.Canary.Spec.TargetRef.Name, st.LastAppliedSpec))
-		return
-	}
-	p.scaleCanary(0)
-	if st.PromotionRequested != nil {
-		p.startRollout(fmt.Sprintf("Starting the rollout of revision %s without its approval, to promote it as %s asked.", st.LastAppliedSpec, cmp.Or(st.PromotionRequested.User, "someone")))
-		return
-	}
-	if !p.webhookDue() {
-		reason, msg := readyCondition(p.s.Canary)
-		p.wait(cmp.Or(reason, ReasonWaitingForApproval), cmp.Or(msg, "Waiting for the confirm-rollout webhooks to approve."), p.untilWebhookDue())
-		return
-	}
-	switch state, why := p.gate(v1alpha1.WebhookConfirmRollout); state {
-	case gateAsk:
-		p.askWebhooks()
-	case gateShut:
-		p.markChecked()
-		p.wait(ReasonWaitingForApproval, fmt.Sprintf("Revision %s waits for approval before the canary is scaled up: %s", st.LastAppliedSpec, why), p.s.Canary.CheckInterval())
-	default:
-		p.startRollout(fmt.Sprintf("Revision %s of Deployment %s is approved; starting the rollout.%s", st.LastAppliedSpec, p.s.Canary.Spec.TargetRef.Name, p.approvedBy(v1alpha1.WebhookConfirmRollout)))
-	}
-}
-
-func (p *planner) untilWebhookDue() time.Duration {
-	st := p.st()
-	if st.LastCheckedAt == nil {
-		return 0
-	}
-	return max(st.LastCheckedAt.Add(p.s.Canary.CheckInterval()).Sub(p.s.Now), time.Second)
 }
 
 // preRollout runs the pre-rollout webhooks once the canary is ready, before it gets traffic:
@@ -235,9 +170,11 @@ func (p *planner) recordDecisions(ds []v1alpha1.Decision) {
 	}
 }
 
-// answers returns the answers of the Canary's webhooks of type t, asking for them when they
-// have not been called in this reconcile (ok false). With no such webhooks it is nil, true.
-func (p *planner) answers(t v1alpha1.WebhookType) (results []v1alpha1.WebhookResult, ok bool) {
+// takeAnswers takes the answers of the Canary's webhooks of type t into the plan: each webhook's
+// latest answer goes into status.webhooks, and the answers are returned. When they have not been
+// called in this reconcile it asks for them (Plan.CallGates) and ok is false. With no such
+// webhooks it is nil, true.
+func (p *planner) takeAnswers(t v1alpha1.WebhookType) (results []v1alpha1.WebhookResult, ok bool) {
 	if len(p.s.Canary.WebhooksOf(t)) == 0 {
 		return nil, true
 	}

@@ -1,10 +1,13 @@
 package rollout
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
@@ -234,4 +237,63 @@ func TestChecksDoNotRunWhilePausedOrARequestWaits(t *testing.T) {
 	s.Canary.Status.Paused = nil
 	s.Canary.Status.Phase = v1alpha1.PhaseWaitingPromotion
 	assert.True(t, ChecksDue(s), "the checks go on while the promotion waits")
+}
+
+// TestPendingRequestIsOneNotYetHandled: the controller and the CLI read the annotation through
+// this one function (the CLI's copy used to leave bare actions out, which the controller reads).
+func TestPendingRequestIsOneNotYetHandled(t *testing.T) {
+	annotated := func(value, last string, handled ...string) *v1alpha1.Canary {
+		cn := &v1alpha1.Canary{
+			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{v1alpha1.RequestAnnotation: value}},
+			Status:     v1alpha1.CanaryStatus{LastRequestID: last},
+		}
+		for _, id := range handled {
+			cn.Status.ManualActions = append(cn.Status.ManualActions, v1alpha1.ManualAction{ID: id})
+		}
+		return cn
+	}
+	got := PendingRequest(annotated(`{"action":"abort","id":"a1","user":"bob"}`, "a0"))
+	require.NotNil(t, got)
+	assert.Equal(t, "a1", got.ID)
+	assert.Equal(t, "bob", got.User)
+	assert.Nil(t, PendingRequest(annotated(`{"action":"abort","id":"a1"}`, "a1")), "handled last")
+	assert.Nil(t, PendingRequest(annotated(`{"action":"abort","id":"a1"}`, "a2", "a2", "a1")), "handled before the last")
+	bare := PendingRequest(annotated("promote", ""))
+	require.NotNil(t, bare, "a bare action is understood")
+	assert.Equal(t, v1alpha1.ActionPromote, bare.Action)
+	assert.True(t, strings.HasPrefix(bare.ID, "sha256:"), bare.ID)
+	assert.Nil(t, PendingRequest(annotated("promote", bare.ID)), "the same bare action asks once")
+	unreadable := PendingRequest(annotated("{oops", ""))
+	require.NotNil(t, unreadable)
+	assert.Empty(t, unreadable.Action, "refused by the planner with the reason")
+	assert.Nil(t, PendingRequest(&v1alpha1.Canary{}))
+}
+
+// TestCheckRequestIsWhatThePlannerRecords: for every action in every phase, the outcome the CLI
+// reads from CheckRequest before it writes a request is the one the planner records.
+func TestCheckRequestIsWhatThePlannerRecords(t *testing.T) {
+	actions := []v1alpha1.RequestActionType{v1alpha1.ActionPromote, v1alpha1.ActionAbort, v1alpha1.ActionPause, v1alpha1.ActionResume, v1alpha1.ActionRetry, "", "skip"}
+	for _, phase := range Phases {
+		for _, paused := range []bool{false, true} {
+			for _, action := range actions {
+				st := progressing(1, 10)
+				st.Phase = phase
+				if paused {
+					st.Paused = &v1alpha1.ManualAction{User: "carol"}
+				}
+				cn := planCanary(withStatus(st))
+				p := ComputePlan(Snapshot{
+					Canary: cn, Target: Workload{Found: true, Ready: true, Revision: "rev2", Replicas: 3}, Primary: readyPrimary,
+					Route: acceptedAt(10), Request: &v1alpha1.ManualRequest{Action: action, ID: "r1", User: "alice"}, Now: t0.Add(5 * time.Second),
+				})
+				want, why := CheckRequest(action, &cn.Status, "rev2")
+				require.NotEmpty(t, p.Status.ManualActions, "%s in %s", action, phase)
+				rec := p.Status.ManualActions[0]
+				assert.Equal(t, want, rec.Outcome, "%q in %s (paused %v): %s", action, phase, paused, rec.Message)
+				if want != v1alpha1.RequestApplied {
+					assert.Contains(t, rec.Message, why)
+				}
+			}
+		}
+	}
 }

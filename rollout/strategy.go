@@ -109,3 +109,23 @@ func RoutingFor(cn *v1alpha1.Canary, st *v1alpha1.CanaryStatus) Routing {
 func ratioWeight(primary, weight int32) int32 {
 	return Share(primary, RatioReplicas(primary, weight))
 }
+
+// Steps lists the canary's weight at each step: stepWeights as written, or stepWeight,
+// 2*stepWeight, ... up to maxWeight (100 when unset), ending at maxWeight exactly.
+func Steps(a v1alpha1.CanaryAnalysis) []int32 {
+	if len(a.StepWeights) > 0 {
+		return a.StepWeights
+	}
+	if a.StepWeight == nil || *a.StepWeight <= 0 {
+		return nil
+	}
+	limit := int32(100)
+	if a.MaxWeight != nil {
+		limit = *a.MaxWeight
+	}
+	var steps []int32
+	for w := *a.StepWeight; w < limit; w += *a.StepWeight {
+		steps = append(steps, w)
+	}
+	return append(steps, limit)
+}

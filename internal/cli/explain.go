@@ -381,7 +381,7 @@ func explainPlural(n int32, one, many string) string {
 func (e *explainer) latestChecks() {
 	decisions := latestPerMetric(currentDecisions(e.cn))
 	if len(decisions) == 0 {
-		if inRollout(e.st().Phase) || e.st().Phase == v1alpha1.PhaseFailed {
+		if rollout.InRollout(e.st().Phase) || e.st().Phase == v1alpha1.PhaseFailed {
 			e.sayf("No check has run in this rollout yet.")
 			e.paragraph()
 		}

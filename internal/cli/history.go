@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // HistoryOptions are the inputs of `trafficctl history`: the rollouts a Canary went through,
@@ -107,7 +108,7 @@ func (o *HistoryOptions) Run(ctx context.Context) error {
 // (which runs the revision being rolled out); nil when no rollout is under way.
 func (o *HistoryOptions) current(ctx context.Context, cn *v1alpha1.Canary) *v1alpha1.RolloutRecord {
 	st := cn.Status
-	if !inRollout(st.Phase) {
+	if !rollout.InRollout(st.Phase) {
 		return nil
 	}
 	rec := &v1alpha1.RolloutRecord{

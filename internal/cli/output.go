@@ -180,17 +180,6 @@ func stepCountOf(cn *v1alpha1.Canary) int {
 	return len(rollout.Stages(cn))
 }
 
-// inRollout reports whether a rollout is under way: a new revision is being analysed or
-// promoted.
-func inRollout(phase v1alpha1.CanaryPhase) bool {
-	switch phase {
-	case v1alpha1.PhaseWaiting, v1alpha1.PhaseProgressing, v1alpha1.PhaseWaitingPromotion,
-		v1alpha1.PhasePromoting, v1alpha1.PhaseFinalising:
-		return true
-	}
-	return false
-}
-
 // currentDecisions are the decisions of the current (or last) rollout, newest first: those
 // made since it started.
 func currentDecisions(cn *v1alpha1.Canary) []v1alpha1.Decision {

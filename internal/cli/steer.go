@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // The steering verbs (promote, abort, pause, resume, retry) write one manual request into the
@@ -200,7 +201,7 @@ func (o *SteerOptions) Run(ctx context.Context) error {
 	if reason := steerRefusal(o.Action, cn); reason != "" {
 		return fmt.Errorf("cannot %s %s: %s", o.verb, o.Name, reason)
 	}
-	if pending := steerPending(cn); pending != nil {
+	if pending := rollout.PendingRequest(cn); pending != nil {
 		fmt.Fprintf(o.ErrOut, "warning: request %s (%s by %s) has not been handled yet; this request replaces it\n",
 			pending.ID, cmp.Or(string(pending.Action), "unreadable"), cmp.Or(pending.User, "an unnamed user"))
 	}
@@ -303,59 +304,20 @@ func steerKubeconfigUser(f *Factory) string {
 	return ""
 }
 
-// steerRefusal is why the controller would refuse action on cn now, as the end of a sentence
-// ("cannot promote podinfo: ..."), or "" when it would act on it. The rules are
-// controllers/plan_manual.go's; resume and pause are also refused where the controller would
-// merely ignore them, since the user asked for a change that would not happen.
+// steerRefusal is why the controller would not act on action on cn now, as the end of a
+// sentence ("cannot promote podinfo: ..."), or "" when it would: the rollout core's own rules
+// (rollout.CheckRequest), so the verb and the controller never disagree. What the controller
+// would merely ignore is refused too, since the user asked for a change that would not happen.
 func steerRefusal(action v1alpha1.RequestActionType, cn *v1alpha1.Canary) string {
-	st := cn.Status
-	phase := cmp.Or(string(st.Phase), "none")
 	if cn.Spec.Suspend {
 		return "the Canary is suspended (spec.suspend), and the controller acts on no request until it is not"
 	}
-	switch action {
-	case v1alpha1.ActionPromote, v1alpha1.ActionAbort:
-		switch st.Phase {
-		case v1alpha1.PhaseWaiting, v1alpha1.PhaseProgressing, v1alpha1.PhaseWaitingPromotion:
-			return ""
-		}
-		return fmt.Sprintf("no rollout is waiting or in progress (phase %s)", phase)
-	case v1alpha1.ActionRetry:
-		if st.Phase != v1alpha1.PhaseFailed {
-			return fmt.Sprintf("only a failed rollout can be retried (phase %s)", phase)
-		}
-	case v1alpha1.ActionResume:
-		if st.Paused == nil {
-			return fmt.Sprintf("it is not paused (phase %s)", phase)
-		}
-	case v1alpha1.ActionPause:
-		if st.Paused != nil {
-			return fmt.Sprintf("it is already paused, by %s", cmp.Or(st.Paused.User, "an unnamed user"))
-		}
-		if st.Phase == v1alpha1.PhasePromoting || st.Phase == v1alpha1.PhaseFinalising {
-			return fmt.Sprintf("the promotion of revision %s is under way and finishes by itself (phase %s)", st.LastAppliedSpec, phase)
-		}
+	// The target's revision is the controller's hash, not known here; a retry of a newer revision
+	// is then applied here and ignored by the controller, which says so.
+	if outcome, why := rollout.CheckRequest(action, &cn.Status, ""); outcome != v1alpha1.RequestApplied {
+		return why
 	}
 	return ""
-}
-
-// steerPending is the request in cn's annotation that the controller has not handled yet, if
-// any; it cannot tell a bare action's id (a hash), so it only reports JSON requests.
-func steerPending(cn *v1alpha1.Canary) *v1alpha1.ManualRequest {
-	raw := cn.Annotations[v1alpha1.RequestAnnotation]
-	if raw == "" {
-		return nil
-	}
-	req := &v1alpha1.ManualRequest{}
-	if err := json.Unmarshal([]byte(raw), req); err != nil || req.ID == "" || req.ID == cn.Status.LastRequestID {
-		return nil
-	}
-	for _, a := range cn.Status.ManualActions {
-		if a.ID == req.ID {
-			return nil
-		}
-	}
-	return req
 }
 
 // steerAnswer is what the controller recorded for request id, or nil while it has not handled

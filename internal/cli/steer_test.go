@@ -273,21 +273,6 @@ func TestSteerAnswerIsFoundByIDNotByPlace(t *testing.T) {
 	assert.Nil(t, steerAnswer(cn, "not-yet"))
 }
 
-func TestSteerPendingIsARequestNotYetHandled(t *testing.T) {
-	annotated := func(value, last string) *v1alpha1.Canary {
-		return &v1alpha1.Canary{
-			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{v1alpha1.RequestAnnotation: value}},
-			Status:     v1alpha1.CanaryStatus{LastRequestID: last},
-		}
-	}
-	got := steerPending(annotated(`{"action":"abort","id":"a1","user":"bob"}`, "a0"))
-	require.NotNil(t, got)
-	assert.Equal(t, "a1", got.ID)
-	assert.Nil(t, steerPending(annotated(`{"action":"abort","id":"a1"}`, "a1")), "handled")
-	assert.Nil(t, steerPending(annotated("promote", "")), "a bare action's id is the controller's hash")
-	assert.Nil(t, steerPending(&v1alpha1.Canary{}))
-}
-
 func TestSteerIDsSortByTimeAndDoNotRepeat(t *testing.T) {
 	now := time.Date(2026, 12, 1, 10, 0, 0, 123e6, time.UTC)
 	seen := map[string]bool{}
