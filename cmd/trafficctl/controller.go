@@ -13,6 +13,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/internal/apis"
 )
 
 type controllerOptions struct {
@@ -65,7 +66,7 @@ func (o *controllerOptions) run() error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Cache:                   cacheOpts,
-		Scheme:                  controllers.NewScheme(),
+		Scheme:                  apis.NewScheme(),
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,

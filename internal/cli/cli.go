@@ -21,7 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/internal/apis"
 )
 
 // Factory is what every verb shares: the kubeconfig flags (--kubeconfig, --context, -n, ...),
@@ -45,7 +45,7 @@ func (f *Factory) Client() (client.Client, error) {
 	if err != nil {
 		return nil, friendly(err, "", "")
 	}
-	c, err := client.New(cfg, client.Options{Scheme: controllers.NewScheme()})
+	c, err := client.New(cfg, client.Options{Scheme: apis.NewScheme()})
 	if err != nil {
 		return nil, friendly(err, "", "")
 	}

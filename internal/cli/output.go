@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
-	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/internal/apis"
 	"github.com/trafficctl/trafficctl/rollout"
 )
 
@@ -35,7 +35,7 @@ var canaryGVK = v1alpha1.GroupVersion.WithKind("Canary")
 // newObjectPrintFlags are the -o flags of a verb that prints Canaries as objects: json, yaml,
 // name, jsonpath and go-template, as kubectl has them.
 func newObjectPrintFlags() *genericclioptions.PrintFlags {
-	return genericclioptions.NewPrintFlags("").WithTypeSetter(controllers.NewScheme())
+	return genericclioptions.NewPrintFlags("").WithTypeSetter(apis.NewScheme())
 }
 
 // objectPrinter is the printer of -o, or nil when -o asks for the verb's own human output (""

@@ -14,6 +14,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/internal/apis"
 )
 
 // StartController runs a controller manager wired as the binary wires it, watching only
@@ -22,7 +23,7 @@ import (
 func StartController(t testing.TB, cfg *rest.Config, namespace, prometheusURL string) (stop func()) {
 	t.Helper()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 controllers.NewScheme(),
+		Scheme:                 apis.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trafficctl/trafficctl/controllers"
+	"github.com/trafficctl/trafficctl/internal/apis"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -71,7 +71,7 @@ func Start() (*Env, error) {
 }
 
 // Scheme knows every API the tests read or write: the controller's own.
-func Scheme() *runtime.Scheme { return controllers.NewScheme() }
+func Scheme() *runtime.Scheme { return apis.NewScheme() }
 
 // Stop stops the apiserver, then etcd.
 func (e *Env) Stop() error { return e.env.Stop() }
