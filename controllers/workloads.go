@@ -10,11 +10,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/router/kubernetes"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // Labels trafficctl puts on what it creates.
@@ -32,27 +32,6 @@ func validateTarget(d *appsv1.Deployment) error {
 		return fmt.Errorf("deployment %s/%s selects its pods with matchExpressions; trafficctl needs a selector of matchLabels alone to keep the primary's pods apart", d.Namespace, d.Name)
 	}
 	return nil
-}
-
-// primaryLabels rewrites the target's selector labels so the primary's pods are its own:
-// app=podinfo becomes app=podinfo-primary.
-func primaryLabels(selector map[string]string) map[string]string {
-	out := make(map[string]string, len(selector))
-	for k, v := range selector {
-		out[k] = v + "-primary"
-	}
-	return out
-}
-
-// primaryTemplate is the target's pod template under the primary's labels.
-func primaryTemplate(target *appsv1.Deployment) corev1.PodTemplateSpec {
-	tpl := *target.Spec.Template.DeepCopy()
-	tpl.Labels = maps.Clone(tpl.Labels)
-	if tpl.Labels == nil {
-		tpl.Labels = map[string]string{}
-	}
-	maps.Copy(tpl.Labels, primaryLabels(target.Spec.Selector.MatchLabels))
-	return tpl
 }
 
 func ownerRef(cn *v1alpha1.Canary) metav1.OwnerReference {
@@ -88,8 +67,8 @@ func (r *CanaryReconciler) ensurePrimary(ctx context.Context, cn *v1alpha1.Canar
 		},
 		Spec: appsv1.DeploymentSpec{
 			Replicas:                &replicas,
-			Selector:                &metav1.LabelSelector{MatchLabels: primaryLabels(target.Spec.Selector.MatchLabels)},
-			Template:                primaryTemplate(target),
+			Selector:                &metav1.LabelSelector{MatchLabels: rollout.PrimaryLabels(target.Spec.Selector.MatchLabels)},
+			Template:                rollout.PrimaryTemplate(target),
 			Strategy:                target.Spec.Strategy,
 			MinReadySeconds:         target.Spec.MinReadySeconds,
 			RevisionHistoryLimit:    target.Spec.RevisionHistoryLimit,
@@ -110,7 +89,7 @@ func (r *CanaryReconciler) promotePrimary(ctx context.Context, cn *v1alpha1.Cana
 		return fmt.Errorf("reading primary deployment: %w", err)
 	}
 	patch := client.MergeFromWithOptions(primary.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	primary.Spec.Template = primaryTemplate(target)
+	primary.Spec.Template = rollout.PrimaryTemplate(target)
 	if primary.Annotations == nil {
 		primary.Annotations = map[string]string{}
 	}
@@ -139,47 +118,17 @@ func (r *CanaryReconciler) scaleTarget(ctx context.Context, target *appsv1.Deplo
 // An apex Service that existed before the Canary is adopted but not owned, so deleting the
 // Canary never deletes it.
 func (r *CanaryReconciler) ensureServices(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment) error {
-	sel := target.Spec.Selector.MatchLabels
-	services := []struct {
-		name     string
-		selector map[string]string
-	}{
-		{cn.ApexServiceName(), primaryLabels(sel)},
-		{cn.PrimaryServiceName(), primaryLabels(sel)},
-		{cn.CanaryServiceName(), sel},
-	}
-	if cn.Spec.Provider == v1alpha1.ProviderKubernetes {
-		// Without a mesh the apex Service's selector is the routing, which the router writes.
-		services = services[1:]
-	}
-	for _, s := range services {
-		existing, err := r.getService(ctx, cn.Namespace, s.name)
+	for _, s := range rollout.Services(cn, target.Spec.Selector.MatchLabels) {
+		live, err := r.getService(ctx, cn.Namespace, s.Name)
 		if err != nil {
 			return err
 		}
-		// An apex Service that existed before the Canary is adopted but never owned.
-		owned := existing == nil || metav1.IsControlledBy(existing, cn)
-		if existing != nil && serviceUpToDate(existing, cn, s.selector, owned) {
+		if kubernetes.UpToDate(live, cn, s.Selector) {
 			continue
 		}
-		port := cn.ServiceTargetPort()
-		svc := corev1ac.Service(s.name, cn.Namespace).
-			WithLabels(map[string]string{LabelManagedBy: ManagedByValue}).
-			WithSpec(corev1ac.ServiceSpec().
-				WithSelector(s.selector).
-				WithPorts(corev1ac.ServicePort().
-					WithName(cn.ServicePortName()).
-					WithProtocol(corev1.ProtocolTCP).
-					WithPort(cn.Spec.Service.Port).
-					WithTargetPort(port)))
-		if owned {
-			ref := ownerRef(cn)
-			svc.WithOwnerReferences(metav1ac.OwnerReference().
-				WithAPIVersion(ref.APIVersion).WithKind(ref.Kind).WithName(ref.Name).WithUID(ref.UID).
-				WithController(true).WithBlockOwnerDeletion(true))
-		}
+		svc := kubernetes.Service(cn, s.Name, s.Selector, kubernetes.Adopted(cn, live))
 		if err := r.Client.Apply(ctx, svc, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-			return fmt.Errorf("applying service %s/%s: %w", cn.Namespace, s.name, err)
+			return fmt.Errorf("applying service %s/%s: %w", cn.Namespace, s.Name, err)
 		}
 	}
 	return nil
@@ -195,21 +144,4 @@ func (r *CanaryReconciler) getService(ctx context.Context, namespace, name strin
 		return nil, fmt.Errorf("reading service %s/%s: %w", namespace, name, err)
 	}
 	return svc, nil
-}
-
-// serviceUpToDate reports whether a Service already is what ensureServices would apply, so
-// the reconcile loop does not write it again on every pass.
-func serviceUpToDate(svc *corev1.Service, cn *v1alpha1.Canary, selector map[string]string, owned bool) bool {
-	if !maps.Equal(svc.Spec.Selector, selector) || svc.Labels[LabelManagedBy] != ManagedByValue {
-		return false
-	}
-	if owned && !metav1.IsControlledBy(svc, cn) {
-		return false
-	}
-	for _, p := range svc.Spec.Ports {
-		if p.Name == cn.ServicePortName() && p.Port == cn.Spec.Service.Port && p.TargetPort == cn.ServiceTargetPort() && p.Protocol == corev1.ProtocolTCP {
-			return true
-		}
-	}
-	return false
 }

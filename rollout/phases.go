@@ -347,7 +347,7 @@ func (p *planner) promote() {
 		return
 	}
 	p.scaleCanary(p.canaryReplicas(st.CanaryWeight))
-	if p.switchesBeforePromotion() && p.s.Primary.Revision != st.LastAppliedSpec {
+	if SwitchesBeforePromotion(p.s.Canary) && p.s.Primary.Revision != st.LastAppliedSpec {
 		// Blue/green, and sticky sessions, switch every user to the canary before the primary's
 		// pods are replaced under them, so no user sees the two versions by turns.
 		if st.CanaryWeight != 100 {
@@ -377,7 +377,7 @@ func (p *planner) promote() {
 		p.wait(ReasonPromoting, "Waiting for the primary Deployment to roll out the promoted revision: "+cmp.Or(p.s.Primary.Message, "its pods are not available yet"), 0)
 		return
 	}
-	if p.switchesBeforePromotion() && p.s.Primary.Terminating > 0 {
+	if SwitchesBeforePromotion(p.s.Canary) && p.s.Primary.Terminating > 0 {
 		// Users were promised one switch: none may meet a pod of the old revision on the way back.
 		p.wait(ReasonPromoting, fmt.Sprintf("Waiting for %d pods of the primary's previous revision to terminate before traffic switches back to it.", p.s.Primary.Terminating), pollInterval)
 		return
@@ -465,14 +465,6 @@ func (p *planner) scaleDownDelay() time.Duration {
 		return 0
 	}
 	return scaleDownDelay
-}
-
-// switchesBeforePromotion reports whether all traffic goes to the canary while the primary rolls
-// out the promoted revision: for blue/green, which promises one switch, and for sticky sessions,
-// whose users pinned to the primary would otherwise meet both versions during its rolling update.
-func (p *planner) switchesBeforePromotion() bool {
-	return StrategyOf(p.s.Canary) == StrategyBlueGreen ||
-		(StrategyOf(p.s.Canary) == StrategyCanary && p.s.Canary.Spec.Analysis.SessionAffinity != nil)
 }
 
 // beginRollout starts the rollout of the target's revision, first holding it in Waiting while

@@ -135,20 +135,14 @@ func (p *planner) scaleCanary(replicas int32) { p.plan.CanaryReplicas = &replica
 // primary has, so it is never short of what its share needs, or, under a replica ratio, the pods
 // that make up that share; none once a replica-ratio canary goes back to 0%.
 func (p *planner) canaryReplicas(weight int32) int32 {
-	if StrategyOf(p.s.Canary) == StrategyReplicaRatio {
-		if p.st().Phase == v1alpha1.PhaseFinalising || (weight == 0 && p.st().Step > 0) {
-			return 0
-		}
-		return RatioReplicas(max(p.s.Primary.Replicas, 1), max(weight, 1))
-	}
-	return max(p.s.Primary.Replicas, 1)
+	return CanaryReplicas(p.s.Canary, p.st().Phase, p.st().Step, weight, p.s.Primary.Replicas)
 }
 
 // keepRatio records a replica-ratio canary's real share for step weight, which pods in whole
 // numbers make differ from the step's, and which follows the primary as it scales.
 func (p *planner) keepRatio(weight int32) {
 	if StrategyOf(p.s.Canary) == StrategyReplicaRatio && weight > 0 {
-		p.st().CanaryWeight = ratioWeight(max(p.s.Primary.Replicas, 1), weight)
+		p.st().CanaryWeight = RatioWeight(max(p.s.Primary.Replicas, 1), weight)
 	}
 }
 

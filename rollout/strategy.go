@@ -104,9 +104,9 @@ func RoutingFor(cn *v1alpha1.Canary, st *v1alpha1.CanaryStatus) Routing {
 	return r
 }
 
-// ratioWeight is the canary's real share under StrategyReplicaRatio when it asks for weight
+// RatioWeight is the canary's real share under StrategyReplicaRatio when it asks for weight
 // beside primary replicas: pods come whole, so 5% beside 9 primaries is 1 pod, 10%.
-func ratioWeight(primary, weight int32) int32 {
+func RatioWeight(primary, weight int32) int32 {
 	return Share(primary, RatioReplicas(primary, weight))
 }
 
@@ -128,4 +128,29 @@ func Steps(a v1alpha1.CanaryAnalysis) []int32 {
 		steps = append(steps, w)
 	}
 	return append(steps, limit)
+}
+
+// SwitchesBeforePromotion reports whether all traffic goes to the canary while the primary rolls
+// out the promoted revision: for blue/green, which promises one switch, and for sticky sessions,
+// whose users pinned to the primary would otherwise meet both versions during its rolling update.
+func SwitchesBeforePromotion(cn *v1alpha1.Canary) bool {
+	s := StrategyOf(cn)
+	return s == StrategyBlueGreen || (s == StrategyCanary && cn.Spec.Analysis.SessionAffinity != nil)
+}
+
+// CanaryReplicas is the canary's size at a moment of a rollout, beside a primary of primary
+// replicas: as many pods as the primary has while the rollout runs, so it is never short of what
+// its share needs, or, under a replica ratio, the pods that make up its share weight; none between
+// rollouts and, for a replica ratio, once it is back at 0% or finalising.
+func CanaryReplicas(cn *v1alpha1.Canary, phase v1alpha1.CanaryPhase, step, weight, primary int32) int32 {
+	if !InRollout(phase) {
+		return 0
+	}
+	if StrategyOf(cn) == StrategyReplicaRatio {
+		if phase == v1alpha1.PhaseFinalising || (weight == 0 && step > 0) {
+			return 0
+		}
+		return RatioReplicas(max(primary, 1), max(weight, 1))
+	}
+	return max(primary, 1)
 }

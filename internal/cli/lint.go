@@ -157,16 +157,7 @@ func (o *LintOptions) Run(ctx context.Context) error {
 		if obj.checked {
 			checked++
 		}
-		// Errors first, each object's in field order, so the report reads the same every time
-		// (the validators report in map order).
-		sort.SliceStable(obj.problems, func(i, j int) bool {
-			a, b := obj.problems[i], obj.problems[j]
-			if a.warning != b.warning {
-				return !a.warning
-			}
-			return a.path < b.path
-		})
-		problems = append(problems, obj.problems...)
+		problems = append(problems, lintSorted(obj.problems)...)
 	}
 	errs := 0
 	for _, p := range problems {
@@ -186,6 +177,22 @@ func (o *LintOptions) Run(ctx context.Context) error {
 	}
 	fmt.Fprintln(o.Out, summary)
 	return nil
+}
+
+// lintSorted orders one object's problems as the report prints them: errors first, each in field
+// order, so the report reads the same every time (the validators report in map order).
+func lintSorted(problems []lintProblem) []lintProblem {
+	sort.SliceStable(problems, func(i, j int) bool {
+		a, b := problems[i], problems[j]
+		if a.warning != b.warning {
+			return !a.warning
+		}
+		if a.path != b.path {
+			return a.path < b.path
+		}
+		return a.message < b.message
+	})
+	return problems
 }
 
 // lintProblem is one line of lint's report.

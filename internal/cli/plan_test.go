@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/router/gatewayapi"
 	"github.com/trafficctl/trafficctl/rollout"
 )
 
@@ -80,6 +82,7 @@ func TestPlanFileIstio(t *testing.T) {
 		"step 2: primary 60% / canary 40% -> promoted: primary 100% / canary 0%",
 	}, planHeaders(stdout))
 	assert.Equal(t, "-100 +80 -0 +20 -80 +60 -20 +40 -60 +100 -40 +0", planWeights(stdout), "a weight of 0 is written, not left out")
+	assert.Contains(t, stdout, "kind: DestinationRule\nmetadata:\n  labels:\n    app.kubernetes.io/managed-by: trafficctl\n  name: storefront-primary\n", "the DestinationRules the router writes before the VirtualService")
 	planGolden(t, "testdata/plan/istio.golden", stdout)
 }
 
@@ -103,10 +106,51 @@ func TestPlanBlueGreenAndABTesting(t *testing.T) {
 	assert.Contains(t, stdout, "+    name: trafficctl-cohort-0\n")
 	assert.Contains(t, stdout, "+          exact: insider\n")
 
-	_, _, err = lintOffline(t, "", "plan", "-f", "../../config/samples/blue-green.yaml", "cart")
-	require.EqualError(t, err, "plan canary shop/cart: provider kubernetes has no route object to plan: it splits traffic with the apex Service's selector and the Deployments' replica counts")
+	// Provider kubernetes: the apex Service's selector switches from the primary's pods to the
+	// canary's and back.
+	stdout, stderr, err = lintOffline(t, "", "plan", "-f", "../../config/samples/blue-green.yaml", "cart")
+	require.NoError(t, err, stderr)
+	t.Logf("plan blue/green without a mesh:\n%s", stdout)
+	assert.Contains(t, stdout, "# Canary shop/cart (provider kubernetes, strategy BlueGreen): Service shop/cart through 4 stages\n")
+	assert.Equal(t, []string{
+		"step 0: primary 100% / canary 0% -> steps 1-5: primary 100% / canary 0%",
+		"steps 1-5: primary 100% / canary 0% -> switch: primary 0% / canary 100%",
+		"switch: primary 0% / canary 100% -> promoted: primary 100% / canary 0%",
+	}, planHeaders(stdout))
+	assert.Contains(t, stdout, "-    app: cart-primary\n+    app: cart\n", "the switch points the apex Service at the canary's pods")
 	_, _, err = lintOffline(t, "", "plan", "-f", "../../config/samples/blue-green.yaml", "nope")
 	require.EqualError(t, err, "../../config/samples/blue-green.yaml holds no Canary named nope")
+}
+
+// TestPlanPlansEveryCanary: one Canary that cannot be planned is reported, and the others are
+// planned all the same; a file whose Canaries all can be exits 0.
+func TestPlanPlansEveryCanary(t *testing.T) {
+	stdout, stderr, err := lintOffline(t, "", "plan", "-f", "../../config/samples/blue-green.yaml")
+	require.NoError(t, err, stderr)
+	for _, name := range []string{"checkout", "cart", "search", "profile"} {
+		assert.Contains(t, stdout, "# Canary shop/"+name+" ")
+	}
+	assert.Contains(t, stdout, "# Canary shop/search (provider kubernetes, strategy ReplicaRatio): Service shop/search through 4 stages\n")
+	assert.Contains(t, stdout, "-  replicas: 0\n+  replicas: 1\n", "1 canary pod beside 9 primaries is the first step's 10%")
+	assert.Contains(t, stdout, "  selector:\n    app.kubernetes.io/name: search\n", "a replica ratio selects both versions' pods")
+
+	file := filepath.Join(t.TempDir(), "two.yaml")
+	sample, err := os.ReadFile("testdata/plan/gatewayapi.yaml")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(file, append([]byte(`apiVersion: trafficctl.io/v1alpha1
+kind: Canary
+metadata: {name: cart, namespace: shop}
+spec:
+  provider: kubernetes
+  targetRef: {name: cart}
+  service: {port: 8080}
+  analysis: {interval: 30s, iterations: 2}
+---
+`), sample...), 0o644))
+	stdout, stderr, err = lintOffline(t, "", "plan", "-f", file)
+	require.EqualError(t, err, "1 of 2 Canaries could not be planned")
+	assert.Contains(t, stderr, "error: plan canary shop/cart: step 0 (primary 100% / canary 0%): provider kubernetes points Service shop/cart at the pods of Deployment shop/cart by their labels: add the Deployment to the file")
+	assert.Contains(t, stdout, "# Canary shop/podinfo (provider gatewayapi, strategy Canary): HTTPRoute shop/podinfo through 4 stages\n", "the other Canary is planned")
 }
 
 func TestPlanFileWithTheUserRoute(t *testing.T) {
@@ -152,10 +196,10 @@ func TestPlanStagesFollowTheController(t *testing.T) {
 		"step 2: primary 90% / canary 10%",
 		"step 3: primary 50% / canary 50%",
 		"promoted: primary 100% / canary 0%",
-	}, labels(planStages(cn(func(c *v1alpha1.Canary) { c.Spec.Analysis.Mirror = true }))), "a mirrored step comes before the weighted ones")
+	}, labels(planStages(cn(func(c *v1alpha1.Canary) { c.Spec.Analysis.Mirror = true }), 1)), "a mirrored step comes before the weighted ones")
 	sticky := planStages(cn(func(c *v1alpha1.Canary) {
 		c.Spec.Analysis.SessionAffinity = &v1alpha1.SessionAffinity{CookieName: "canary"}
-	}))
+	}), 1)
 	assert.Equal(t, []string{
 		"step 0: primary 100% / canary 0%",
 		"step 1: primary 90% / canary 10%, sticky sessions",
@@ -164,7 +208,7 @@ func TestPlanStagesFollowTheController(t *testing.T) {
 		"promoted: primary 100% / canary 0%",
 	}, labels(sticky), "sticky sessions switch everyone to the canary before the primary is updated")
 	assert.Equal(t, planRevision, sticky[1].routing.Sticky)
-	assert.Equal(t, rollout.Primary(), planStages(cn())[0].routing)
+	assert.Equal(t, rollout.Primary(), planStages(cn(), 1)[0].routing)
 }
 
 func TestPlanNameFromTheCluster(t *testing.T) {
@@ -225,7 +269,7 @@ func TestPlanNameStartsFromTheUserRouteAsItStands(t *testing.T) {
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(schema.FromAPIVersionAndKind(gatewayv1.GroupVersion.String(), "HTTPRoute"))
 	require.NoError(t, k8s.Get(ctx, client.ObjectKey{Namespace: h.ns, Name: "shop"}, live))
-	promoted, err := planRoute(ctx, h.canary(), live.GroupVersionKind(), rollout.Primary(), live)
+	promoted, err := gatewayapi.Build(h.canary(), rollout.Primary(), live)
 	require.NoError(t, err)
 	rules, _, _ := unstructured.NestedSlice(promoted.Object, "spec", "rules")
 	require.Len(t, rules, 2)

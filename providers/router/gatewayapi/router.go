@@ -76,22 +76,35 @@ func (r *Router) Release(ctx context.Context, cn *v1alpha1.Canary) error {
 	return r.releaseUserRoute(ctx, cn)
 }
 
-// applyOwnedRoute writes the whole route trafficctl owns. Its rules are what a user's route with
-// one catch-all apex rule would become: the strategy's extra rules (cohort, sticky sessions), then
-// the catch-all rule, named split, divided between the primary and canary Services.
+// applyOwnedRoute writes the whole route trafficctl owns, as ownedRoute builds it.
 func (r *Router) applyOwnedRoute(ctx context.Context, cn *v1alpha1.Canary, routing rollout.Routing) error {
+	obj, err := ownedRoute(cn, routing)
+	if err != nil {
+		return err
+	}
+	apply := client.ApplyConfigurationFromUnstructured(obj)
+	if err := r.client.Apply(ctx, apply, client.ForceOwnership, client.FieldOwner(r.fieldManager)); err != nil {
+		return fmt.Errorf("apply HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
+	}
+	return nil
+}
+
+// ownedRoute is the whole route trafficctl owns. Its rules are what a user's route with one
+// catch-all apex rule would become: the strategy's extra rules (cohort, sticky sessions), then
+// the catch-all rule, named split, divided between the primary and canary Services.
+func ownedRoute(cn *v1alpha1.Canary, routing rollout.Routing) (*unstructured.Unstructured, error) {
 	b := backendsOf(cn)
 	s, err := strategyOf(cn, routing, b)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	catchAll := map[string]any{"name": splitRuleName, "matches": matchesOf(nil)}
 	rules, err := s.expand(catchAll, 0, b, b.port)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := b.checkLimits(rules); err != nil {
-		return err
+		return nil, err
 	}
 
 	spec := gatewayv1ac.HTTPRouteSpec()
@@ -119,13 +132,9 @@ func (r *Router) applyOwnedRoute(ctx context.Context, cn *v1alpha1.Canary, routi
 		err = unstructured.SetNestedSlice(obj, rules, "spec", "rules")
 	}
 	if err != nil {
-		return fmt.Errorf("build apply of HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
+		return nil, fmt.Errorf("build apply of HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
 	}
-	apply := client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: obj})
-	if err := r.client.Apply(ctx, apply, client.ForceOwnership, client.FieldOwner(r.fieldManager)); err != nil {
-		return fmt.Errorf("apply HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
-	}
-	return nil
+	return &unstructured.Unstructured{Object: obj}, nil
 }
 
 // parentRef converts the Canary's copy of a Gateway API parent reference.

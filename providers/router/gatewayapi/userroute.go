@@ -44,24 +44,37 @@ type userRule struct {
 	port int32
 }
 
-// applyUserRoute rewrites the user's route for routing: before each apex rule the strategy's
-// extra rules, and the apex rule itself split between the primary and canary Services. The rules
-// are computed afresh from the route as the user wrote it, recovered from the live route, so a
-// user's edit during the rollout is kept and a Routing that no longer asks for a rule removes it.
-// A route that already carries the result is not written.
+// applyUserRoute rewrites the user's route for routing, as userRules computes it from the live
+// route. A route that already carries the result is not written.
 func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, routing rollout.Routing) error {
+	route, err := r.getUserRoute(ctx, backendsOf(cn))
+	if err != nil {
+		return err
+	}
+	rules, record, err := userRules(cn, routing, route)
+	if err != nil {
+		return err
+	}
+	if equality.Semantic.DeepEqual(rules, route.rules) && route.obj.GetAnnotations()[OriginalBackendsAnnotation] == record {
+		return nil
+	}
+	return r.applyRules(ctx, route, rules, record)
+}
+
+// userRules are the rules of the user's route once it carries routing, and the record of the
+// apex rules' original backends: before each apex rule the strategy's extra rules, and the apex
+// rule itself split between the primary and canary Services. They are computed afresh from the
+// route as the user wrote it, recovered from the live route, so a user's edit during the rollout
+// is kept and a Routing that no longer asks for a rule removes it.
+func userRules(cn *v1alpha1.Canary, routing rollout.Routing, route *userRoute) (rules []any, record string, err error) {
 	b := backendsOf(cn)
 	s, err := strategyOf(cn, routing, b)
 	if err != nil {
-		return err
-	}
-	route, err := r.getUserRoute(ctx, b)
-	if err != nil {
-		return err
+		return nil, "", err
 	}
 	recorded, err := route.recorded()
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 
 	user, _ := route.restore(b, recorded)
@@ -71,7 +84,7 @@ func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, routin
 			taken[name] = true
 		}
 	}
-	var rules, originals []any
+	var originals []any
 	for _, rule := range user {
 		if !rule.apex {
 			rules = append(rules, rule.obj)
@@ -79,11 +92,11 @@ func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, routin
 		}
 		expanded, err := s.expand(rule.obj, len(originals), b, rule.port)
 		if err != nil {
-			return err
+			return nil, "", err
 		}
 		for _, extra := range expanded[:len(expanded)-1] {
 			if name := extra.(map[string]any)["name"].(string); taken[name] {
-				return &router.InvalidRouteError{Message: fmt.Sprintf(
+				return nil, "", &router.InvalidRouteError{Message: fmt.Sprintf(
 					"HTTPRoute %s/%s has a rule named %s, a name trafficctl needs for a rule of this rollout; rename that rule",
 					b.namespace, b.route, name)}
 			}
@@ -92,21 +105,16 @@ func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, routin
 		rules = append(rules, expanded...)
 	}
 	if len(originals) == 0 {
-		return b.noApexRule()
+		return nil, "", b.noApexRule()
 	}
 	if err := b.checkLimits(rules); err != nil {
-		return err
+		return nil, "", err
 	}
-
 	data, err := json.Marshal(originals)
 	if err != nil {
-		return fmt.Errorf("encode original backends of HTTPRoute %s/%s: %w", b.namespace, b.route, err)
+		return nil, "", fmt.Errorf("encode original backends of HTTPRoute %s/%s: %w", b.namespace, b.route, err)
 	}
-	record := string(data)
-	if equality.Semantic.DeepEqual(rules, route.rules) && route.obj.GetAnnotations()[OriginalBackendsAnnotation] == record {
-		return nil
-	}
-	return r.applyRules(ctx, route, rules, record)
+	return rules, string(data), nil
 }
 
 // releaseUserRoute gives the user's route back as the user wrote it: the rules trafficctl added
@@ -226,17 +234,22 @@ func (r *Router) getUserRoute(ctx context.Context, b backends) (*userRoute, erro
 	if err := r.client.Get(ctx, client.ObjectKey{Namespace: b.namespace, Name: b.route}, obj); err != nil {
 		return nil, fmt.Errorf("get HTTPRoute %s/%s: %w", b.namespace, b.route, err)
 	}
+	return parseUserRoute(obj)
+}
+
+// parseUserRoute reads a user's route as stored: its rules as they are, and decoded.
+func parseUserRoute(obj *unstructured.Unstructured) (*userRoute, error) {
 	rules, _, err := unstructured.NestedSlice(obj.Object, "spec", "rules")
 	if err != nil {
-		return nil, fmt.Errorf("read rules of HTTPRoute %s/%s: %w", b.namespace, b.route, err)
+		return nil, fmt.Errorf("read rules of HTTPRoute %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
 	}
 	var typed gatewayv1.HTTPRoute
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &typed); err != nil {
-		return nil, fmt.Errorf("decode HTTPRoute %s/%s: %w", b.namespace, b.route, err)
+		return nil, fmt.Errorf("decode HTTPRoute %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
 	}
 	for i := range rules {
 		if _, ok := rules[i].(map[string]any); !ok {
-			return nil, fmt.Errorf("rule %d of HTTPRoute %s/%s is not an object", i, b.namespace, b.route)
+			return nil, fmt.Errorf("rule %d of HTTPRoute %s/%s is not an object", i, obj.GetNamespace(), obj.GetName())
 		}
 	}
 	return &userRoute{obj: obj, rules: rules, typed: typed.Spec.Rules}, nil

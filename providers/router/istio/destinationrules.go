@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8sjson "k8s.io/apimachinery/pkg/util/json"
 
@@ -20,19 +21,13 @@ import (
 // Istio too. A policy the apiserver refuses is a router.InvalidRouteError that still wraps the
 // apiserver's error.
 func (r *Router) applyDestinationRules(ctx context.Context, cn *v1alpha1.Canary) error {
-	policy, err := trafficPolicy(cn)
+	drs, err := destinationRules(cn)
 	if err != nil {
 		return err
 	}
-	for _, host := range []string{cn.PrimaryServiceName(), cn.CanaryServiceName()} {
-		spec := map[string]any{"host": host}
-		if policy != nil {
-			spec["trafficPolicy"] = policy
-		}
-		dr := ownedObject(cn, destinationRuleGVK, host)
-		dr.Object["spec"] = spec
+	for _, dr := range drs {
 		err := r.apply(ctx, dr)
-		if policy != nil && rejected(err) {
+		if cn.Spec.Service.TrafficPolicy != nil && rejected(err) {
 			// Only the policy can be at fault, and only the user can fix it: retrying does not help.
 			return fmt.Errorf("%w: %w", &router.InvalidRouteError{Message: fmt.Sprintf(
 				"Istio's DestinationRule schema does not accept service.trafficPolicy of Canary %s/%s; correct it",
@@ -43,6 +38,26 @@ func (r *Router) applyDestinationRules(ctx context.Context, cn *v1alpha1.Canary)
 		}
 	}
 	return nil
+}
+
+// destinationRules are the DestinationRules of the primary and canary Services, owned by the
+// Canary, with service.trafficPolicy.
+func destinationRules(cn *v1alpha1.Canary) ([]*unstructured.Unstructured, error) {
+	policy, err := trafficPolicy(cn)
+	if err != nil {
+		return nil, err
+	}
+	var drs []*unstructured.Unstructured
+	for _, host := range []string{cn.PrimaryServiceName(), cn.CanaryServiceName()} {
+		spec := map[string]any{"host": host}
+		if policy != nil {
+			spec["trafficPolicy"] = policy
+		}
+		dr := ownedObject(cn, destinationRuleGVK, host)
+		dr.Object["spec"] = spec
+		drs = append(drs, dr)
+	}
+	return drs, nil
 }
 
 // rejected reports whether the apiserver refused an apply for its content: a value the schema

@@ -42,22 +42,35 @@ type userRoute struct {
 // The DestinationRules are applied once the VirtualService is known to carry the strategy, so a
 // VirtualService trafficctl cannot use leaves nothing behind.
 func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, s strategy) error {
-	d := destinationsOf(cn)
-	vs, err := r.getUserRoute(ctx, d)
+	vs, err := r.getUserRoute(ctx, destinationsOf(cn))
 	if err != nil {
 		return err
 	}
-	recorded, err := vs.recorded()
+	http, record, err := userHTTP(cn, s, vs)
 	if err != nil {
 		return err
+	}
+	if err := r.applyDestinationRules(ctx, cn); err != nil {
+		return err
+	}
+	return r.applyHTTP(ctx, vs, http, record)
+}
+
+// userHTTP are the HTTP routes of the user's VirtualService once it carries the strategy, and
+// the record of the apex routes' originals, computed from the VirtualService as it stands.
+func userHTTP(cn *v1alpha1.Canary, s strategy, vs *userRoute) (http []any, record string, err error) {
+	d := destinationsOf(cn)
+	recorded, err := vs.recorded()
+	if err != nil {
+		return nil, "", err
 	}
 	if len(s.extra) > 0 {
 		if err := vs.checkNames(d); err != nil {
-			return err
+			return nil, "", err
 		}
 	}
 
-	var http, originals []any
+	var originals []any
 	user := 0 // the place of a route among the user's own, for messages
 	for i, route := range vs.typed.Spec.GetHttp() {
 		if d.derivedKind(route) != "" {
@@ -89,23 +102,20 @@ func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, s stra
 		describe := fmt.Sprintf("HTTP route %s of VirtualService %s/%s", routeName(route, user), d.namespace, d.virtualService)
 		routes, err := s.expand(restore(stored, original), len(originals), form, port, describe)
 		if err != nil {
-			return err
+			return nil, "", err
 		}
 		http = append(http, routes...)
 		originals = append(originals, original)
 	}
 	if len(originals) == 0 {
-		return d.noApexRoute()
+		return nil, "", d.noApexRoute()
 	}
 
 	data, err := json.Marshal(originals)
 	if err != nil {
-		return fmt.Errorf("encode original routes of VirtualService %s/%s: %w", d.namespace, d.virtualService, err)
+		return nil, "", fmt.Errorf("encode original routes of VirtualService %s/%s: %w", d.namespace, d.virtualService, err)
 	}
-	if err := r.applyDestinationRules(ctx, cn); err != nil {
-		return err
-	}
-	return r.applyHTTP(ctx, vs, http, string(data))
+	return http, string(data), nil
 }
 
 // releaseUserRoute drops the routes trafficctl added to the user's VirtualService, gives the apex
@@ -232,20 +242,27 @@ func (r *Router) getUserRoute(ctx context.Context, d destinations) (*userRoute, 
 	if err := r.client.Get(ctx, client.ObjectKey{Namespace: d.namespace, Name: d.virtualService}, obj); err != nil {
 		return nil, fmt.Errorf("get VirtualService %s/%s: %w", d.namespace, d.virtualService, err)
 	}
+	return parseUserRoute(obj)
+}
+
+// parseUserRoute reads a user's VirtualService as stored: its HTTP routes as they are, and
+// decoded.
+func parseUserRoute(obj *unstructured.Unstructured) (*userRoute, error) {
+	ns, name := obj.GetNamespace(), obj.GetName()
 	http, _, err := unstructured.NestedSlice(obj.Object, "spec", "http")
 	if err != nil {
-		return nil, fmt.Errorf("read HTTP routes of VirtualService %s/%s: %w", d.namespace, d.virtualService, err)
+		return nil, fmt.Errorf("read HTTP routes of VirtualService %s/%s: %w", ns, name, err)
 	}
 	typed := &istionetv1.VirtualService{}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, typed); err != nil {
-		return nil, fmt.Errorf("decode VirtualService %s/%s: %w", d.namespace, d.virtualService, err)
+		return nil, fmt.Errorf("decode VirtualService %s/%s: %w", ns, name, err)
 	}
 	if len(typed.Spec.GetHttp()) != len(http) {
-		return nil, fmt.Errorf("decode VirtualService %s/%s: %d HTTP routes stored, %d decoded", d.namespace, d.virtualService, len(http), len(typed.Spec.GetHttp()))
+		return nil, fmt.Errorf("decode VirtualService %s/%s: %d HTTP routes stored, %d decoded", ns, name, len(http), len(typed.Spec.GetHttp()))
 	}
 	for i := range http {
 		if _, ok := http[i].(map[string]any); !ok {
-			return nil, fmt.Errorf("HTTP route %d of VirtualService %s/%s is not an object", i, d.namespace, d.virtualService)
+			return nil, fmt.Errorf("HTTP route %d of VirtualService %s/%s is not an object", i, ns, name)
 		}
 	}
 	return &userRoute{obj: obj, http: http, typed: typed}, nil

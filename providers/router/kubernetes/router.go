@@ -3,14 +3,10 @@ package kubernetes
 import (
 	"context"
 	"fmt"
-	"maps"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
@@ -43,23 +39,25 @@ func New(c client.Client, fieldManager string) *Router {
 // replica counts the controller sets, so Apply ignores them. A Service that already selects the
 // right pods is not written again.
 func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, rt rollout.Routing) error {
-	if rt.Cohort || rt.Mirror != 0 || rt.Sticky != "" {
-		return fmt.Errorf("provider kubernetes only chooses the pods Service %s/%s selects and cannot route %s", cn.Namespace, cn.ApexServiceName(), rt)
-	}
 	d, err := r.deployments(ctx, cn)
 	if err != nil {
 		return err
 	}
-	var selector map[string]string
-	if blueGreen(cn) {
-		selector, err = d.blueGreenSelector(cn, rt.Weights)
-	} else {
-		selector, err = d.ratioSelector(cn)
-	}
+	live, err := r.getService(ctx, cn)
 	if err != nil {
 		return err
 	}
-	return r.applyService(ctx, cn, selector)
+	svc, err := Build(cn, rt, d.target, d.primary, live)
+	if err != nil {
+		return err
+	}
+	if UpToDate(live, cn, svc.Spec.Selector) {
+		return nil
+	}
+	if err := r.client.Apply(ctx, svc, client.ForceOwnership, client.FieldOwner(r.fieldManager)); err != nil {
+		return fmt.Errorf("applying service %s/%s: %w", cn.Namespace, cn.ApexServiceName(), err)
+	}
+	return nil
 }
 
 // Observe reads back which pods the apex Service selects and whether they are all there. In a
@@ -124,58 +122,4 @@ func (r *Router) getService(ctx context.Context, cn *v1alpha1.Canary) (*corev1.S
 		return nil, fmt.Errorf("reading service %s/%s: %w", cn.Namespace, cn.ApexServiceName(), err)
 	}
 	return svc, nil
-}
-
-// applyService writes the apex Service with selector. A Service that existed before the Canary
-// is adopted but never owned, so deleting the Canary never deletes it. spec.selector is an
-// atomic map, so the apply replaces the whole selector, whoever wrote it before.
-func (r *Router) applyService(ctx context.Context, cn *v1alpha1.Canary, selector map[string]string) error {
-	existing, err := r.getService(ctx, cn)
-	if err != nil {
-		return err
-	}
-	owned := existing == nil || metav1.IsControlledBy(existing, cn)
-	if existing != nil && upToDate(existing, cn, selector, owned) {
-		return nil
-	}
-	svc := corev1ac.Service(cn.ApexServiceName(), cn.Namespace).
-		WithLabels(map[string]string{managedByLabel: managedByValue}).
-		WithSpec(corev1ac.ServiceSpec().
-			WithSelector(selector).
-			WithPorts(corev1ac.ServicePort().
-				WithName(cn.ServicePortName()).
-				WithProtocol(corev1.ProtocolTCP).
-				WithPort(cn.Spec.Service.Port).
-				WithTargetPort(cn.ServiceTargetPort())))
-	if owned {
-		svc.WithOwnerReferences(metav1ac.OwnerReference().
-			WithAPIVersion(v1alpha1.GroupVersion.String()).
-			WithKind("Canary").
-			WithName(cn.Name).
-			WithUID(cn.UID).
-			WithController(true).
-			WithBlockOwnerDeletion(true))
-	}
-	if err := r.client.Apply(ctx, svc, client.ForceOwnership, client.FieldOwner(r.fieldManager)); err != nil {
-		return fmt.Errorf("applying service %s/%s: %w", cn.Namespace, cn.ApexServiceName(), err)
-	}
-	return nil
-}
-
-// upToDate reports whether the live Service already carries everything applyService would write,
-// so a repeated Apply writes nothing.
-func upToDate(svc *corev1.Service, cn *v1alpha1.Canary, selector map[string]string, owned bool) bool {
-	if !maps.Equal(svc.Spec.Selector, selector) || svc.Labels[managedByLabel] != managedByValue {
-		return false
-	}
-	if owned && !metav1.IsControlledBy(svc, cn) {
-		return false
-	}
-	for _, p := range svc.Spec.Ports {
-		if p.Name == cn.ServicePortName() && p.Port == cn.Spec.Service.Port &&
-			p.TargetPort == cn.ServiceTargetPort() && p.Protocol == corev1.ProtocolTCP {
-			return true
-		}
-	}
-	return false
 }
