@@ -79,6 +79,9 @@ type CanaryReconciler struct {
 	// MaxConcurrentReconciles is how many Canaries are reconciled at once, so that one whose
 	// webhook takes its whole timeout does not hold the others; 4 when unset.
 	MaxConcurrentReconciles int
+	// Jitter returns a random duration in [0, n), spreading the looks of many Canaries with the
+	// same interval; rand.Int64N when nil. Tests fix it.
+	Jitter func(n time.Duration) time.Duration
 }
 
 const (
@@ -205,7 +208,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	if err := validateTarget(target); err != nil {
 		return ctrl.Result{}, r.stall(ctx, cn, rollout.ReasonInvalidTarget, err)
 	}
-	if err := router.ValidateMatch(cn.Spec.Analysis.Match); err != nil {
+	if err := rollout.ValidateMatch(cn.Spec.Analysis.Match); err != nil {
 		return ctrl.Result{}, r.stall(ctx, cn, rollout.ReasonInvalidSpec, err)
 	}
 	rt, err := r.router(cn)
@@ -269,7 +272,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 		log.Info(e.Message, "reason", e.Reason, "phase", plan.Status.Phase, "step", plan.Status.Step, "canaryWeight", plan.Status.CanaryWeight)
 	}
 	r.deliver(cn, &before.Status, target, plan, alerts, snap.Target.Revision)
-	observe(cn, &before.Status, &plan.Status)
+	recordMetrics(cn, &before.Status, &plan.Status)
 
 	if err := r.act(ctx, cn, target, rt, plan); err != nil {
 		if router.IsInvalidRoute(err) {
@@ -306,7 +309,11 @@ func (r *CanaryReconciler) requeueAfter(cn *v1alpha1.Canary, plan rollout.Plan) 
 		return plan.RequeueAfter
 	}
 	interval := cn.AnalysisInterval()
-	return interval + time.Duration(rand.Int64N(int64(interval)/10+1))
+	jitter := r.Jitter
+	if jitter == nil {
+		jitter = func(n time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(n))) }
+	}
+	return interval + jitter(interval/10+1)
 }
 
 // stall records a problem that retrying cannot fix, and stops retrying until the Canary or

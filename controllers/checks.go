@@ -33,42 +33,24 @@ func (r *CanaryReconciler) runChecks(ctx context.Context, s rollout.Snapshot) []
 	return decisions
 }
 
-// checkQueries are the templates behind one check: its value, its bad outcomes, and the
-// requests they are counted against.
-type checkQueries struct {
-	value, bad, requests string
-	// sampleRequests counts requests for the sample size and minRequests.
-	sampleRequests string
-}
-
 // sourceFor builds the Source that answers one check's queries: a built-in's from the Canary's
 // metric set, or its MetricTemplate's, sent to the provider the template names.
 func (r *CanaryReconciler) sourceFor(ctx context.Context, s rollout.Snapshot, m v1alpha1.CanaryMetric) (*promSource, error) {
 	cn := s.Canary
-	set := cn.MetricSetOf()
-	var queries checkQueries
+	var mt *v1alpha1.MetricTemplate
 	var provider prometheus.Config
-	if m.TemplateRef == nil {
-		var slowerThan time.Duration
-		if m.Sequential != nil && m.Sequential.SlowerThan != "" {
-			// CRD validation guarantees it parses.
-			slowerThan, _ = time.ParseDuration(m.Sequential.SlowerThan)
-		}
-		b, ok := analysis.Builtin(set, m.Name, slowerThan)
-		if !ok {
-			return nil, fmt.Errorf("%q is not a built-in metric and names no templateRef", m.Name)
-		}
-		queries = checkQueries{value: b.Value, bad: b.Bad, requests: b.Requests, sampleRequests: analysis.RequestsQuery(set)}
-	} else {
-		mt, err := r.metricTemplate(ctx, cn, m)
-		if err != nil {
+	if m.TemplateRef != nil {
+		var err error
+		if mt, err = r.metricTemplate(ctx, cn, m); err != nil {
 			return nil, err
 		}
 		if provider, err = r.providerConfig(ctx, mt); err != nil {
 			return nil, err
 		}
-		requests := analysis.RequestsQuery(set)
-		queries = checkQueries{value: mt.Spec.Query, bad: mt.Spec.Query, requests: requests, sampleRequests: requests}
+	}
+	queries, err := rollout.QueriesOf(cn, m, mt)
+	if err != nil {
+		return nil, err
 	}
 	if provider.InsecureSkipVerify {
 		r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, rollout.ReasonInsecureMetricProvider, "Analysis",
@@ -84,7 +66,7 @@ func (r *CanaryReconciler) sourceFor(ctx context.Context, s rollout.Snapshot, m 
 	}
 	return &promSource{
 		querier: q, queries: queries, now: s.Now, stepStart: stepStart,
-		lookback: rollout.CheckWindow(s, m), vars: sideVars(cn, m),
+		lookback: rollout.CheckWindow(s, m), vars: rollout.QueryVarsOf(cn, m),
 	}, nil
 }
 
@@ -100,22 +82,10 @@ func (r *CanaryReconciler) metricTemplate(ctx context.Context, cn *v1alpha1.Cana
 	return mt, nil
 }
 
-// sideVars are the query variables for each side; windows are filled in per query.
-func sideVars(cn *v1alpha1.Canary, m v1alpha1.CanaryMetric) [2]analysis.QueryVars {
-	base := analysis.QueryVars{
-		Name: cn.Name, Namespace: cn.Namespace, Service: cn.ApexServiceName(),
-		Primary: cn.PrimaryDeploymentName(), Canary: cn.Spec.TargetRef.Name, Variables: m.TemplateVariables,
-	}
-	canary, primary := base, base
-	canary.Target, canary.TargetService = cn.Spec.TargetRef.Name, cn.CanaryServiceName()
-	primary.Target, primary.TargetService = cn.PrimaryDeploymentName(), cn.PrimaryServiceName()
-	return [2]analysis.QueryVars{analysis.SideCanary: canary, analysis.SidePrimary: primary}
-}
-
 // promSource answers one check's queries from Prometheus, at the reconcile's clock reading.
 type promSource struct {
 	querier        MetricQuerier
-	queries        checkQueries
+	queries        rollout.CheckQueries
 	now, stepStart time.Time
 	// lookback is the window of a rate: the metric's interval, capped at the step's age.
 	lookback time.Duration
@@ -136,7 +106,7 @@ func (p *promSource) render(tpl string, side analysis.Side, interval, window tim
 func (p *promSource) stepAge() time.Duration { return p.now.Sub(p.stepStart) }
 
 func (p *promSource) Value(ctx context.Context, side analysis.Side) (float64, string, error) {
-	q, err := p.render(p.queries.value, side, p.lookback, p.stepAge())
+	q, err := p.render(p.queries.Value, side, p.lookback, p.stepAge())
 	if err != nil {
 		return 0, q, err
 	}
@@ -145,7 +115,7 @@ func (p *promSource) Value(ctx context.Context, side analysis.Side) (float64, st
 }
 
 func (p *promSource) Series(ctx context.Context, side analysis.Side, step time.Duration) ([]float64, string, error) {
-	q, err := p.render(p.queries.value, side, step, p.stepAge())
+	q, err := p.render(p.queries.Value, side, step, p.stepAge())
 	if err != nil {
 		return nil, q, err
 	}
@@ -159,7 +129,7 @@ func (p *promSource) Series(ctx context.Context, side analysis.Side, step time.D
 }
 
 func (p *promSource) Counts(ctx context.Context, side analysis.Side) (analysis.Counts, error) {
-	bad, err := p.render(p.queries.bad, side, p.lookback, p.stepAge())
+	bad, err := p.render(p.queries.Bad, side, p.lookback, p.stepAge())
 	c := analysis.Counts{Query: bad}
 	if err != nil {
 		return c, err
@@ -167,7 +137,7 @@ func (p *promSource) Counts(ctx context.Context, side analysis.Side) (analysis.C
 	if c.Bad, err = p.querier.Query(ctx, bad, p.now); err != nil {
 		return c, err
 	}
-	requests, err := p.render(p.queries.requests, side, p.lookback, p.stepAge())
+	requests, err := p.render(p.queries.Requests, side, p.lookback, p.stepAge())
 	if err != nil {
 		return c, err
 	}
@@ -181,7 +151,7 @@ func (p *promSource) Requests(ctx context.Context, side analysis.Side, sinceStep
 	if sinceStep {
 		window = p.stepAge()
 	}
-	q, err := p.render(p.queries.sampleRequests, side, p.lookback, window)
+	q, err := p.render(p.queries.SampleRequests, side, p.lookback, window)
 	if err != nil {
 		return 0, err
 	}

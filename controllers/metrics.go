@@ -56,8 +56,8 @@ func RegisterMetrics() {
 	})
 }
 
-// observe records a Canary's state after a reconcile, and the rollout that ended in it.
-func observe(cn *v1alpha1.Canary, before, after *v1alpha1.CanaryStatus) {
+// recordMetrics records a Canary's state after a reconcile, and the rollout that ended in it.
+func recordMetrics(cn *v1alpha1.Canary, before, after *v1alpha1.CanaryStatus) {
 	ns, name := cn.Namespace, cn.Name
 	for _, p := range rollout.Phases {
 		v := 0.0

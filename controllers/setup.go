@@ -73,6 +73,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := mgr.Add(dispatcher); err != nil {
 		return fmt.Errorf("adding the alert dispatcher: %w", err)
 	}
+	// Every check makes a Provider; they share their HTTP transports through one Factory.
+	queriers := prometheus.NewFactory()
 	r := &CanaryReconciler{
 		Hooks:                   &hooks.Caller{},
 		Deliveries:              dispatcher,
@@ -89,7 +91,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			if cfg.Timeout <= 0 {
 				cfg.Timeout = timeout
 			}
-			return prometheus.New(cfg)
+			return queriers.New(cfg)
 		},
 	}
 	// A router only for the route objects this cluster serves: watching a kind the apiserver does

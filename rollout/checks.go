@@ -1,6 +1,8 @@
 package rollout
 
 import (
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/trafficctl/trafficctl/analysis"
@@ -63,4 +65,75 @@ func CheckWindow(s Snapshot, m v1alpha1.CanaryMetric) time.Duration {
 		}
 	}
 	return window
+}
+
+// CheckQueries are the templates behind one check: its value, its bad outcomes, and the
+// requests they are counted against.
+type CheckQueries struct {
+	Value, Bad, Requests string
+	// SampleRequests counts requests for the sample size and minRequests.
+	SampleRequests string
+}
+
+// QueriesOf are the templates of metric m's check: a built-in's from the Canary's metric set, or
+// the query of mt, the MetricTemplate m names (nil for a built-in), beside the set's request
+// count.
+func QueriesOf(cn *v1alpha1.Canary, m v1alpha1.CanaryMetric, mt *v1alpha1.MetricTemplate) (CheckQueries, error) {
+	set := cn.MetricSetOf()
+	requests := analysis.RequestsQuery(set)
+	if m.TemplateRef != nil {
+		if mt == nil {
+			return CheckQueries{}, fmt.Errorf("%q names MetricTemplate %s, which is needed for its query", m.Name, m.TemplateRef.Name)
+		}
+		return CheckQueries{Value: mt.Spec.Query, Bad: mt.Spec.Query, Requests: requests, SampleRequests: requests}, nil
+	}
+	var slowerThan time.Duration
+	if m.Sequential != nil && m.Sequential.SlowerThan != "" {
+		// CRD validation guarantees it parses.
+		slowerThan, _ = time.ParseDuration(m.Sequential.SlowerThan)
+	}
+	b, ok := analysis.Builtin(set, m.Name, slowerThan)
+	if !ok {
+		return CheckQueries{}, fmt.Errorf("%q is not a built-in metric and names no templateRef", m.Name)
+	}
+	return CheckQueries{Value: b.Value, Bad: b.Bad, Requests: b.Requests, SampleRequests: requests}, nil
+}
+
+// QueryVarsOf are the variables metric m's queries are rendered with for each side; the windows
+// are filled in per query.
+func QueryVarsOf(cn *v1alpha1.Canary, m v1alpha1.CanaryMetric) [2]analysis.QueryVars {
+	base := analysis.QueryVars{
+		Name: cn.Name, Namespace: cn.Namespace, Service: cn.ApexServiceName(),
+		Primary: cn.PrimaryDeploymentName(), Canary: cn.Spec.TargetRef.Name, Variables: m.TemplateVariables,
+	}
+	canary, primary := base, base
+	canary.Target, canary.TargetService = cn.Spec.TargetRef.Name, cn.CanaryServiceName()
+	primary.Target, primary.TargetService = cn.PrimaryDeploymentName(), cn.PrimaryServiceName()
+	return [2]analysis.QueryVars{analysis.SideCanary: canary, analysis.SidePrimary: primary}
+}
+
+// ValidateQueries renders every query of metric m's check for both sides, as a check would, and
+// parses each as PromQL: what is wrong with a check's queries, found without running it. mt is
+// the MetricTemplate m names, nil for a built-in.
+func ValidateQueries(cn *v1alpha1.Canary, m v1alpha1.CanaryMetric, mt *v1alpha1.MetricTemplate) error {
+	queries, err := QueriesOf(cn, m, mt)
+	if err != nil {
+		return err
+	}
+	for _, vars := range QueryVarsOf(cn, m) {
+		vars.Interval, vars.Window = analysis.Window(cn.AnalysisInterval()), analysis.Window(cn.AnalysisInterval())
+		for _, tpl := range slices.Compact([]string{queries.Value, queries.Bad, queries.Requests, queries.SampleRequests}) {
+			if tpl == "" {
+				continue // this judge has no such query
+			}
+			q, err := analysis.Render(tpl, vars)
+			if err != nil {
+				return err
+			}
+			if err := analysis.ParseQuery(q); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

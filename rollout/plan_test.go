@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/internal/gen"
 )
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
@@ -19,22 +20,7 @@ func at(d time.Duration) *metav1.Time { t := metav1.NewTime(t0.Add(d)); return &
 
 // planCanary is a Canary with two steps, a 10s interval, threshold 2, deadline 60s.
 func planCanary(mods ...func(*v1alpha1.Canary)) *v1alpha1.Canary {
-	cn := &v1alpha1.Canary{
-		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: "shop", Generation: 3},
-		Spec: v1alpha1.CanarySpec{
-			TargetRef:               v1alpha1.TargetReference{Name: "podinfo"},
-			ProgressDeadlineSeconds: ptr.To[int32](60),
-			Service:                 v1alpha1.CanaryService{Port: 9898},
-			Analysis: v1alpha1.CanaryAnalysis{
-				Interval: "10s", Threshold: 2, StepWeights: []int32{10, 50},
-				Metrics: []v1alpha1.CanaryMetric{{Name: "request-success-rate", ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(99.0)}}},
-			},
-		},
-	}
-	for _, m := range mods {
-		m(cn)
-	}
-	return cn
+	return gen.Canary("shop", append([]gen.CanaryMod{gen.Generation(3), gen.Analysed("10s")}, mods...)...)
 }
 
 func onNoData(policy v1alpha1.NoDataPolicy) func(*v1alpha1.Canary) {

@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
 	"strings"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,6 +19,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spf13/cobra"
@@ -38,12 +43,52 @@ func NewFactory(streams genericiooptions.IOStreams, version string) *Factory {
 	return &Factory{Flags: genericclioptions.NewConfigFlags(true), Streams: streams, Version: version}
 }
 
-// Client is a client for Canaries, MetricTemplates, AlertProviders, Deployments, Services and
-// the route objects, with the context and namespace of the flags.
-func (f *Factory) Client() (client.Client, error) {
+// defaultRequestTimeout bounds every request to the cluster when --request-timeout does not, so a
+// server that accepts a connection and never answers cannot hang a verb. --watch polls, so no
+// request lives longer than this.
+const defaultRequestTimeout = 30 * time.Second
+
+// RESTConfig is how to reach the cluster of the flags, or an error that says what is wrong with
+// the kubeconfig: one named with --kubeconfig that is not there, or none at all, rather than an
+// attempt at localhost:8080 that reads like an unreachable cluster.
+func (f *Factory) RESTConfig() (*rest.Config, error) {
+	if err := f.checkKubeconfig(); err != nil {
+		return nil, err
+	}
+	raw, err := f.Flags.ToRawKubeConfigLoader().RawConfig()
+	if err != nil {
+		return nil, friendly(err, "", "")
+	}
+	inCluster := os.Getenv("KUBERNETES_SERVICE_HOST") != ""
+	if len(raw.Clusters) == 0 && ptr.Deref(f.Flags.APIServer, "") == "" && !inCluster {
+		return nil, errors.New("no cluster is configured: no kubeconfig names one (set --kubeconfig, KUBECONFIG or ~/.kube/config), --server is not set, and this is not a pod in a cluster")
+	}
 	cfg, err := f.Flags.ToRESTConfig()
 	if err != nil {
 		return nil, friendly(err, "", "")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = defaultRequestTimeout
+	}
+	return cfg, nil
+}
+
+// checkKubeconfig reports a kubeconfig named with --kubeconfig that cannot be read, by its name.
+func (f *Factory) checkKubeconfig() error {
+	if path := ptr.Deref(f.Flags.KubeConfig, ""); path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("kubeconfig %s: %w", path, withoutPath(err))
+		}
+	}
+	return nil
+}
+
+// Client is a client for Canaries, MetricTemplates, AlertProviders, Deployments, Services and
+// the route objects, with the context and namespace of the flags.
+func (f *Factory) Client() (client.Client, error) {
+	cfg, err := f.RESTConfig()
+	if err != nil {
+		return nil, err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: apis.NewScheme()})
 	if err != nil {
@@ -54,6 +99,9 @@ func (f *Factory) Client() (client.Client, error) {
 
 // Namespace is the namespace of -n, or the kubeconfig context's, or "default".
 func (f *Factory) Namespace() (string, error) {
+	if err := f.checkKubeconfig(); err != nil {
+		return "", err
+	}
 	ns, _, err := f.Flags.ToRawKubeConfigLoader().Namespace()
 	if err != nil {
 		return "", friendly(err, "", "")
@@ -64,7 +112,7 @@ func (f *Factory) Namespace() (string, error) {
 // User is the name the apiserver authenticates the caller as (a SelfSubjectReview), recorded
 // with every manual request; empty when the cluster cannot tell.
 func (f *Factory) User(ctx context.Context) string {
-	cfg, err := f.Flags.ToRESTConfig()
+	cfg, err := f.RESTConfig()
 	if err != nil {
 		return ""
 	}
@@ -151,6 +199,15 @@ func friendly(err error, kind, name string) error {
 	}
 	var uerr *url.Error
 	var nerr net.Error
+	if errors.As(err, &nerr) && nerr.Timeout() {
+		host := ""
+		if errors.As(err, &uerr) {
+			if u, perr := url.Parse(uerr.URL); perr == nil {
+				host = u.Host
+			}
+		}
+		return fmt.Errorf("the cluster at %s did not answer in time (raise --request-timeout, %s by default)", cmp.Or(host, "the address of the current context"), defaultRequestTimeout)
+	}
 	if errors.As(err, &uerr) || errors.As(err, &nerr) {
 		host := ""
 		if uerr != nil {
@@ -162,6 +219,15 @@ func friendly(err error, kind, name string) error {
 	}
 	if strings.Contains(err.Error(), "invalid configuration") || strings.Contains(err.Error(), "context") && strings.Contains(err.Error(), "does not exist") {
 		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	return err
+}
+
+// withoutPath is an error about a file without the file's name, which the caller says.
+func withoutPath(err error) error {
+	var perr *fs.PathError
+	if errors.As(err, &perr) {
+		return perr.Err
 	}
 	return err
 }

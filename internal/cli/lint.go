@@ -43,15 +43,16 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/config"
+	"github.com/trafficctl/trafficctl/rollout"
 )
 
 // lint checks manifests before they reach a cluster, with the apiserver's own code: the CRDs
 // this binary was built with (embedded from config/crd), their OpenAPI schemas, defaults and CEL
 // rules, evaluated by k8s.io/apiextensions-apiserver as kube-apiserver evaluates them. Problems
 // a schema cannot see, references between objects, are checked against the files given, or the
-// cluster with --server.
+// cluster with --cluster.
 
-// lintFieldManager is the field manager of --server's dry-run applies.
+// lintFieldManager is the field manager of --cluster's dry-run applies.
 const lintFieldManager = "trafficctl-lint"
 
 func newLintCommand(f *Factory) *cobra.Command {
@@ -66,8 +67,8 @@ MetricTemplates.
 
 Files may hold many YAML documents (or a List); other kinds are skipped, but Deployments and
 Secrets among them satisfy references. A reference to an object not in the files is a warning;
-with --server it is looked up in the cluster, and every object is also created with a
-server-side dry run, so admission and the installed CRDs have their say too.
+with --cluster it is looked up in the cluster of the kubeconfig, and every object is also created
+with a server-side dry run, so admission and the installed CRDs have their say too.
 
 Every problem is one line: FILE: Kind namespace/name: field.path: message. The exit status is
 non-zero when any problem is an error.`,
@@ -75,7 +76,7 @@ non-zero when any problem is an error.`,
   trafficctl lint -f podinfo.yaml -f templates.yaml
 
   # Check against the cluster too (references and a server-side dry run)
-  trafficctl lint -f podinfo.yaml --server
+  trafficctl lint -f podinfo.yaml --cluster
 
   # Check what a tool renders
   kustomize build overlays/prod | trafficctl lint -f -`,
@@ -91,7 +92,8 @@ non-zero when any problem is an error.`,
 		},
 	}
 	cmd.Flags().StringArrayVarP(&o.Filenames, "filename", "f", nil, "a file of manifests to check, or - for standard input; repeatable")
-	cmd.Flags().BoolVar(&o.Server, "server", false, "look references up in the cluster and create every object with a server-side dry run")
+	// Not --server, which is the global flag of the cluster's address.
+	cmd.Flags().BoolVar(&o.Cluster, "cluster", false, "look references up in the cluster and create every object with a server-side dry run")
 	return cmd
 }
 
@@ -99,22 +101,22 @@ non-zero when any problem is an error.`,
 type LintOptions struct {
 	// Filenames are the files to check; "-" is standard input.
 	Filenames []string
-	// Server checks against the cluster too.
-	Server bool
+	// Cluster checks against the cluster too.
+	Cluster bool
 
 	namespace string
 	client    client.Client
 	genericiooptions.IOStreams
 }
 
-// Complete reads the namespace objects without one belong to, and, with --server, the client.
+// Complete reads the namespace objects without one belong to, and, with --cluster, the client.
 func (o *LintOptions) Complete(f *Factory) error {
 	o.IOStreams = f.Streams
 	var err error
 	if o.namespace, err = f.Namespace(); err != nil {
 		return err
 	}
-	if o.Server {
+	if o.Cluster {
 		if o.client, err = f.Client(); err != nil {
 			return err
 		}
@@ -146,7 +148,8 @@ func (o *LintOptions) Run(ctx context.Context) error {
 		}
 	}
 	lintCheckReferences(ctx, objs, o.client)
-	if o.Server {
+	lintCheckRules(ctx, objs, o.client)
+	if o.Cluster {
 		for _, obj := range objs {
 			obj.dryRun(ctx, o.client)
 		}
@@ -158,6 +161,16 @@ func (o *LintOptions) Run(ctx context.Context) error {
 			checked++
 		}
 		problems = append(problems, lintSorted(obj.problems)...)
+	}
+	if len(objs) == 0 && len(problems) == 0 {
+		names := make([]string, len(o.Filenames))
+		for i, n := range o.Filenames {
+			names[i] = n
+			if n == "-" {
+				names[i] = "<stdin>"
+			}
+		}
+		return fmt.Errorf("%s %s no objects to check", strings.Join(names, ", "), lintPlural(len(names), "holds", "hold"))
 	}
 	errs := 0
 	for _, p := range problems {
@@ -242,7 +255,7 @@ func lintReadFile(name string, stdin io.Reader) ([]lintDoc, []lintProblem) {
 		data, err = os.ReadFile(name)
 	}
 	if err != nil {
-		return nil, []lintProblem{{file: display, message: lintFileError(err)}}
+		return nil, []lintProblem{{file: display, message: withoutPath(err).Error()}}
 	}
 	var docs []lintDoc
 	var problems []lintProblem
@@ -321,14 +334,6 @@ func lintYAMLError(err error, docLine int) string {
 		return fmt.Sprintf("line %d: %s", docLine+n-1, msg[len(m[0]):])
 	}
 	return fmt.Sprintf("line %d: %s", docLine, strings.TrimPrefix(msg, "error converting YAML to JSON: "))
-}
-
-func lintFileError(err error) string {
-	var perr *fs.PathError
-	if errors.As(err, &perr) {
-		return perr.Err.Error()
-	}
-	return err.Error()
 }
 
 // lintKind is what the apiserver knows of one of trafficctl's kinds: the schema of its served
@@ -537,17 +542,22 @@ func lintNewObject(ctx context.Context, kinds map[schema.GroupKind]*lintKind, d 
 	errs = append(errs, apiextensionsvalidation.ValidateCustomResource(nil, obj, k.validator)...)
 	errs = append(errs, schemaobjectmeta.Validate(ctx, nil, obj, k.structural, false)...)
 	errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, k.structural, obj)...)
+	celSkipped := false
 	if k.cel != nil {
 		if lintBlocking(errs) {
 			// As the apiserver does: CEL rules on values of the wrong type or shape would only
 			// add noise.
-			errs = append(errs, field.Invalid(nil, nil, "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"))
+			celSkipped = true
 		} else {
 			celErrs, _ := k.cel.Validate(ctx, nil, k.structural, obj, nil, celconfig.RuntimeCELCostBudget)
 			errs = append(errs, celErrs...)
 		}
 	}
 	o.addFieldErrors(errs)
+	if celSkipped {
+		// The apiserver's own words, but a note on what was not checked, not a problem itself.
+		o.add("", "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation", true)
+	}
 	return o
 }
 
@@ -677,10 +687,58 @@ func lintCheckReferences(ctx context.Context, objs []*lintObject, c client.Clien
 				continue
 			}
 			if c == nil {
-				o.add(ref.path, fmt.Sprintf("%s is not in the given files; it must exist in the cluster (check with --server)", what), true)
+				o.add(ref.path, fmt.Sprintf("%s is not in the given files; it must exist in the cluster (check with --cluster)", what), true)
 				continue
 			}
 			lintCheckInCluster(ctx, c, o, ref, what)
+		}
+	}
+}
+
+// lintCheckRules runs on each valid Canary the checks the controller makes before and during a
+// rollout, with the rollout core's own functions: analysis.match's regular expressions compile
+// (RE2), and every check's queries, built-in or from a MetricTemplate of the files (or, with
+// --cluster, of the cluster), render with the Canary's templateVariables for both sides and parse
+// as PromQL.
+func lintCheckRules(ctx context.Context, objs []*lintObject, c client.Client) {
+	templates := map[client.ObjectKey]*v1alpha1.MetricTemplate{}
+	for _, o := range objs {
+		if o.kind == nil || o.kind.gvk.Kind != "MetricTemplate" || o.errors > 0 {
+			continue
+		}
+		mt := &v1alpha1.MetricTemplate{}
+		if runtime.DefaultUnstructuredConverter.FromUnstructured(o.defaulted.Object, mt) == nil {
+			templates[client.ObjectKeyFromObject(mt)] = mt
+		}
+	}
+	for _, o := range objs {
+		if o.kind == nil || o.kind.gvk.Kind != "Canary" || o.errors > 0 {
+			continue
+		}
+		cn := &v1alpha1.Canary{}
+		if runtime.DefaultUnstructuredConverter.FromUnstructured(o.defaulted.Object, cn) != nil {
+			continue
+		}
+		if err := rollout.ValidateMatch(cn.Spec.Analysis.Match); err != nil {
+			o.add("spec.analysis.match", err.Error(), false)
+		}
+		for i, m := range cn.Spec.Analysis.Metrics {
+			var mt *v1alpha1.MetricTemplate
+			if ref := m.TemplateRef; ref != nil {
+				key := client.ObjectKey{Namespace: cmp.Or(ref.Namespace, cn.Namespace), Name: ref.Name}
+				if mt = templates[key]; mt == nil && c != nil {
+					fetched := &v1alpha1.MetricTemplate{}
+					if c.Get(ctx, key, fetched) == nil {
+						mt = fetched
+					}
+				}
+				if mt == nil {
+					continue // the reference check says where it is missing
+				}
+			}
+			if err := rollout.ValidateQueries(cn, m, mt); err != nil {
+				o.add(fmt.Sprintf("spec.analysis.metrics[%d]", i), fmt.Sprintf("check %s cannot run: %v", m.Name, err), false)
+			}
 		}
 	}
 }

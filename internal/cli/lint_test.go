@@ -79,7 +79,7 @@ func TestLintBrokenFileListsEveryProblem(t *testing.T) {
 		"testdata/lint/broken.yaml: Canary shop/podinfo: spec.analysis.stepWeights: analysis.stepWeights must be strictly increasing, such as [5, 10, 25, 50]",
 		"testdata/lint/broken.yaml: Canary shop/podinfo: spec.analysis.stepWieghts: unknown field",
 		`testdata/lint/broken.yaml: Canary shop/podinfo: spec.analysis.webhooks[0].url: Invalid value: "ftp://loadtester.shop/": webhooks[].url must be an http or https URL`,
-		"testdata/lint/broken.yaml: Canary shop/podinfo: spec.targetRef: warning: Deployment shop/podinfo is not in the given files; it must exist in the cluster (check with --server)",
+		"testdata/lint/broken.yaml: Canary shop/podinfo: spec.targetRef: warning: Deployment shop/podinfo is not in the given files; it must exist in the cluster (check with --cluster)",
 		"testdata/lint/broken.yaml: AlertProvider shop/on-call: spec: an AlertProvider needs secretRef (a Secret with key address) or address",
 	}
 	assert.Equal(t, strings.Join(want, "\n")+"\n", stdout)
@@ -105,16 +105,39 @@ kind: Rollout
 metadata: {name: what}
 `
 	stdout, _, err := lintOffline(t, manifest, "lint", "-f", "-")
-	require.EqualError(t, err, "5 errors in -")
+	require.EqualError(t, err, "4 errors in -", "the note on the rules not checked is no error of its own")
 	want := []string{
-		"<stdin>: Canary shop/podinfo: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
 		`<stdin>: Canary shop/podinfo: spec.provider: Unsupported value: "linkerd": supported values: "gatewayapi", "istio", "kubernetes"`,
 		"<stdin>: Canary shop/podinfo: spec.service.port: Invalid value: 0: spec.service.port in body should be greater than or equal to 1",
-		"<stdin>: Canary shop/podinfo: spec.targetRef: warning: Deployment shop/podinfo is not in the given files; it must exist in the cluster (check with --server)",
+		"<stdin>: Canary shop/podinfo: warning: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+		"<stdin>: Canary shop/podinfo: spec.targetRef: warning: Deployment shop/podinfo is not in the given files; it must exist in the cluster (check with --cluster)",
 		`<stdin>: MetricTemplate shop/old: apiVersion: Unsupported value: "trafficctl.io/v1beta1": supported values: "trafficctl.io/v1alpha1"`,
 		"<stdin>: Rollout what: kind: trafficctl.io has no kind Rollout; it serves AlertProvider, Canary, MetricTemplate",
 	}
 	assert.Equal(t, strings.Join(want, "\n")+"\n", stdout)
+}
+
+// TestLintRunsTheControllersChecks: what the controller would find only at a rollout (a regex RE2
+// cannot compile, a query that is not PromQL, a variable the Canary does not give) lint finds
+// offline, with the rollout core's own functions.
+func TestLintRunsTheControllersChecks(t *testing.T) {
+	stdout, _, err := lintOffline(t, "", "lint", "-f", "testdata/lint/rules.yaml")
+	require.EqualError(t, err, "3 errors in testdata/lint/rules.yaml")
+	t.Logf("lint of checks that cannot run:\n%s", stdout)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	require.Len(t, lines, 4, stdout)
+	assert.True(t, strings.HasPrefix(lines[0], `testdata/lint/rules.yaml: Canary shop/podinfo: spec.analysis.match: invalid A/B match: analysis.match[0].headers[x-canary].regex "(insider" is not an RE2 regular expression`), lines[0])
+	assert.Equal(t, "testdata/lint/rules.yaml: Canary shop/podinfo: spec.analysis.metrics[0]: check latency cannot run: the query is not PromQL: 1:46: parse error: unclosed left parenthesis", lines[1])
+	assert.Contains(t, lines[2], `spec.analysis.metrics[1]: check vars cannot run: query template references unknown variable "variables.path"`)
+	assert.Contains(t, lines[2], "templateVariables: route")
+}
+
+// TestLintNeedsObjects: an empty file or standard input is not "0 objects valid".
+func TestLintNeedsObjects(t *testing.T) {
+	_, _, err := lintOffline(t, "", "lint", "-f", "-")
+	require.EqualError(t, err, "<stdin> holds no objects to check")
+	_, _, err = lintOffline(t, "# nothing but a comment\n---\n", "lint", "-f", "-")
+	require.EqualError(t, err, "<stdin> holds no objects to check")
 }
 
 func TestLintYAMLSyntaxErrorNamesTheLine(t *testing.T) {
@@ -150,8 +173,8 @@ func TestLintServer(t *testing.T) {
 	assert.Contains(t, stdout, "testdata/lint/server.yaml: Canary "+h.ns+"/podinfo: spec.targetRef: warning: Deployment "+h.ns+"/podinfo is not in the given files")
 	assert.Contains(t, stdout, "4 objects valid (3 warnings)\n")
 
-	stdout, _, err = h.run(newLintCommand, "-f", "testdata/lint/server.yaml", "--server")
-	t.Logf("lint --server:\n%s", stdout)
+	stdout, _, err = h.run(newLintCommand, "-f", "testdata/lint/server.yaml", "--cluster")
+	t.Logf("lint --cluster:\n%s", stdout)
 	want := []string{
 		"testdata/lint/server.yaml: Canary " + h.ns + "/podinfo: spec.analysis.alerts[0].providerRef: AlertProvider " + h.ns + "/missing is neither in the given files nor in the cluster",
 		"testdata/lint/server.yaml: Canary " + h.ns + "/podinfo: spec.analysis.webhooks[0].secretRef: Secret " + h.ns + "/hmac in the cluster has no key hmac-key (the HMAC key)",
@@ -178,8 +201,8 @@ func TestLintServerReportsEachProblemOnce(t *testing.T) {
 	// Offline and the apiserver both refuse these objects, for the same reasons: each is listed
 	// once, the apiserver's wording (strict decoding of an unknown field, a CEL rule's message)
 	// read like lint's.
-	stdout, _, err := h.runIn(manifest, newLintCommand, "-f", "-", "--server")
-	t.Logf("lint --server of a broken file:\n%s", stdout)
+	stdout, _, err := h.runIn(manifest, newLintCommand, "-f", "-", "--cluster")
+	t.Logf("lint --cluster of a broken file:\n%s", stdout)
 	require.EqualError(t, err, "6 errors in -")
 	for _, line := range []string{
 		"Canary " + h.ns + "/podinfo: spec.analysis.stepWeights: analysis.stepWeights must be strictly increasing",

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/internal/gen"
 	"github.com/trafficctl/trafficctl/internal/testenv"
 	"github.com/trafficctl/trafficctl/internal/testprom"
 	"github.com/trafficctl/trafficctl/rollout"
@@ -281,27 +282,7 @@ func (h *harness) createTarget(image string) {
 
 // newCanary is the Canary the tests start from: two steps of 3s, two failed checks roll back.
 func (h *harness) newCanary(mods ...func(*v1alpha1.Canary)) *v1alpha1.Canary {
-	cn := &v1alpha1.Canary{
-		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: h.ns},
-		Spec: v1alpha1.CanarySpec{
-			Provider:                v1alpha1.ProviderGatewayAPI,
-			TargetRef:               v1alpha1.TargetReference{Name: "podinfo"},
-			ProgressDeadlineSeconds: ptr.To[int32](60),
-			Service: v1alpha1.CanaryService{
-				Port:       9898,
-				ParentRefs: []v1alpha1.ParentReference{{Name: "public-gw", Namespace: ptr.To("infra")}},
-				Hostnames:  []string{"podinfo.example.com"},
-			},
-			Analysis: v1alpha1.CanaryAnalysis{
-				Interval: "3s", Threshold: 2, StepWeights: []int32{10, 50},
-				Metrics: []v1alpha1.CanaryMetric{{Name: "request-success-rate", ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(99.0)}}},
-			},
-		},
-	}
-	for _, m := range mods {
-		m(cn)
-	}
-	return cn
+	return gen.Canary(h.ns, append([]gen.CanaryMod{gen.Analysed("3s"), gen.Provider(v1alpha1.ProviderGatewayAPI)}, mods...)...)
 }
 
 // createCanary creates the Canary podinfo, changed by mods.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/discovery"
+	"k8s.io/utils/ptr"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 )
@@ -115,19 +117,26 @@ func (o *VersionOptions) Run() error {
 			fmt.Fprintf(&b, "crds: not installed: the cluster does not serve %s canaries; install them with helm install trafficctl charts/trafficctl\n", c.GroupVersion)
 		}
 	}
-	_, err := fmt.Fprint(out, b.String())
-	return err
+	if _, err := fmt.Fprint(out, b.String()); err != nil {
+		return err
+	}
+	if s := info.Server; s != nil && s.Error != "" {
+		// As kubectl version does: a script that asks for the server's version learns it did not
+		// get one.
+		return errors.New("the cluster did not answer (trafficctl version --client prints the client's version alone)")
+	}
+	return nil
 }
 
 // server asks the cluster for its version and for trafficctl's API group; a cluster that does
 // not answer is reported in the result, not as an error: the client's version is still worth
 // printing.
 func (o *VersionOptions) server() (*versionServer, *versionCRDInfo) {
-	cfg, err := o.factory.Flags.ToRESTConfig()
+	cfg, err := o.factory.RESTConfig()
 	if err != nil {
-		return &versionServer{Error: friendly(err, "", "").Error()}, nil
+		return &versionServer{Error: err.Error()}, nil
 	}
-	if cfg.Timeout == 0 {
+	if ptr.Deref(o.factory.Flags.Timeout, "0") == "0" {
 		cfg.Timeout = o.Timeout
 	}
 	s := &versionServer{Address: cfg.Host}

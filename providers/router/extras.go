@@ -29,7 +29,7 @@ func Extras(cn *v1alpha1.Canary, r rollout.Routing) (extras []Extra, canaryCooki
 		if len(cn.Spec.Analysis.Match) == 0 {
 			return nil, "", "", fmt.Errorf("the routing asks for an A/B cohort, but Canary %s/%s has no analysis.match", cn.Namespace, cn.Name)
 		}
-		if err := ValidateMatch(cn.Spec.Analysis.Match); err != nil {
+		if err := rollout.ValidateMatch(cn.Spec.Analysis.Match); err != nil {
 			return nil, "", "", &InvalidRouteError{Message: fmt.Sprintf("Canary %s/%s: %v", cn.Namespace, cn.Name, err)}
 		}
 		for i, m := range cn.Spec.Analysis.Match {

@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"github.com/trafficctl/trafficctl/analysis"
+	"k8s.io/utils/lru"
 )
 
 // maxRangePoints is the most points Prometheus computes per series in a range query; it refuses
@@ -53,12 +53,55 @@ type Provider struct {
 	timeout        time.Duration
 	hasCredentials bool
 	api            promv1.API
+	// transport is the HTTP transport of its TLS settings; nil for the default one.
+	transport *http.Transport
 }
 
-// New returns a Provider for the server cfg describes, so that a slow server cannot stall a
-// reconcile: every query is bounded by cfg.Timeout. No error it returns shows a credential,
-// not even one mistakenly written into cfg.Address.
-func New(cfg Config) (*Provider, error) {
+// New returns a Provider for the server cfg describes, with an HTTP transport of its own; a
+// caller that makes one for every check shares transports through a Factory instead.
+func New(cfg Config) (*Provider, error) { return newProvider(cfg, newTransport) }
+
+// Factory makes Providers that share their HTTP transports by TLS settings. A controller makes a
+// Provider for every check, so sharing keeps connections to a Prometheus alive from one check to
+// the next instead of dialling anew and leaving idle connections behind each time. The cache is
+// bounded: a transport for a CA that has not been used for a while (a rotated one, say) is
+// dropped and its idle connections closed.
+type Factory struct {
+	transports *lru.Cache // transportKey -> *http.Transport
+}
+
+// maxTransports bounds a Factory's cache: a few Prometheus servers with their own CAs each, with
+// room for rotations.
+const maxTransports = 32
+
+// NewFactory returns a Factory with an empty transport cache.
+func NewFactory() *Factory {
+	return &Factory{transports: lru.NewWithEvictionFunc(maxTransports, func(_ lru.Key, v any) {
+		v.(*http.Transport).CloseIdleConnections()
+	})}
+}
+
+// New returns a Provider for the server cfg describes over the Factory's shared transports.
+func (f *Factory) New(cfg Config) (*Provider, error) {
+	return newProvider(cfg, func(ca []byte, insecure bool) (*http.Transport, error) {
+		key := transportKey{string(ca), insecure}
+		if t, ok := f.transports.Get(key); ok {
+			return t.(*http.Transport), nil
+		}
+		t, err := newTransport(ca, insecure)
+		if err != nil {
+			return nil, err
+		}
+		f.transports.Add(key, t)
+		return t, nil
+	})
+}
+
+// newProvider returns a Provider for the server cfg describes, so that a slow server cannot stall
+// a reconcile: every query is bounded by cfg.Timeout. No error it returns shows a credential, not
+// even one mistakenly written into cfg.Address. transport makes (or finds) the HTTP transport for
+// a TLS setting.
+func newProvider(cfg Config, transport func(ca []byte, insecure bool) (*http.Transport, error)) (*Provider, error) {
 	address := cfg.Address
 	u, err := url.Parse(address)
 	if err != nil {
@@ -85,10 +128,16 @@ func New(cfg Config) (*Provider, error) {
 	if err := validateCredentials(cfg); err != nil {
 		return nil, err
 	}
-	rt, err := roundTripper(cfg)
-	if err != nil {
-		return nil, err
+	var rt http.RoundTripper = promapi.DefaultRoundTripper
+	var tlsTransport *http.Transport
+	if len(cfg.CA) > 0 || cfg.InsecureSkipVerify {
+		t, err := transport(cfg.CA, cfg.InsecureSkipVerify)
+		if err != nil {
+			return nil, err
+		}
+		rt, tlsTransport = t, t
 	}
+	rt = &authRoundTripper{next: rt, cfg: cfg}
 	client, err := promapi.NewClient(promapi.Config{Address: address, RoundTripper: rt})
 	if err != nil {
 		return nil, fmt.Errorf("create prometheus client for %q: %w", address, err)
@@ -98,6 +147,7 @@ func New(cfg Config) (*Provider, error) {
 		timeout:        cfg.Timeout,
 		hasCredentials: cfg.hasCredentials(),
 		api:            promv1.NewAPI(authClient{client}),
+		transport:      tlsTransport,
 	}, nil
 }
 
@@ -140,34 +190,14 @@ func validHeaderValue(s string) bool {
 	return true
 }
 
-// roundTripper is the transport cfg asks for: its TLS settings' shared transport, then headers
-// and credentials on every request.
-func roundTripper(cfg Config) (http.RoundTripper, error) {
-	transport, err := transportFor(cfg.CA, cfg.InsecureSkipVerify)
-	if err != nil {
-		return nil, err
-	}
-	return &authRoundTripper{next: transport, cfg: cfg}, nil
-}
-
-// transports are the HTTP transports by TLS settings. A Provider is made for every check, so
-// sharing them keeps connections to a Prometheus alive from one check to the next instead of
-// dialling anew and leaving idle connections behind each time.
-var transports sync.Map // transportKey -> http.RoundTripper
-
 type transportKey struct {
 	ca       string
 	insecure bool
 }
 
-func transportFor(ca []byte, insecure bool) (http.RoundTripper, error) {
-	if len(ca) == 0 && !insecure {
-		return promapi.DefaultRoundTripper, nil
-	}
-	key := transportKey{string(ca), insecure}
-	if t, ok := transports.Load(key); ok {
-		return t.(http.RoundTripper), nil
-	}
+// newTransport is an HTTP transport that trusts ca (the system's roots when empty), or skips
+// verification when insecure.
+func newTransport(ca []byte, insecure bool) (*http.Transport, error) {
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure} //nolint:gosec // the user asked for it, and is warned by an event
 	if len(ca) > 0 {
 		pool := x509.NewCertPool()
@@ -178,8 +208,7 @@ func transportFor(ca []byte, insecure bool) (http.RoundTripper, error) {
 	}
 	transport := promapi.DefaultRoundTripper.(*http.Transport).Clone()
 	transport.TLSClientConfig = tlsConfig
-	t, _ := transports.LoadOrStore(key, transport)
-	return t.(http.RoundTripper), nil
+	return transport, nil
 }
 
 // authRoundTripper adds a Config's headers and credentials to every request.

@@ -8,11 +8,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/internal/gen"
 	"github.com/trafficctl/trafficctl/internal/testenv"
 )
 
@@ -36,21 +36,7 @@ func newNamespace(t *testing.T) string { return env.Namespace(t) }
 // real object with a UID.
 func newCanary(t *testing.T, ns string, mods ...func(*v1alpha1.Canary)) *v1alpha1.Canary {
 	t.Helper()
-	cn := &v1alpha1.Canary{
-		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: ns},
-		Spec: v1alpha1.CanarySpec{
-			TargetRef: v1alpha1.TargetReference{Name: "podinfo"},
-			Service: v1alpha1.CanaryService{
-				Port:       9898,
-				ParentRefs: []v1alpha1.ParentReference{{Name: "public-gw", Namespace: ptr.To("infra")}},
-				Hostnames:  []string{"podinfo.example.com"},
-			},
-			Analysis: v1alpha1.CanaryAnalysis{StepWeights: []int32{10, 50}},
-		},
-	}
-	for _, mod := range mods {
-		mod(cn)
-	}
+	cn := gen.Canary(ns, mods...)
 	require.NoError(t, env.Client.Create(testContext(t), cn))
 	return cn
 }

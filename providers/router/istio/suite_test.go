@@ -9,13 +9,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/internal/gen"
 	"github.com/trafficctl/trafficctl/internal/testenv"
 )
 
@@ -39,18 +39,7 @@ func newNamespace(t *testing.T) string { return env.Namespace(t) }
 // objects trafficctl writes can be owned by a real object with a UID.
 func newCanary(t *testing.T, ns string, mods ...func(*v1alpha1.Canary)) *v1alpha1.Canary {
 	t.Helper()
-	cn := &v1alpha1.Canary{
-		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: ns},
-		Spec: v1alpha1.CanarySpec{
-			Provider:  v1alpha1.ProviderIstio,
-			TargetRef: v1alpha1.TargetReference{Name: "podinfo"},
-			Service:   v1alpha1.CanaryService{Port: 9898},
-			Analysis:  v1alpha1.CanaryAnalysis{StepWeights: []int32{10, 50}},
-		},
-	}
-	for _, mod := range mods {
-		mod(cn)
-	}
+	cn := gen.Canary(ns, append([]gen.CanaryMod{gen.Provider(v1alpha1.ProviderIstio)}, mods...)...)
 	require.NoError(t, env.Client.Create(testContext(t), cn))
 	return cn
 }

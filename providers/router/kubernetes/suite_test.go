@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/internal/gen"
 	"github.com/trafficctl/trafficctl/internal/testenv"
 	"github.com/trafficctl/trafficctl/providers/router/kubernetes"
 )
@@ -58,18 +59,7 @@ func newNamespace(t *testing.T) string { return env.Namespace(t) }
 // iterations) in ns, changed by mods, so Services can be owned by a real object with a UID.
 func newCanary(t *testing.T, ns string, mods ...func(*v1alpha1.Canary)) *v1alpha1.Canary {
 	t.Helper()
-	cn := &v1alpha1.Canary{
-		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: ns},
-		Spec: v1alpha1.CanarySpec{
-			Provider:  v1alpha1.ProviderKubernetes,
-			TargetRef: v1alpha1.TargetReference{Name: "podinfo"},
-			Service:   v1alpha1.CanaryService{Port: 9898},
-			Analysis:  v1alpha1.CanaryAnalysis{Iterations: ptr.To[int32](3)},
-		},
-	}
-	for _, mod := range mods {
-		mod(cn)
-	}
+	cn := gen.Canary(ns, append([]gen.CanaryMod{gen.Provider(v1alpha1.ProviderKubernetes), gen.BlueGreen(3)}, mods...)...)
 	require.NoError(t, env.Client.Create(testContext(t), cn))
 	return cn
 }
