@@ -133,14 +133,22 @@ func waitSucceeded(t *testing.T, ctx context.Context, app *framework.App) *v1alp
 	return cn
 }
 
-// settle lets the requests routed before a change the test just saw finish, so that a period
-// measured from now holds only requests routed after it.
-func settle(t *testing.T, ctx context.Context) {
+// settle starts a measured period after a change the test just saw: it waits until the data
+// plane reports every route of the app loaded at its current generation (the status it writes
+// once it serves it), gives a second to what has no route status (a Service's selector, Ready
+// pods), then waits for every request the groups sent before to be answered. A period read from
+// now on holds only requests sent once the data plane served the change: a loaded machine slowing
+// any of these down makes the test wait, never count the wrong requests.
+func settle(t *testing.T, ctx context.Context, app *framework.App, groups ...users) {
 	t.Helper()
+	require.NoError(t, app.WaitRoutesLoaded(ctx, 30*time.Second))
 	select {
 	case <-ctx.Done():
 		t.Fatal(ctx.Err())
 	case <-time.After(time.Second):
+	}
+	for _, g := range groups {
+		require.NoError(t, g.g.Barrier(ctx), "the requests %s sent before the change are answered", g.name)
 	}
 }
 
@@ -171,9 +179,9 @@ func assertOnly(t *testing.T, c load.Counts, version string, minRequests int, wh
 
 // assertEveryoneOn measures a few seconds of every group's traffic, once the rollout is over,
 // and asserts all of it came from version.
-func assertEveryoneOn(t *testing.T, ctx context.Context, version string, groups ...users) {
+func assertEveryoneOn(t *testing.T, ctx context.Context, app *framework.App, version string, groups ...users) {
 	t.Helper()
-	settle(t, ctx)
+	settle(t, ctx, app, groups...)
 	before := readAll(groups)
 	select {
 	case <-ctx.Done():
@@ -217,7 +225,7 @@ func TestABTestingByHeader(t *testing.T) {
 
 			require.NoError(t, app.Release(ctx, v2))
 			waitStepStarted(t, ctx, app, 1)
-			settle(t, ctx)
+			settle(t, ctx, app, groups...)
 			before := readAll(groups)
 			waitBeforeLastCheck(t, ctx, app, 2)
 			after := readAll(groups)
@@ -229,7 +237,7 @@ func TestABTestingByHeader(t *testing.T) {
 
 			waitSucceeded(t, ctx, app)
 			assertRouteWeights(t, ctx, app, []int32{0}, "the split never moved: only the cohort reached the canary")
-			assertEveryoneOn(t, ctx, "2.0.0", groups...)
+			assertEveryoneOn(t, ctx, app, "2.0.0", groups...)
 		})
 	}
 }
@@ -251,7 +259,7 @@ func TestBlueGreenWithMirroring(t *testing.T) {
 
 			require.NoError(t, app.Release(ctx, v2))
 			waitStepStarted(t, ctx, app, 1)
-			settle(t, ctx)
+			settle(t, ctx, app, users{"users", app.Load})
 			before := app.Load.Counts()
 			primaryBefore, canaryBefore := readSides(t, ctx, app)
 			waitBeforeLastCheck(t, ctx, app, 2)
@@ -269,7 +277,7 @@ func TestBlueGreenWithMirroring(t *testing.T) {
 			// The switch: every user on the canary at once, then on the promoted primary.
 			require.Eventually(t, func() bool { return slices.Contains(app.RouteWeights(), 100) }, rolloutTimeout, 50*time.Millisecond, "the route switches to the canary")
 			require.NoError(t, app.WaitRoutesLoaded(ctx, 30*time.Second))
-			settle(t, ctx)
+			settle(t, ctx, app, users{"users", app.Load})
 			switched := app.Load.Counts()
 			finalising, err := app.WaitPhase(ctx, rolloutTimeout, v1alpha1.PhaseFinalising, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed)
 			require.NoError(t, err)
@@ -283,7 +291,7 @@ func TestBlueGreenWithMirroring(t *testing.T) {
 			back := app.Load.Counts()
 			waitSucceeded(t, ctx, app)
 			assertRouteWeights(t, ctx, app, []int32{0, 100, 0}, "blue/green: the primary, the canary, the promoted primary")
-			assertEveryoneOn(t, ctx, "2.0.0", users{"users", app.Load})
+			assertEveryoneOn(t, ctx, app, "2.0.0", users{"users", app.Load})
 			onPrimary := app.Load.Counts().Sub(back)
 			t.Logf("from %s on: users %v", finalising.Status.Phase, onPrimary.ByVersion)
 			assertOnly(t, onPrimary, "2.0.0", rate, "users back on the promoted primary")
@@ -336,7 +344,7 @@ func TestBlueGreenServiceSwitchWithoutMesh(t *testing.T) {
 
 	require.NoError(t, app.Release(ctx, v2))
 	waitStepStarted(t, ctx, app, 1)
-	settle(t, ctx)
+	settle(t, ctx, app, users{"users", app.Load})
 	before := app.Load.Counts()
 	waitBeforeLastCheck(t, ctx, app, 2)
 	iterations := app.Load.Counts().Sub(before)
@@ -345,11 +353,11 @@ func TestBlueGreenServiceSwitchWithoutMesh(t *testing.T) {
 	assertOnly(t, iterations, "1.0.0", 10*rate, "users during the iterations")
 
 	require.Eventually(t, func() bool { return apexSelector(ctx, app)["app"] == "podinfo" }, rolloutTimeout, 50*time.Millisecond, "the Service switches to the canary's pods")
-	settle(t, ctx)
+	settle(t, ctx, app, users{"users", app.Load})
 	switched := app.Load.Counts()
 	waitSucceeded(t, ctx, app)
 	assert.Equal(t, map[string]string{"app": "podinfo-primary"}, apexSelector(ctx, app), "the Service selects the promoted primary's pods again")
-	assertEveryoneOn(t, ctx, "2.0.0", users{"users", app.Load})
+	assertEveryoneOn(t, ctx, app, "2.0.0", users{"users", app.Load})
 	afterSwitch := app.Load.Counts().Sub(switched)
 	t.Logf("from the switch on: users %v", afterSwitch.ByVersion)
 	assertOnly(t, afterSwitch, "2.0.0", rate, "users from the switch on")
@@ -375,7 +383,7 @@ func TestMirroredStepBeforeTheCanary(t *testing.T) {
 			require.NoError(t, app.Release(ctx, v2))
 			cn := waitStepStarted(t, ctx, app, 1)
 			require.Zero(t, cn.Status.CanaryWeight, "the first step only mirrors")
-			settle(t, ctx)
+			settle(t, ctx, app)
 			// The primary's and the canary's pods are read one after the other, in the same order
 			// before and after, so both readings cover nearly the same window. Comparing what
 			// the two sides' pods served, rather than what the load generator counted, keeps
@@ -462,7 +470,7 @@ func TestSessionAffinityKeepsUsersOnTheirVersion(t *testing.T) {
 
 			waitSucceeded(t, ctx, app)
 			assertRouteWeights(t, ctx, app, []int32{0, 20, 50, 100, 0}, "the split walked every step, then everyone went to the canary while the primary was updated")
-			assertEveryoneOn(t, ctx, "2.0.0", users{"returning users", returning}, users{"users without cookies", app.Load})
+			assertEveryoneOn(t, ctx, app, "2.0.0", users{"returning users", returning}, users{"users without cookies", app.Load})
 			// Before the primary's pods are replaced, everyone is switched to the canary: the users
 			// pinned to the primary move to the new version once, and nobody ever goes back.
 			end := returning.Counts()
@@ -492,12 +500,12 @@ func TestReplicaRatioWithoutMesh(t *testing.T) {
 			cn.Spec.Analysis.StepWeights = []int32{10, 50}
 		},
 	})
-	assertEveryoneOn(t, ctx, "1.0.0", users{"users", app.Load})
+	assertEveryoneOn(t, ctx, app, "1.0.0", users{"users", app.Load})
 
 	require.NoError(t, app.Release(ctx, v2))
 	cn := waitStepStarted(t, ctx, app, 1)
 	assert.Equal(t, int32(10), cn.Status.CanaryWeight, "1 canary pod beside 9 primaries")
-	settle(t, ctx)
+	settle(t, ctx, app)
 	// Within the step's 10s interval.
 	ten, err := app.Traffic(ctx, 5*time.Second)
 	require.NoError(t, err)
@@ -512,7 +520,7 @@ func TestReplicaRatioWithoutMesh(t *testing.T) {
 
 	cn = waitStepStarted(t, ctx, app, 2)
 	assert.Equal(t, int32(50), cn.Status.CanaryWeight, "9 canary pods beside 9 primaries")
-	settle(t, ctx)
+	settle(t, ctx, app)
 	half, err := app.Traffic(ctx, 5*time.Second)
 	require.NoError(t, err)
 	requireStillAt(t, ctx, app, 2)
@@ -520,7 +528,7 @@ func TestReplicaRatioWithoutMesh(t *testing.T) {
 	assert.InDelta(t, 0.50, half.Share("2.0.0"), 0.05, "the canary's share at the 50%% step: %v", half.ByVersion)
 
 	waitSucceeded(t, ctx, app)
-	assertEveryoneOn(t, ctx, "2.0.0", users{"users", app.Load})
+	assertEveryoneOn(t, ctx, app, "2.0.0", users{"users", app.Load})
 	canary, err := app.Deployment(ctx, framework.Name)
 	require.NoError(t, err)
 	assert.Zero(t, ptr.Deref(canary.Spec.Replicas, 1), "the canary is scaled down after the promotion")
@@ -682,7 +690,7 @@ func TestUserHTTPRouteThroughABTestingIsGivenBack(t *testing.T) {
 
 	require.NoError(t, app.Release(ctx, v2))
 	waitStepStarted(t, ctx, app, 1)
-	settle(t, ctx)
+	settle(t, ctx, app, groups...)
 	before := readAll(groups)
 	assertTakenOver(t, ctx, app, route)
 	assertUserRulesHold(t, ctx, app, nil, insiders)
@@ -696,7 +704,7 @@ func TestUserHTTPRouteThroughABTestingIsGivenBack(t *testing.T) {
 	assertOnly(t, after[1].Sub(before[1]), "2.0.0", 10*rate, "the cohort through the user's route")
 
 	waitSucceeded(t, ctx, app)
-	assertEveryoneOn(t, ctx, "2.0.0", groups...)
+	assertEveryoneOn(t, ctx, app, "2.0.0", groups...)
 	assertGivenBack(t, ctx, app, route)
 }
 
@@ -750,7 +758,7 @@ func TestUserVirtualServiceThroughStickyRolloutIsGivenBack(t *testing.T) {
 
 	require.NoError(t, app.Release(ctx, v2))
 	cn := waitStepStarted(t, ctx, app, 2) // the first weighted step, after the mirrored one
-	settle(t, ctx)
+	settle(t, ctx, app)
 	assertUserRulesHold(t, ctx, app,
 		http.Header{"Cookie": {"podinfo-primary=" + cn.Status.LastAppliedSpec}},
 		http.Header{"Cookie": {"podinfo-canary=" + cn.Status.LastAppliedSpec}})
@@ -770,6 +778,6 @@ func TestUserVirtualServiceThroughStickyRolloutIsGivenBack(t *testing.T) {
 	assert.Positive(t, during.UsersOn("2.0.0"), "some users landed on the canary")
 
 	waitSucceeded(t, ctx, app)
-	assertEveryoneOn(t, ctx, "2.0.0", users{"returning users", returning}, users{"users without cookies", app.Load})
+	assertEveryoneOn(t, ctx, app, "2.0.0", users{"returning users", returning}, users{"users without cookies", app.Load})
 	assertGivenBack(t, ctx, app, vs)
 }

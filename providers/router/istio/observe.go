@@ -17,7 +17,8 @@ const reconciledCondition = "Reconciled"
 // trafficctl did not add), and the cohort from the presence of cohort routes. A user's
 // VirtualService without an apex route is an InvalidRouteError; one trafficctl owns without one is
 // simply not split yet, which the next Apply repairs.
-func observe(vs *istionetv1.VirtualService, d destinations, userOwned bool) (rollout.State, error) {
+// reporting says whether the mesh is known to write the status of VirtualServices.
+func observe(vs *istionetv1.VirtualService, d destinations, userOwned, reporting bool) (rollout.State, error) {
 	routes := vs.Spec.GetHttp()
 	split, ok := d.splitRoute(routes)
 	if !ok {
@@ -39,15 +40,21 @@ func observe(vs *istionetv1.VirtualService, d destinations, userOwned bool) (rol
 			rt.Cohort = true
 		}
 	}
-	accepted, message := acceptance(vs)
+	accepted, message := acceptance(vs, reporting)
 	return rollout.State{Found: true, Routing: rt, Accepted: accepted, Message: message}, nil
 }
 
 // acceptance reports whether Istio has reconciled the VirtualService's current generation, and
-// when it has not, what is pending. Istio writes a status only when istiod's status feature is on;
-// a VirtualService without one gives no signal, so it counts as accepted.
-func acceptance(vs *istionetv1.VirtualService) (bool, string) {
+// when it has not, what is pending. Istio writes a status only when istiod's status feature
+// (config distribution tracking) is on. Where the mesh is known to write it (reporting), a
+// VirtualService without one has not been reconciled yet; where it is not, a VirtualService
+// without one gives no signal, and counts as accepted, as Flagger assumes.
+func acceptance(vs *istionetv1.VirtualService, reporting bool) (bool, string) {
 	status := &vs.Status
+	if reporting && !hasStatus(vs) {
+		return false, fmt.Sprintf("waiting for Istio to report on generation %d of VirtualService %s/%s: the mesh writes the status of VirtualServices, and this one has none yet",
+			vs.Generation, vs.Namespace, vs.Name)
+	}
 	if observed := status.GetObservedGeneration(); observed != 0 && observed < vs.Generation {
 		return false, fmt.Sprintf("waiting for Istio to reconcile generation %d of VirtualService %s/%s; it has seen generation %d",
 			vs.Generation, vs.Namespace, vs.Name, observed)
@@ -73,4 +80,10 @@ func acceptance(vs *istionetv1.VirtualService) (bool, string) {
 		}
 	}
 	return true, ""
+}
+
+// hasStatus reports whether Istio has written any status on the VirtualService, which it does
+// only with istiod's status feature on.
+func hasStatus(vs *istionetv1.VirtualService) bool {
+	return vs.Status.GetObservedGeneration() != 0 || len(vs.Status.GetConditions()) > 0
 }

@@ -15,9 +15,22 @@ func TestAcceptance(t *testing.T) {
 	tests := []struct {
 		name         string
 		status       *istiometa.IstioStatus
+		reporting    bool
 		wantAccepted bool
 		wantMessage  string
 	}{
+		{
+			name:        "no status where the mesh writes them: not reconciled yet",
+			status:      &istiometa.IstioStatus{},
+			reporting:   true,
+			wantMessage: "waiting for Istio to report on generation 3 of VirtualService shop/podinfo: the mesh writes the status of VirtualServices, and this one has none yet",
+		},
+		{
+			name:         "where the mesh writes them, the current generation is accepted",
+			status:       &istiometa.IstioStatus{ObservedGeneration: 3},
+			reporting:    true,
+			wantAccepted: true,
+		},
 		{
 			name:         "no status: Istio reports nothing, so nothing to wait for",
 			status:       &istiometa.IstioStatus{},
@@ -71,7 +84,7 @@ func TestAcceptance(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			vs := &istionetv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "podinfo", Generation: 3}}
 			tt.status.DeepCopyInto(&vs.Status)
-			accepted, message := acceptance(vs)
+			accepted, message := acceptance(vs, tt.reporting)
 			assert.Equal(t, tt.wantAccepted, accepted)
 			assert.Equal(t, tt.wantMessage, message)
 		})

@@ -3,6 +3,7 @@ package istio
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -34,6 +35,10 @@ var (
 type Router struct {
 	client       client.Client
 	fieldManager string
+	// reporting is set once a VirtualService with a status has been seen: the mesh writes them
+	// (istiod's status feature is on), so one without a status has not been reconciled yet. It is
+	// learnt again after a restart, at the first VirtualService read with a status.
+	reporting atomic.Bool
 }
 
 // New returns a Router that writes through c under fieldManager, the server-side apply manager
@@ -77,7 +82,9 @@ func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, rt rollout.Rout
 }
 
 // Observe reads the VirtualService back: the Routing its rules carry, and whether Istio has
-// reconciled its current generation, so a rollout waits for the mesh before it measures.
+// reconciled its current generation, so a rollout waits for the mesh before it measures. Once
+// any VirtualService has been read with a status, the mesh is known to write them, and one
+// without a status is not yet reconciled.
 func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (rollout.State, error) {
 	vs := &istionetv1.VirtualService{}
 	if err := r.client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.VirtualServiceName()}, vs); err != nil {
@@ -86,7 +93,10 @@ func (r *Router) Observe(ctx context.Context, cn *v1alpha1.Canary) (rollout.Stat
 		}
 		return rollout.State{}, fmt.Errorf("get VirtualService %s/%s: %w", cn.Namespace, cn.VirtualServiceName(), err)
 	}
-	return observe(vs, destinationsOf(cn), cn.UserOwnsRoute())
+	if hasStatus(vs) {
+		r.reporting.Store(true)
+	}
+	return observe(vs, destinationsOf(cn), cn.UserOwnsRoute(), r.reporting.Load())
 }
 
 // Release undoes Apply when a Canary goes away. The VirtualService and DestinationRules trafficctl

@@ -165,6 +165,35 @@ func TestObserveStatus(t *testing.T) {
 	assert.Equal(t, "waiting for Istio to reconcile generation 3 of VirtualService "+ns+"/podinfo; it has seen generation 2", state.Message)
 }
 
+// TestObserveWaitsForAStatusWhereTheMeshWritesThem: a VirtualService without any status counts as
+// accepted only while the Router has never seen one with a status; after that, the mesh is known
+// to write them (istiod's status feature), and a new one waits for its first status.
+func TestObserveWaitsForAStatusWhereTheMeshWritesThem(t *testing.T) {
+	ctx := testContext(t)
+	r := istio.New(env.Client, fieldManager)
+	first := newCanary(t, newNamespace(t))
+	require.NoError(t, r.Apply(ctx, first, weights(100, 0)))
+	state, err := r.Observe(ctx, first)
+	require.NoError(t, err)
+	assert.True(t, state.Accepted, "no VirtualService with a status seen yet: nothing to wait for")
+
+	setStatus(t, first.Namespace, "podinfo", map[string]any{"observedGeneration": "1"})
+	state, err = r.Observe(ctx, first)
+	require.NoError(t, err)
+	assert.True(t, state.Accepted)
+
+	second := newCanary(t, newNamespace(t))
+	require.NoError(t, r.Apply(ctx, second, weights(100, 0)))
+	state, err = r.Observe(ctx, second)
+	require.NoError(t, err)
+	assert.False(t, state.Accepted, "the mesh writes statuses, and this one has none yet")
+	assert.Equal(t, "waiting for Istio to report on generation 1 of VirtualService "+second.Namespace+"/podinfo: the mesh writes the status of VirtualServices, and this one has none yet", state.Message)
+	setStatus(t, second.Namespace, "podinfo", map[string]any{"observedGeneration": "1"})
+	state, err = r.Observe(ctx, second)
+	require.NoError(t, err)
+	assert.True(t, state.Accepted)
+}
+
 func TestUserVirtualService(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)

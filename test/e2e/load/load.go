@@ -64,6 +64,8 @@ type Generator struct {
 	mu       sync.Mutex
 	counts   Counts
 	failures []string
+	// sent tracks the requests sent since the last Barrier, so the next one can wait for them.
+	sent *sync.WaitGroup
 }
 
 // maxFailures bounds the failures kept for Failures.
@@ -110,6 +112,7 @@ func Start(ctx context.Context, o Options) (*Generator, error) {
 		stop:   stop,
 		done:   make(chan struct{}),
 		counts: newCounts(),
+		sent:   &sync.WaitGroup{},
 	}
 	if o.Users > 0 {
 		g.counts.Users = make([]User, o.Users)
@@ -169,8 +172,13 @@ func (g *Generator) run(ctx context.Context) {
 			}
 			select {
 			case slots <- struct{}{}:
+				g.mu.Lock()
+				sent := g.sent
+				sent.Add(1)
+				g.mu.Unlock()
 				inFlight.Go(func() {
 					defer func() { <-slots }()
+					defer sent.Done() // after the answer is counted
 					g.call(reqCtx, user)
 				})
 			default:
@@ -349,6 +357,25 @@ func (g *Generator) Counts() Counts {
 		}
 	}
 	return c
+}
+
+// Barrier returns once every request sent before it was called has been answered (or has
+// failed) and counted, so Counts read afterwards hold all of them: a period that starts with a
+// Barrier counts only requests sent after it, whatever the route was when earlier ones left.
+// It gives up when ctx is done.
+func (g *Generator) Barrier(ctx context.Context) error {
+	g.mu.Lock()
+	before := g.sent
+	g.sent = &sync.WaitGroup{}
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() { before.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Failures describes the first requests that got no answer, with the time since Start, so a

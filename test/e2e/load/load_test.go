@@ -227,6 +227,43 @@ func TestStopWaitsForRequestsInFlight(t *testing.T) {
 	assert.Zero(t, c.Errors, "Stop does not abort them")
 }
 
+// TestBarrierWaitsForWhatWasSentBefore: a Barrier returns only once the requests sent before it are
+// counted, so a period read from then on holds none of them.
+func TestBarrierWaitsForWhatWasSentBefore(t *testing.T) {
+	release := make(chan struct{})
+	srv := newServer(t, release)
+	g, err := Start(context.Background(), Options{URL: srv.URL, Rate: 100})
+	require.NoError(t, err)
+	t.Cleanup(g.Stop)
+	waitFor(t, srv.arrived, "request")
+
+	passed := make(chan error, 1)
+	go func() { passed <- g.Barrier(context.Background()) }()
+	select {
+	case err := <-passed:
+		t.Fatalf("the barrier returned (%v) while a request sent before it was unanswered", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	held := g.Counts().Total
+	assert.Zero(t, held, "nothing answered yet")
+	close(release)
+	require.NoError(t, <-passed)
+	after := g.Counts().Total
+	assert.GreaterOrEqual(t, after, 1, "what was sent before the barrier is counted by the time it returns")
+
+	require.NoError(t, g.Barrier(context.Background()), "answered at once, requests never hold a barrier long")
+
+	hold := make(chan struct{})
+	stuck := newServer(t, hold)
+	g2, err := Start(context.Background(), Options{URL: stuck.URL, Rate: 100})
+	require.NoError(t, err)
+	t.Cleanup(func() { close(hold); g2.Stop() }) // before the server closes: cleanups run last first
+	waitFor(t, stuck.arrived, "request")
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, g2.Barrier(ctx), context.DeadlineExceeded, "a barrier gives up with its context")
+}
+
 func TestCancelledContextStopsTheLoad(t *testing.T) {
 	srv := newServer(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
