@@ -99,7 +99,7 @@ func (p *planner) progress() {
 		return
 	}
 	steps := Stages(p.s.Canary)
-	if st.PromotionRequested != nil && (st.Step > 0 || p.s.Target.Ready) {
+	if st.PromotionRequested != nil && (st.Step > 0 || p.canaryUp()) {
 		p.transition(v1alpha1.PhasePromoting)
 		msg := fmt.Sprintf("Promoting revision %s at step %d without the remaining steps, as %s asked; copying it onto %s.", st.LastAppliedSpec, st.Step, cmp.Or(st.PromotionRequested.User, "someone"), p.s.Canary.PrimaryDeploymentName())
 		p.event(corev1.EventTypeNormal, ReasonPromoting, msg)
@@ -114,8 +114,11 @@ func (p *planner) progress() {
 	}
 
 	if st.Step == 0 {
-		if !p.s.Target.Ready {
+		if !p.canaryUp() {
 			msg := cmp.Or(p.s.Target.Message, "its pods are not available yet")
+			if p.s.Target.Replicas == 0 {
+				msg = "it has not been scaled up yet"
+			}
 			if p.deadlinePassed() {
 				p.rollback(ReasonProgressDeadline, fmt.Sprintf("The canary Deployment did not become ready within %s: %s", p.s.Canary.ProgressDeadline(), msg))
 				return
@@ -323,12 +326,20 @@ func summary(checks []v1alpha1.Decision) string {
 	return strings.Join(msgs, " ")
 }
 
+// canaryUp reports whether the canary's pods are there to take traffic: its Deployment has rolled
+// out and runs at least one pod. A Deployment at 0 replicas is "ready" with nothing to serve, as
+// the target is when a controller died before scaling it up.
+func (p *planner) canaryUp() bool { return p.s.Target.Ready && p.s.Target.Replicas > 0 }
+
 // advanceTo moves to a step; why, when given, is what the previous step's checks said.
 func (p *planner) advanceTo(step int32, steps []Stage, why string) {
 	st := p.st()
 	st.Step = step
 	st.CanaryWeight = steps[step-1].Weight
 	p.keepRatio(st.CanaryWeight)
+	// A replica-ratio canary's share is its pods: they are asked for with the step, not a
+	// reconcile later.
+	p.scaleCanary(p.canaryReplicas(st.CanaryWeight))
 	st.StepStartedAt = nil
 	p.touch()
 	msg := fmt.Sprintf("Advancing to step %d of %d: the route carries %s.", step, len(steps), RoutingFor(p.s.Canary, st))
