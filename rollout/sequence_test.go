@@ -140,7 +140,9 @@ var seqStrategies = []struct {
 	mod  func(*v1alpha1.Canary)
 }{
 	{"canary", func(*v1alpha1.Canary) {}},
-	{"canary-mirrored", func(c *v1alpha1.Canary) { c.Spec.Analysis.Mirror, c.Spec.Analysis.MirrorWeight = true, ptr.To[int32](50) }},
+	{"canary-mirrored", func(c *v1alpha1.Canary) {
+		c.Spec.Analysis.Mirror, c.Spec.Analysis.MirrorWeight = true, ptr.To[int32](50)
+	}},
 	{"canary-sticky", func(c *v1alpha1.Canary) {
 		c.Spec.Analysis.SessionAffinity = &v1alpha1.SessionAffinity{CookieName: "canary", PrimaryCookieName: "primary"}
 	}},
