@@ -128,16 +128,16 @@ func newProvider(cfg Config, transport func(ca []byte, insecure bool) (*http.Tra
 	if err := validateCredentials(cfg); err != nil {
 		return nil, err
 	}
-	var rt http.RoundTripper = promapi.DefaultRoundTripper
+	next := promapi.DefaultRoundTripper
 	var tlsTransport *http.Transport
 	if len(cfg.CA) > 0 || cfg.InsecureSkipVerify {
 		t, err := transport(cfg.CA, cfg.InsecureSkipVerify)
 		if err != nil {
 			return nil, err
 		}
-		rt, tlsTransport = t, t
+		next, tlsTransport = t, t
 	}
-	rt = &authRoundTripper{next: rt, cfg: cfg}
+	rt := &authRoundTripper{next: next, cfg: cfg}
 	client, err := promapi.NewClient(promapi.Config{Address: address, RoundTripper: rt})
 	if err != nil {
 		return nil, fmt.Errorf("create prometheus client for %q: %w", address, err)
