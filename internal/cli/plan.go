@@ -83,7 +83,8 @@ type PlanOptions struct {
 	genericiooptions.IOStreams
 }
 
-// Complete reads the namespace, and the client unless the Canary comes from a file.
+// Complete reads the namespace; the client is made in Run, once the options are known to be valid
+// and only when the Canary comes from the cluster.
 func (o *PlanOptions) Complete(f *Factory, args []string) error {
 	if len(args) > 0 {
 		o.Name = args[0]
@@ -93,11 +94,6 @@ func (o *PlanOptions) Complete(f *Factory, args []string) error {
 	var err error
 	if o.namespace, err = f.Namespace(); err != nil {
 		return err
-	}
-	if o.Filename == "" {
-		if o.client, err = f.Client(); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -154,6 +150,10 @@ type planTarget struct {
 // targets reads the Canaries to plan, from the cluster or from the file.
 func (o *PlanOptions) targets(ctx context.Context) ([]planTarget, error) {
 	if o.Filename == "" {
+		var err error
+		if o.client, err = o.factory.Client(); err != nil {
+			return nil, err
+		}
 		cn, err := o.factory.GetCanary(ctx, o.client, o.namespace, o.Name)
 		if err != nil {
 			return nil, err
