@@ -80,6 +80,7 @@ func (p *planner) resetRollout(phase v1alpha1.CanaryPhase) {
 	st.Evidence = nil
 	st.MaxWeightReached = 0
 	st.RolloutStartedAt = nil
+	st.Outage = nil
 }
 
 func (p *planner) startRollout(message string) {
@@ -106,9 +107,15 @@ func (p *planner) progress() {
 		p.wait(ReasonPromoting, msg, pollInterval)
 		return
 	}
-	if st.Step == 0 {
+	switch {
+	case st.Step == 0:
 		p.scaleCanary(p.canaryReplicas(steps[0].Weight))
-	} else {
+	case held(st):
+		// The analysis is out: no traffic for the canary (and no pods for a replica ratio,
+		// whose pods are its traffic) until it answers again.
+		st.CanaryWeight = 0
+		p.scaleCanary(p.canaryReplicas(0))
+	default:
 		p.keepRatio(steps[st.Step-1].Weight)
 		p.scaleCanary(p.canaryReplicas(st.CanaryWeight))
 	}
@@ -214,6 +221,12 @@ func (p *planner) judge(steps []Stage) {
 	p.recordDecisions(checks)
 
 	every := p.s.Canary.CheckInterval()
+	if held(st) {
+		// The checks of a held step measure a canary without traffic: whether they can be
+		// evaluated at all is what they tell.
+		p.holdForOutage(steps, unavailable)
+		return
+	}
 	at := fmt.Sprintf("at step %d of %d (%d%% canary traffic)", st.Step, len(steps), st.CanaryWeight)
 	stepEnds := st.StepStartedAt.Add(p.s.Canary.AnalysisInterval())
 	early := p.s.Now.Before(stepEnds)
@@ -241,9 +254,7 @@ func (p *planner) judge(steps []Stage) {
 		p.event(corev1.EventTypeWarning, ReasonCheckFailed, msg)
 		p.wait(ReasonCheckFailed, msg, every)
 	case len(unavailable) > 0:
-		msg := "The analysis is unavailable, so the step holds: " + strings.Join(unavailable, " ")
-		p.event(corev1.EventTypeWarning, ReasonAnalysisUnavailable, msg)
-		p.wait(ReasonAnalysisUnavailable, msg, every)
+		p.outage(unavailable)
 	case len(noData) > 0 && p.deadlinePassed():
 		p.rollback(ReasonNoData, fmt.Sprintf("The checks had no data within the progress deadline of %s (onNoData: wait): %s", p.s.Canary.ProgressDeadline(), strings.Join(noData, " ")))
 	case len(noData) > 0:
@@ -252,10 +263,12 @@ func (p *planner) judge(steps []Stage) {
 		// The checks pass, but the step has not lasted its interval, and the evidence does not yet
 		// say the canary is not worse.
 		st.ConsecutiveFailedChecks = 0
+		st.Outage = nil
 		p.wait(ReasonAnalysing, fmt.Sprintf("Step %d of %d: the checks pass so far; the step lasts until %s. %s", st.Step, len(steps),
 			stepEnds.UTC().Format(time.RFC3339), summary(checks)), p.untilNextCheck())
 	default:
 		st.ConsecutiveFailedChecks = 0
+		st.Outage = nil
 		passed := "Every check passed " + at
 		if early {
 			passed = "The sequential checks concluded " + at + " that the canary is not worse"
@@ -276,6 +289,70 @@ func (p *planner) judge(steps []Stage) {
 		p.carryEvidence()
 		p.advanceTo(st.Step+1, steps, passed+"."+p.approvedBy(v1alpha1.WebhookConfirmTrafficIncrease)+" "+summary(checks))
 	}
+}
+
+// held reports whether the current step's traffic went back to the primary for an analysis
+// outage.
+func held(st *v1alpha1.CanaryStatus) bool { return st.Outage != nil && st.Outage.Held }
+
+// outage keeps a step whose checks could not be evaluated where it is, for at most
+// analysis.unavailableGrace from the first check that could not; past it, every request goes back
+// to the primary and the rollout holds there (holdForOutage), never promoting and never counting
+// a failed check for the outage alone. The outage is told once when it starts, and once when it
+// sends the traffic back.
+func (p *planner) outage(unavailable []string) {
+	st := p.st()
+	grace := p.s.Canary.UnavailableGrace()
+	msg := "The analysis is unavailable, so the step holds: " + strings.Join(unavailable, " ")
+	if st.Outage == nil {
+		st.Outage = &v1alpha1.AnalysisOutage{Since: metav1.NewTime(p.s.Now)}
+		p.event(corev1.EventTypeWarning, ReasonAnalysisUnavailable, fmt.Sprintf("%s If it stays unavailable for %s, all traffic goes back to the primary.", msg, grace))
+	}
+	st.Outage.Message = msg
+	if p.s.Now.Sub(st.Outage.Since.Time) < grace {
+		p.wait(ReasonAnalysisUnavailable, fmt.Sprintf("%s All traffic goes back to the primary at %s if it stays unavailable.", msg,
+			st.Outage.Since.Add(grace).UTC().Format(time.RFC3339)), p.s.Canary.CheckInterval())
+		return
+	}
+	st.Outage.Held = true
+	st.CanaryWeight = 0
+	st.StepStartedAt = nil
+	p.touch() // the progress deadline bounds the hold from here
+	// A replica-ratio canary's pods are its traffic: they go; any other canary keeps its pods.
+	p.scaleCanary(p.canaryReplicas(0))
+	hold := fmt.Sprintf("The analysis has been unavailable for %s (analysis.unavailableGrace %s): all traffic goes back to the primary, and step %d starts over once the checks can be evaluated again; no failed check is counted for it. %s",
+		p.s.Now.Sub(st.Outage.Since.Time).Round(time.Second), grace, st.Step, strings.Join(unavailable, " "))
+	p.event(corev1.EventTypeWarning, ReasonAnalysisUnavailable, hold)
+	p.wait(ReasonAnalysisUnavailable, hold, pollInterval)
+}
+
+// holdForOutage keeps a held step on the primary while its checks still cannot be evaluated, up to
+// the progress deadline, past which the rollout is rolled back for the outage; once they can, the
+// step starts over from its beginning, with its weights back and a whole new window.
+func (p *planner) holdForOutage(steps []Stage, unavailable []string) {
+	st := p.st()
+	if len(unavailable) > 0 {
+		st.Outage.Message = "The analysis is unavailable, so the step holds: " + strings.Join(unavailable, " ")
+		if p.deadlinePassed() {
+			p.rollback(ReasonAnalysisUnavailable, fmt.Sprintf("The analysis was unavailable for longer than the progress deadline of %s, so the rollout is aborted: %s",
+				p.s.Canary.ProgressDeadline(), strings.Join(unavailable, " ")))
+			return
+		}
+		p.wait(ReasonAnalysisUnavailable, fmt.Sprintf("All traffic is on the primary while the analysis is unavailable (since %s); step %d starts over once it answers, and the rollout is aborted if it does not by %s. %s",
+			st.Outage.Since.UTC().Format(time.RFC3339), st.Step, st.LastTransitionTime.Add(p.s.Canary.ProgressDeadline()).UTC().Format(time.RFC3339), strings.Join(unavailable, " ")),
+			p.s.Canary.CheckInterval())
+		return
+	}
+	down := p.s.Now.Sub(st.Outage.Since.Time).Round(time.Second)
+	st.Outage = nil
+	st.CanaryWeight = steps[st.Step-1].Weight
+	p.keepRatio(st.CanaryWeight)
+	p.scaleCanary(p.canaryReplicas(st.CanaryWeight))
+	st.StepStartedAt = nil
+	p.touch()
+	msg := fmt.Sprintf("The analysis answers again after %s; step %d of %d starts over: the route carries %s.", down, st.Step, len(steps), RoutingFor(p.s.Canary, st))
+	p.event(corev1.EventTypeNormal, ReasonAnalysisRestored, msg)
+	p.wait(ReasonWaitingForRoute, msg, pollInterval)
 }
 
 // passLastStep promotes a canary whose last step passed, once its confirm-promotion webhooks
@@ -442,6 +519,7 @@ func (p *planner) rollback(reason, message string) {
 	st.Step = 0
 	st.StepStartedAt = nil
 	st.PromotionRequested = nil
+	st.Outage = nil
 	p.plan.PostRollout = len(p.s.Canary.WebhooksOf(v1alpha1.WebhookPostRollout)) > 0
 	p.scaleCanary(0)
 	msg := fmt.Sprintf("Rolled back revision %s; the primary serves all traffic. %s", st.LastAppliedSpec, message)

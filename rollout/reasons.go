@@ -25,6 +25,7 @@ const (
 	ReasonStepAdvanced        = "StepAdvanced"
 	ReasonCheckFailed         = "CheckFailed"
 	ReasonAnalysisUnavailable = "AnalysisUnavailable"
+	ReasonAnalysisRestored    = "AnalysisRestored"
 	ReasonNoData              = "NoData"
 	ReasonPromoting           = "Promoting"
 	ReasonSwitching           = "Switching"

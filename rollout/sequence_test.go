@@ -37,9 +37,11 @@ type seqWorld struct {
 	// target is the user's Deployment: its revision, the replicas asked and those available.
 	targetRevision              string
 	targetWanted, targetRunning int32
-	// route is what the route carries, accepted once pending is 0.
+	// route is what the route carries, accepted once pending is 0. A replica-ratio canary has no
+	// route of its own: the Service spreads requests over both versions' running pods.
 	route   Routing
 	pending int
+	ratio   bool
 }
 
 func newSeqWorld() *seqWorld {
@@ -55,7 +57,11 @@ func (w *seqWorld) snapshot(cn *v1alpha1.Canary) Snapshot {
 		primary.Message = "the primary is rolling out"
 	}
 	target := Workload{Found: true, Revision: w.targetRevision, Replicas: w.targetWanted, Ready: w.targetRunning == w.targetWanted}
-	return Snapshot{Canary: cn, Target: target, Primary: primary, Route: State{Found: true, Routing: w.route, Accepted: w.pending == 0}, Now: w.now}
+	route := State{Found: true, Routing: w.route, Accepted: w.pending == 0}
+	if w.ratio {
+		route = State{Found: true, Routing: Routing{Weights: ForCanary(Share(w.primaryReplicas, w.targetRunning))}, Accepted: target.Ready}
+	}
+	return Snapshot{Canary: cn, Target: target, Primary: primary, Route: route, Now: w.now}
 }
 
 // act does what the plan asks: the route is written (and accepted a second later), the target
@@ -93,8 +99,8 @@ func (w *seqWorld) tick() {
 // seqScenario is one walk: what happens to the world, and when.
 type seqScenario struct {
 	name string
-	// verdict is every check's verdict at a step.
-	verdict func(step int32) v1alpha1.Verdict
+	// verdict is every check's verdict at a step, at second n of the walk.
+	verdict func(step int32, n int) v1alpha1.Verdict
 	// at changes the world at second n of the rollout.
 	at func(n int, w *seqWorld)
 	// killOnChange kills the controller at every reconcile whose plan moves the rollout (a new
@@ -117,16 +123,39 @@ var seqScenarios = []seqScenario{
 		},
 	},
 	{
+		// Prometheus cannot be reached from second 9 to second 40: past the grace (two check
+		// intervals) the traffic goes back to the primary, and the step starts over once the
+		// checks answer again.
+		name: "outage", want: v1alpha1.PhaseSucceeded,
+		verdict: func(_ int32, n int) v1alpha1.Verdict {
+			if n >= 9 && n < 40 {
+				return v1alpha1.VerdictError
+			}
+			return v1alpha1.VerdictPass
+		},
+	},
+	{
+		// Prometheus never comes back: the hold ends at the progress deadline (60s) with a
+		// rollback for the outage, not a failed check.
+		name: "outage-past-deadline", want: v1alpha1.PhaseFailed,
+		verdict: func(_ int32, n int) v1alpha1.Verdict {
+			if n >= 9 {
+				return v1alpha1.VerdictError
+			}
+			return v1alpha1.VerdictPass
+		},
+	},
+	{
 		// The controller is killed whenever it has just recorded a move, before acting on it;
 		// each time the next reconcile resumes from status.
 		name: "restart", verdict: passAll, want: v1alpha1.PhaseSucceeded, killOnChange: true,
 	},
 }
 
-func passAll(int32) v1alpha1.Verdict { return v1alpha1.VerdictPass }
+func passAll(int32, int) v1alpha1.Verdict { return v1alpha1.VerdictPass }
 
-func failFrom(step int32) func(int32) v1alpha1.Verdict {
-	return func(s int32) v1alpha1.Verdict {
+func failFrom(step int32) func(int32, int) v1alpha1.Verdict {
+	return func(s int32, _ int) v1alpha1.Verdict {
 		if s >= step {
 			return v1alpha1.VerdictFail
 		}
@@ -186,6 +215,7 @@ func walkSequence(t *testing.T, cn *v1alpha1.Canary, sc seqScenario) (string, v1
 	t.Helper()
 	w := newSeqWorld()
 	w.targetRevision = "rev2"
+	w.ratio = StrategyOf(cn) == StrategyReplicaRatio
 	inv := &seqInvariants{t: t, stages: len(Stages(cn))}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s (%s), %d stages: %s\n", StrategyOf(cn), sc.name, len(Stages(cn)), stagesText(cn))
@@ -197,7 +227,7 @@ func walkSequence(t *testing.T, cn *v1alpha1.Canary, sc seqScenario) (string, v1
 		}
 		snap := w.snapshot(cn)
 		if ChecksDue(snap) {
-			snap.Checks = []v1alpha1.Decision{{Metric: "m", Verdict: sc.verdict(cn.Status.Step), Message: "m."}}
+			snap.Checks = []v1alpha1.Decision{{Metric: "m", Verdict: sc.verdict(cn.Status.Step, n), Message: "m."}}
 		}
 		p := ComputePlan(snap)
 		inv.check(snap, p)
@@ -205,6 +235,7 @@ func walkSequence(t *testing.T, cn *v1alpha1.Canary, sc seqScenario) (string, v1
 		killed := sc.killOnChange && move != lastMove && !strings.HasSuffix(last, killedNote)
 		lastMove = move
 		cn.Status = p.Status // recorded before acting, as the controller does
+		SetConditions(&cn.Status, cn.Generation, p)
 		line := fmt.Sprintf("%-16s %-4d %-52s %-7s %s", p.Status.Phase, p.Status.Step, p.Routing, replicasText(p.CanaryReplicas), p.Reason)
 		if killed {
 			line += killedNote
@@ -251,7 +282,8 @@ func (i *seqInvariants) check(s Snapshot, p Plan) {
 	// traffic (weighted, the cohort or mirrored) to the canary once its pods are up, and the
 	// primary always has its pods, rolling or not.
 	toCanary := r.Weights.Canary > 0 || r.Cohort || r.Mirror > 0
-	if toCanary && r != s.Route.Routing {
+	if toCanary && r != s.Route.Routing && StrategyOf(s.Canary) != StrategyReplicaRatio {
+		// (A replica ratio's traffic only ever reaches the canary's pods that are running.)
 		require.True(t, s.Target.Ready && s.Target.Replicas > 0, "the route is sent to the canary while its pods are not ready %s", at)
 	}
 	if r.Weights.Primary > 0 {

@@ -88,6 +88,11 @@ func RoutingFor(cn *v1alpha1.Canary, st *v1alpha1.CanaryStatus) Routing {
 	if st.Phase != v1alpha1.PhaseProgressing && st.Phase != v1alpha1.PhasePromoting {
 		return r
 	}
+	if held(st) {
+		// An analysis outage sends everything back to the primary, mirrored and cohort traffic
+		// included.
+		return Primary()
+	}
 	stages := Stages(cn)
 	if st.Step >= 1 && int(st.Step) <= len(stages) {
 		stage := stages[st.Step-1]

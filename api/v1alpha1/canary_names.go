@@ -133,6 +133,23 @@ func (c *Canary) CheckInterval() time.Duration {
 	return interval
 }
 
+// UnavailableGrace is how long a step's checks may fail to be evaluated before its traffic goes
+// back to the primary: analysis.unavailableGrace, or two check intervals.
+func (c *Canary) UnavailableGrace() time.Duration {
+	if d, err := time.ParseDuration(c.Spec.Analysis.UnavailableGrace); err == nil && d > 0 {
+		return d
+	}
+	return 2 * c.CheckInterval()
+}
+
+// DeletionPolicyOf is what deleting the Canary does: spec.deletionPolicy, Revert when unset.
+func (c *Canary) DeletionPolicyOf() DeletionPolicy {
+	if c.Spec.DeletionPolicy == "" {
+		return DeletionRevert
+	}
+	return c.Spec.DeletionPolicy
+}
+
 // MetricSetOf is the metric set behind the built-in checks: the one the Canary names, or its
 // provider's (istio for istio, app for the rest).
 func (c *Canary) MetricSetOf() MetricSet {

@@ -76,12 +76,34 @@ type CanarySpec struct {
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 
+	// DeletionPolicy is what deleting the Canary does to the app. Revert (the default) hands it
+	// back first: the target is scaled up to the primary's replicas, the apex Service selects its
+	// pods and the route sends all traffic to the apex Service (or the route you own is given back)
+	// once they are available; only then do the primary and the objects trafficctl made go. The
+	// apex Service and a route trafficctl created stay, as yours. Orphan leaves everything serving
+	// as it is, the primary included, no longer owned by the Canary.
+	// +kubebuilder:default=Revert
+	// +kubebuilder:validation:Enum=Revert;Orphan
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
 	// Service describes the Service clients call and the route that splits its traffic.
 	Service CanaryService `json:"service"`
 
 	// Analysis describes the steps and the checks that gate each of them.
 	Analysis CanaryAnalysis `json:"analysis"`
 }
+
+// DeletionPolicy says what deleting a Canary does to the app it rolls out.
+type DeletionPolicy string
+
+// The deletion policies.
+const (
+	// DeletionRevert hands the app back to the target Deployment before anything goes away.
+	DeletionRevert DeletionPolicy = "Revert"
+	// DeletionOrphan leaves the primary, the Services and the route serving, unowned.
+	DeletionOrphan DeletionPolicy = "Orphan"
+)
 
 // TargetReference names the workload a Canary rolls out, in the Canary's namespace.
 type TargetReference struct {
@@ -336,12 +358,32 @@ type CanaryAnalysis struct {
 	OnNoData NoDataPolicy `json:"onNoData,omitempty"`
 
 	// OnError is what a check counts as when its provider cannot answer (unreachable, a timeout,
-	// a query it rejects): wait (the step holds and the check is retried every interval) or fail
-	// (a failed check).
+	// a query it rejects): wait (the step holds and the check is retried every check interval) or
+	// fail (a failed check).
 	// +kubebuilder:default=wait
 	// +kubebuilder:validation:Enum=wait;fail
 	// +optional
 	OnError ErrorPolicy `json:"onError,omitempty"`
+
+	// UnavailableGrace bounds how long the canary keeps its traffic while its checks cannot be
+	// evaluated (onError: wait), such as 2m; two check intervals when unset. Past it, all traffic
+	// goes back to the primary and the rollout holds, with no failed check counted, until the
+	// analysis answers again; then the step starts over. The progress deadline bounds the hold.
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('1s')",message="analysis.unavailableGrace must be a duration of at least 1s, such as 2m"
+	// +optional
+	UnavailableGrace string `json:"unavailableGrace,omitempty"`
+
+	// CanaryReplicas sizes the canary during a rollout: Full (the default) runs as many pods as
+	// the primary has; Proportional runs the share of them its traffic needs,
+	// ceil(primary replicas x weight / 100) and at least 1, so a 5% step does not double the pods
+	// (it still runs Full when all traffic switches to it, and for mirrored or A/B steps). Without
+	// effect under provider kubernetes, where the canary's replicas are its share, and with an
+	// autoscalerRef, whose HorizontalPodAutoscaler sizes the canary.
+	// +kubebuilder:default=Full
+	// +kubebuilder:validation:Enum=Full;Proportional
+	// +optional
+	CanaryReplicas CanarySizing `json:"canaryReplicas,omitempty"`
 
 	// MaxWeight is the largest share of traffic, in percent, the canary gets before promotion.
 	// With stepWeight it defaults to 100; with stepWeights it caps them.
@@ -424,6 +466,15 @@ type CanaryAnalysis struct {
 	// +optional
 	Alerts []CanaryAlert `json:"alerts,omitempty"`
 }
+
+// CanarySizing says how many pods the canary runs during a rollout.
+type CanarySizing string
+
+// The canary sizings.
+const (
+	CanaryReplicasFull         CanarySizing = "Full"
+	CanaryReplicasProportional CanarySizing = "Proportional"
+)
 
 // WebhookType names the moment a webhook is called, and what its answer means.
 // +kubebuilder:validation:Enum=confirm-rollout;pre-rollout;rollout;confirm-traffic-increase;confirm-promotion;post-rollout;rollback;event
@@ -963,6 +1014,30 @@ type CanaryStatus struct {
 	// +listType=atomic
 	// +optional
 	ManualActions []ManualAction `json:"manualActions,omitempty"`
+
+	// Outage is set while the current step's checks cannot be evaluated (onError: wait): since
+	// when, why, and whether traffic has been sent back to the primary for it.
+	// +optional
+	Outage *AnalysisOutage `json:"outage,omitempty"`
+
+	// HandedBackAt is when a deletion's hand-back moved all traffic to the target Deployment; the
+	// primary stays up a moment longer so that requests already sent to it finish.
+	// +optional
+	HandedBackAt *metav1.Time `json:"handedBackAt,omitempty"`
+}
+
+// AnalysisOutage is a spell during which a step's checks could not be evaluated.
+type AnalysisOutage struct {
+	// Since is when the checks first failed to be evaluated.
+	Since metav1.Time `json:"since"`
+	// Held is true once the outage outlasted analysis.unavailableGrace: traffic went back to
+	// the primary, and the step starts over when the analysis answers again.
+	// +optional
+	Held bool `json:"held,omitempty"`
+	// Message says what the checks could not reach.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // RolloutRecord is one rollout that ended: what was rolled out, how it ended and why.
