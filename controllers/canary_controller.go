@@ -46,6 +46,14 @@ type Router interface {
 	Observe(ctx context.Context, cn *v1alpha1.Canary) (rollout.State, error)
 	// Release gives a user-owned route back exactly as the user wrote it.
 	Release(ctx context.Context, cn *v1alpha1.Canary) error
+	// HandBack is the route's part of a deletion, once the apex Service selects the target's
+	// pods: all traffic to the apex Service, the route staying as the user's (or the user's own
+	// route given back).
+	HandBack(ctx context.Context, cn *v1alpha1.Canary) error
+	// HandedBack reports whether the route has been handed back and the data plane took it.
+	HandedBack(ctx context.Context, cn *v1alpha1.Canary) (bool, string, error)
+	// Objects are the route objects trafficctl owns for cn, by kind and name.
+	Objects(cn *v1alpha1.Canary) []client.Object
 }
 
 // MetricQuerier answers a query with one value at an instant, or with one series over a time
@@ -178,7 +186,7 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !cn.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.finalize(ctx, cn)
+		return r.finalize(ctx, cn)
 	}
 	if !controllerutil.ContainsFinalizer(cn, Finalizer) {
 		patch := client.MergeFromWithOptions(cn.DeepCopy(), client.MergeFromWithOptimisticLock{})
@@ -336,26 +344,6 @@ func (r *CanaryReconciler) recordHalt(ctx context.Context, cn *v1alpha1.Canary, 
 	if err := r.Client.Status().Patch(ctx, cn, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("recording condition %s: %w", reason, err)
 	}
-	return nil
-}
-
-// finalize gives a user-owned route back as the user wrote it, then lets the Canary go. What
-// trafficctl created goes with the Canary through owner references.
-func (r *CanaryReconciler) finalize(ctx context.Context, cn *v1alpha1.Canary) error {
-	if !controllerutil.ContainsFinalizer(cn, Finalizer) {
-		return nil
-	}
-	if rt, err := r.router(cn); err == nil {
-		if err := rt.Release(ctx, cn); err != nil {
-			return fmt.Errorf("restoring %s %s/%s: %w", cn.RouteKind(), cn.Namespace, cn.RouteName(), err)
-		}
-	}
-	patch := client.MergeFrom(cn.DeepCopy())
-	controllerutil.RemoveFinalizer(cn, Finalizer)
-	if err := r.Client.Patch(ctx, cn, patch); err != nil {
-		return fmt.Errorf("removing finalizer: %w", err)
-	}
-	forget(cn)
 	return nil
 }
 

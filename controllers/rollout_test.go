@@ -345,7 +345,11 @@ func TestUnreachablePrometheusHoldsTheStep(t *testing.T) {
 	c.createTarget("podinfo:1.0")
 	c.startController()
 	metric := c.unreachableMetric()
-	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{metric} }))
+	c.create(c.newCanary(func(cn *v1alpha1.Canary) {
+		cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{metric}
+		// Within the grace the step holds where it is; past it see TestAnalysisOutage...
+		cn.Spec.Analysis.UnavailableGrace = "1m"
+	}))
 	analysisHolds(t, c, rollout.ReasonAnalysisUnavailable, v1alpha1.VerdictError, "connection refused")
 }
 

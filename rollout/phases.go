@@ -151,12 +151,21 @@ func (p *planner) progress() {
 			return
 		}
 		st.StepStartedAt = nil
+		if held(st) {
+			p.wait(ReasonAnalysisUnavailable, "All traffic goes back to the primary while the analysis is unavailable. "+msg+" "+st.Outage.Message, pollInterval)
+			return
+		}
 		p.wait(ReasonWaitingForRoute, msg, pollInterval)
 		return
 	}
 	if st.StepStartedAt == nil {
 		st.StepStartedAt = ceilSecond(p.s.Now)
-		p.wait(ReasonAnalysing, fmt.Sprintf("Step %d of %d: the route carries %s; checks run in %s.", st.Step, len(steps), want, p.s.Canary.CheckInterval()), st.StepStartedAt.Sub(p.s.Now)+p.s.Canary.CheckInterval())
+		next := st.StepStartedAt.Sub(p.s.Now) + p.s.Canary.CheckInterval()
+		if held(st) {
+			p.wait(ReasonAnalysisUnavailable, fmt.Sprintf("All traffic is on the primary while the analysis is unavailable; the checks try again in %s. %s", p.s.Canary.CheckInterval(), st.Outage.Message), next)
+			return
+		}
+		p.wait(ReasonAnalysing, fmt.Sprintf("Step %d of %d: the route carries %s; checks run in %s.", st.Step, len(steps), want, p.s.Canary.CheckInterval()), next)
 		return
 	}
 	if p.s.Checks == nil {

@@ -43,6 +43,7 @@ const (
 	ReasonAutoscalerNotFound  = "AutoscalerNotFound"
 	ReasonInvalidAutoscaler   = "InvalidAutoscaler"
 	ReasonSuspended           = "Suspended"
+	ReasonHandingBack         = "HandingBack"
 	ReasonReconcileError      = "ReconcileError"
 
 	// Webhook gates.

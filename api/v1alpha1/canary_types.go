@@ -370,7 +370,7 @@ type CanaryAnalysis struct {
 	// goes back to the primary and the rollout holds, with no failed check counted, until the
 	// analysis answers again; then the step starts over. The progress deadline bounds the hold.
 	// +kubebuilder:validation:MaxLength=16
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('1s')",message="analysis.unavailableGrace must be a duration of at least 1s, such as 2m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('1s')",message="analysis.unavailableGrace must be a duration of at least 1s, such as 2m"
 	// +optional
 	UnavailableGrace string `json:"unavailableGrace,omitempty"`
 

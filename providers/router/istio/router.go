@@ -124,9 +124,17 @@ func ownedVirtualService(cn *v1alpha1.Canary, s strategy) (*unstructured.Unstruc
 		return nil, err
 	}
 
+	vs := ownedObject(cn, virtualServiceGVK, d.virtualService)
+	vs.Object["spec"] = virtualServiceSpec(cn, http)
+	return vs, nil
+}
+
+// virtualServiceSpec is the spec of a VirtualService trafficctl creates with the HTTP routes
+// http: the Canary's hosts (the apex Service's name when it names none) and gateways.
+func virtualServiceSpec(cn *v1alpha1.Canary, http []any) map[string]any {
 	hosts := cn.Spec.Service.Hosts
 	if len(hosts) == 0 {
-		hosts = []string{d.apex}
+		hosts = []string{cn.ApexServiceName()}
 	}
 	spec := map[string]any{
 		"hosts": stringsToAny(hosts),
@@ -135,10 +143,7 @@ func ownedVirtualService(cn *v1alpha1.Canary, s strategy) (*unstructured.Unstruc
 	if len(cn.Spec.Service.Gateways) > 0 {
 		spec["gateways"] = stringsToAny(cn.Spec.Service.Gateways)
 	}
-
-	vs := ownedObject(cn, virtualServiceGVK, d.virtualService)
-	vs.Object["spec"] = spec
-	return vs, nil
+	return spec
 }
 
 // ownedRouteSettings are the fields of service every HTTP route of the VirtualService trafficctl

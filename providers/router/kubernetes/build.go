@@ -84,3 +84,23 @@ func UpToDate(live *corev1.Service, cn *v1alpha1.Canary, selector map[string]str
 	}
 	return false
 }
+
+// HandedBackService is the apex Service as a Canary's deletion leaves it: selecting the target's
+// own pods (selector, its spec.selector.matchLabels), neither owned by the Canary nor labelled as
+// trafficctl's, so it outlives the Canary as the user's.
+func HandedBackService(cn *v1alpha1.Canary, selector map[string]string) *corev1ac.ServiceApplyConfiguration {
+	return corev1ac.Service(cn.ApexServiceName(), cn.Namespace).
+		WithSpec(corev1ac.ServiceSpec().
+			WithSelector(selector).
+			WithPorts(corev1ac.ServicePort().
+				WithName(cn.ServicePortName()).
+				WithProtocol(corev1.ProtocolTCP).
+				WithPort(cn.Spec.Service.Port).
+				WithTargetPort(cn.ServiceTargetPort())))
+}
+
+// HandedBack reports whether live, the apex Service, is as HandedBackService leaves it.
+func HandedBack(live *corev1.Service, cn *v1alpha1.Canary, selector map[string]string) bool {
+	return live != nil && maps.Equal(live.Spec.Selector, selector) && !metav1.IsControlledBy(live, cn) &&
+		live.Labels[managedByLabel] != managedByValue
+}

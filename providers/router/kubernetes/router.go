@@ -123,3 +123,15 @@ func (r *Router) getService(ctx context.Context, cn *v1alpha1.Canary) (*corev1.S
 	}
 	return svc, nil
 }
+
+// HandBack has nothing to do: the apex Service, this router's route, is handed back by the
+// controller like every provider's.
+func (r *Router) HandBack(context.Context, *v1alpha1.Canary) error { return nil }
+
+// HandedBack is always true: see HandBack.
+func (r *Router) HandedBack(context.Context, *v1alpha1.Canary) (bool, string, error) {
+	return true, "", nil
+}
+
+// Objects is empty: the apex Service is the controller's to hand back or orphan.
+func (r *Router) Objects(*v1alpha1.Canary) []client.Object { return nil }

@@ -1,0 +1,192 @@
+package controllers_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/rollout"
+)
+
+// deleteAndWaitGone deletes the Canary, records the phases it went through, and waits until it is
+// gone.
+func (c *cluster) deleteAndWaitGone(timeout time.Duration) []v1alpha1.CanaryPhase {
+	c.t.Helper()
+	require.NoError(c.t, k8s.Delete(context.Background(), c.canary()))
+	var phases []v1alpha1.CanaryPhase
+	require.Eventually(c.t, func() bool {
+		cn := &v1alpha1.Canary{}
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: "podinfo"}, cn); err != nil {
+			return c.notFound(&v1alpha1.Canary{}, "podinfo")
+		}
+		if n := len(phases); n == 0 || phases[n-1] != cn.Status.Phase {
+			phases = append(phases, cn.Status.Phase)
+		}
+		return false
+	}, timeout, 50*time.Millisecond, "the Canary is gone once it handed the app back")
+	return phases
+}
+
+func ownedBy(obj metav1.Object, uid string) bool {
+	for _, ref := range obj.GetOwnerReferences() {
+		if string(ref.UID) == uid {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDeletionHandsTheAppBack: deleting a promoted Canary scales the target back up to the
+// primary's replicas, points the apex Service at its pods and the route at the apex Service, and
+// only then lets the Canary go; the apex Service and the route stay, as the user's.
+func TestDeletionHandsTheAppBack(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.setTraffic(healthy, healthy)
+	c.createTarget("podinfo:1.0", func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](3) })
+	c.startController()
+	c.create(c.newCanary())
+	c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+	c.setImage("podinfo:2.0")
+	cn := c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
+	uid := string(cn.UID)
+	c.eventuallyReplicas("podinfo", 0, "the canary rests at 0 between rollouts")
+
+	phases := c.deleteAndWaitGone(60 * time.Second)
+	assert.Contains(t, phases, v1alpha1.PhaseTerminating, "the deletion shows as Terminating while it hands back")
+
+	target := c.deployment("podinfo")
+	assert.Equal(t, int32(3), *target.Spec.Replicas, "the target runs the primary's replicas again")
+	assert.Equal(t, "podinfo:2.0", target.Spec.Template.Spec.Containers[0].Image)
+
+	apex := &corev1.Service{}
+	require.False(t, c.notFound(apex, "podinfo"))
+	assert.Equal(t, map[string]string{"app": "podinfo"}, apex.Spec.Selector, "the apex Service selects the target's own pods")
+	assert.False(t, ownedBy(apex, uid), "and outlives the Canary")
+	assert.NotContains(t, apex.Labels, "app.kubernetes.io/managed-by")
+
+	route := c.route("podinfo")
+	assert.False(t, ownedBy(route, uid), "the route trafficctl created stays, as the user's")
+	require.Len(t, route.Spec.Rules, 1)
+	require.Len(t, route.Spec.Rules[0].BackendRefs, 1)
+	assert.Equal(t, gatewayv1.ObjectName("podinfo"), route.Spec.Rules[0].BackendRefs[0].Name, "all traffic to the apex Service")
+	assert.Equal(t, []gatewayv1.Hostname{"podinfo.example.com"}, route.Spec.Hostnames)
+
+	// What the Canary still owned goes with it, through garbage collection (which envtest lacks;
+	// the e2e suite runs the real one).
+	assert.True(t, ownedBy(c.deployment("podinfo-primary"), uid))
+	for _, name := range []string{"podinfo-primary", "podinfo-canary"} {
+		svc := &corev1.Service{}
+		require.False(t, c.notFound(svc, name))
+		assert.True(t, ownedBy(svc, uid), "service %s", name)
+	}
+}
+
+// TestDeletionMidRolloutHandsBackTheNewRevision: a Canary deleted mid-rollout hands the app back
+// to the target as it stands, the revision being rolled out.
+func TestDeletionMidRolloutHandsBackTheNewRevision(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.setTraffic(healthy, healthy)
+	c.createTarget("podinfo:1.0")
+	c.startController()
+	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Interval = "1m" }))
+	c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+	c.setImage("podinfo:2.0")
+	c.waitFor("step 1", rolloutTimeout, func(cn *v1alpha1.Canary) bool { return cn.Status.Step == 1 })
+
+	c.deleteAndWaitGone(60 * time.Second)
+	apex := &corev1.Service{}
+	require.False(t, c.notFound(apex, "podinfo"))
+	assert.Equal(t, map[string]string{"app": "podinfo"}, apex.Spec.Selector)
+	route := c.route("podinfo")
+	require.Len(t, route.Spec.Rules, 1)
+	assert.Equal(t, gatewayv1.ObjectName("podinfo"), route.Spec.Rules[0].BackendRefs[0].Name)
+	assert.Equal(t, int32(2), *c.deployment("podinfo").Spec.Replicas)
+}
+
+// TestDeletionOrphanLeavesThePrimaryServing: with deletionPolicy Orphan the Canary goes at once,
+// and everything it made stays serving, no longer owned by it.
+func TestDeletionOrphanLeavesThePrimaryServing(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.createTarget("podinfo:1.0")
+	c.startController()
+	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.DeletionPolicy = v1alpha1.DeletionOrphan }))
+	cn := c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+	uid := string(cn.UID)
+
+	c.deleteAndWaitGone(30 * time.Second)
+	assert.False(t, ownedBy(c.deployment("podinfo-primary"), uid), "the primary is no longer the Canary's")
+	assert.Equal(t, int32(0), *c.deployment("podinfo").Spec.Replicas, "the target is left as it was")
+	for _, name := range []string{"podinfo", "podinfo-primary", "podinfo-canary"} {
+		svc := &corev1.Service{}
+		require.False(t, c.notFound(svc, name))
+		assert.False(t, ownedBy(svc, uid), "service %s", name)
+	}
+	apex := &corev1.Service{}
+	require.False(t, c.notFound(apex, "podinfo"))
+	assert.Equal(t, map[string]string{"app": "podinfo-primary"}, apex.Spec.Selector, "the primary keeps serving")
+	assert.False(t, ownedBy(c.route("podinfo"), uid))
+}
+
+// TestInvalidDeletionPolicyIsRefused: the CRD knows only Revert and Orphan.
+func TestInvalidDeletionPolicyIsRefused(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	err := k8s.Create(context.Background(), c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.DeletionPolicy = "Keep" }))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `spec.deletionPolicy: Unsupported value: "Keep": supported values: "Revert", "Orphan"`)
+}
+
+// TestAnalysisOutageSendsTrafficBackAndResumes: checks that cannot reach their Prometheus past
+// the grace send the step's traffic back to the primary, without a failed check; once they can,
+// the step starts over and the rollout finishes.
+func TestAnalysisOutageSendsTrafficBackAndResumes(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.setTraffic(healthy, healthy)
+	c.createTarget("podinfo:1.0")
+	c.startController()
+	metric := c.unreachableMetric()
+	c.create(c.newCanary(func(cn *v1alpha1.Canary) {
+		cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{metric}
+		cn.Spec.Analysis.UnavailableGrace = "5s"
+	}))
+	c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+	c.setImage("podinfo:2.0")
+
+	cn := c.waitFor("the outage hold", rolloutTimeout, func(cn *v1alpha1.Canary) bool {
+		return cn.Status.Outage != nil && cn.Status.Outage.Held
+	})
+	assert.Equal(t, int32(1), cn.Status.Step, "the step is kept, to start over")
+	assert.Equal(t, int32(0), cn.Status.CanaryWeight, "its traffic is back on the primary")
+	assert.Zero(t, cn.Status.FailedChecks, "an outage is no failed check")
+	assert.Equal(t, rollout.ReasonAnalysisUnavailable, readyCondition(cn).Reason)
+	assert.Contains(t, readyCondition(cn).Message, "connection refused")
+	c.eventuallyWeights([]int32{0, 10, 0}, "the canary's share went back to the primary")
+
+	// Hold a few more check intervals: one event at the start, one at the hold, no more.
+	time.Sleep(8 * time.Second)
+	assert.Len(t, c.events(rollout.ReasonAnalysisUnavailable), 2, "an outage is told once when it starts and once at the hold")
+
+	// Prometheus answers again.
+	mt := &v1alpha1.MetricTemplate{}
+	require.NoError(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: "unreachable"}, mt))
+	mt.Spec.Provider.Address = prom.URL()
+	require.NoError(t, k8s.Update(context.Background(), mt))
+	cn = c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
+	assert.Zero(t, cn.Status.History[0].WeightReached-50, "the rollout went on to its last step")
+	c.eventuallyWeights([]int32{0, 10, 0, 10, 50, 0}, "step 1 started over, then the rollout finished")
+	assert.NotEmpty(t, c.eventsEventually(rollout.ReasonAnalysisRestored, 1))
+}
