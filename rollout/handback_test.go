@@ -106,8 +106,8 @@ func TestPlanHandBack(t *testing.T) {
 			},
 		},
 		{
-			name: "after the drain the Canary goes",
-			snap: HandBackSnapshot{Canary: deleted(terminating(0, ptr.To(6*time.Second))), Target: up, Primary: readyPrimary, ApexOnTarget: true, RouteHandedBack: true, Now: t0.Add(16 * time.Second)},
+			name:  "after the drain the Canary goes",
+			snap:  HandBackSnapshot{Canary: deleted(terminating(0, ptr.To(6*time.Second))), Target: up, Primary: readyPrimary, ApexOnTarget: true, RouteHandedBack: true, Now: t0.Add(16 * time.Second)},
 			check: func(t *testing.T, p HandBackPlan) { assert.True(t, p.Done) },
 		},
 	}
