@@ -241,6 +241,9 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	if err := r.ensureServices(ctx, cn, target); err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.followTargetReplicas(ctx, cn, target); err != nil {
+		return ctrl.Result{}, err
+	}
 
 	snap, err := r.snapshot(ctx, cn, target, rt)
 	if router.IsInvalidRoute(err) {

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -189,4 +191,109 @@ func TestAnalysisOutageSendsTrafficBackAndResumes(t *testing.T) {
 	assert.Zero(t, cn.Status.History[0].WeightReached-50, "the rollout went on to its last step")
 	c.eventuallyWeights([]int32{0, 10, 0, 10, 50, 0}, "step 1 started over, then the rollout finished")
 	assert.NotEmpty(t, c.eventsEventually(rollout.ReasonAnalysisRestored, 1))
+}
+
+// scaleDeployment sets a Deployment's replicas as kubectl scale would, as a user, not as trafficctl.
+func (c *cluster) scaleDeployment(name string, replicas int32) {
+	c.t.Helper()
+	require.NoError(c.t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := c.deployment(name)
+		d.Spec.Replicas = ptr.To(replicas)
+		return k8s.Update(context.Background(), d)
+	}))
+}
+
+// TestScalingTheTargetScalesThePrimary: without an autoscaler, a user who scales their Deployment
+// scales the version that serves, between rollouts and during one.
+func TestScalingTheTargetScalesThePrimary(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.setTraffic(healthy, healthy)
+	c.createTarget("podinfo:1.0")
+	c.startController()
+	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Interval = "1m" }))
+	c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+	c.eventuallyReplicas("podinfo", 0, "the canary rests at 0")
+
+	c.scaleDeployment("podinfo", 5)
+	c.eventuallyReplicas("podinfo-primary", 5, "the primary follows the user's count")
+	c.eventuallyReplicas("podinfo", 0, "and the canary goes back to rest")
+	assert.NotEmpty(t, c.eventsEventually(rollout.ReasonPrimaryScaled, 1))
+
+	c.setImage("podinfo:2.0")
+	c.waitFor("step 1", rolloutTimeout, func(cn *v1alpha1.Canary) bool { return cn.Status.Step == 1 })
+	c.eventuallyReplicas("podinfo", 5, "a full canary runs as many pods as the primary")
+	c.scaleDeployment("podinfo", 3)
+	c.eventuallyReplicas("podinfo-primary", 3, "mid-rollout, the primary follows too")
+	c.eventuallyReplicas("podinfo", 3, "and the canary with it")
+}
+
+// TestAnAutoscalerOwnsTheCanaryReplicas: with an autoscalerRef, trafficctl brings the canary up at
+// the start and takes it to 0 at the end, and leaves its count to the autoscaler in between.
+func TestAnAutoscalerOwnsTheCanaryReplicas(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.setTraffic(healthy, healthy)
+	c.createTarget("podinfo:1.0")
+	c.createHPA("podinfo")
+	c.startController()
+	c.create(c.newCanary(withAutoscaler, func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Interval = "5s" }))
+	c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+
+	c.setImage("podinfo:2.0")
+	c.waitFor("step 1", rolloutTimeout, func(cn *v1alpha1.Canary) bool { return cn.Status.Step == 1 })
+	c.scaleDeployment("podinfo", 4) // the autoscaler's doing
+	assert.Never(t, func() bool { return *c.deployment("podinfo").Spec.Replicas != 4 }, 4*time.Second, 100*time.Millisecond,
+		"trafficctl does not undo the autoscaler's count")
+	assert.Equal(t, int32(2), *c.deployment("podinfo-primary").Spec.Replicas, "nor does the primary follow it: its own autoscaler sizes it")
+	c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
+	c.eventuallyReplicas("podinfo", 0, "the canary goes to 0 at the end")
+}
+
+// TestProportionalCanary: a proportional canary runs the pods its next share needs, not as many as
+// the primary.
+func TestProportionalCanary(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.setTraffic(healthy, healthy)
+	c.createTarget("podinfo:1.0", func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](10) })
+	c.startController()
+	c.create(c.newCanary(func(cn *v1alpha1.Canary) {
+		cn.Spec.Analysis.CanaryReplicas = v1alpha1.CanaryReplicasProportional
+		cn.Spec.Analysis.StepWeights = []int32{5, 20, 50}
+	}))
+	c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+	c.eventuallyReplicas("podinfo", 0, "the canary rests at 0")
+	var mu sync.Mutex
+	var seen []int32
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			d := &appsv1.Deployment{}
+			if k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: "podinfo"}, d) == nil {
+				mu.Lock()
+				if n := len(seen); n == 0 || seen[n-1] != *d.Spec.Replicas {
+					seen = append(seen, *d.Spec.Replicas)
+				}
+				mu.Unlock()
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	c.setImage("podinfo:2.0")
+	c.waitFor("promotion", rolloutTimeout, phaseIs(v1alpha1.PhaseSucceeded))
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) > 1 && seen[len(seen)-1] == 0
+	}, 30*time.Second, 50*time.Millisecond, "the canary goes to 0 at the end")
+	close(stop)
+	<-done
+	assert.Equal(t, []int32{0, 1, 2, 5, 0}, seen, "sized for the next share: 5% and 20% of 10 pods need 1 and 2, 50% needs 5")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -100,16 +101,48 @@ func (r *CanaryReconciler) promotePrimary(ctx context.Context, cn *v1alpha1.Cana
 	return nil
 }
 
-// scaleTarget sets the target's replica count. Only spec.replicas is touched: the rest of the
-// Deployment stays the user's.
+// AnnotationReplicas on the target records the replica count trafficctl last set on it, written
+// in the same patch as spec.replicas, so that a change by someone else (kubectl scale, an edit)
+// is told apart from trafficctl's own.
+const AnnotationReplicas = "trafficctl.io/replicas"
+
+// scaleTarget sets the target's replica count, and records it in AnnotationReplicas. Only those
+// two fields are touched: the rest of the Deployment stays the user's.
 func (r *CanaryReconciler) scaleTarget(ctx context.Context, target *appsv1.Deployment, replicas int32) error {
-	if target.Spec.Replicas != nil && *target.Spec.Replicas == replicas {
+	if target.Spec.Replicas != nil && *target.Spec.Replicas == replicas && target.Annotations[AnnotationReplicas] == strconv.Itoa(int(replicas)) {
 		return nil
 	}
-	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, replicas))
+	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}},"spec":{"replicas":%d}}`, AnnotationReplicas, strconv.Itoa(int(replicas)), replicas))
 	if err := r.Client.Patch(ctx, target, patch, client.FieldOwner(FieldManager)); err != nil {
 		return fmt.Errorf("scaling deployment %s/%s to %d: %w", target.Namespace, target.Name, replicas, err)
 	}
+	return nil
+}
+
+// followTargetReplicas scales the primary to the target's replica count when someone other than
+// trafficctl changed it (the count differs from AnnotationReplicas): a user who scales their
+// Deployment scales the version that serves. With an autoscalerRef the autoscalers own both
+// counts, and a count of 0 is never followed: the primary is not taken down by a count on the
+// target.
+func (r *CanaryReconciler) followTargetReplicas(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment) error {
+	set, ok := target.Annotations[AnnotationReplicas]
+	if cn.Spec.AutoscalerRef != nil || !ok || target.Spec.Replicas == nil || *target.Spec.Replicas == 0 || strconv.Itoa(int(*target.Spec.Replicas)) == set {
+		return nil
+	}
+	want := *target.Spec.Replicas
+	primary := &appsv1.Deployment{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.PrimaryDeploymentName()}, primary); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if primary.Spec.Replicas != nil && *primary.Spec.Replicas == want {
+		return nil
+	}
+	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, want))
+	if err := r.Client.Patch(ctx, primary, patch, client.FieldOwner(FieldManager)); err != nil {
+		return fmt.Errorf("scaling deployment %s/%s to %d: %w", primary.Namespace, primary.Name, want, err)
+	}
+	r.Recorder.Eventf(cn, nil, corev1.EventTypeNormal, rollout.ReasonPrimaryScaled, "Scale",
+		"Deployment %s was scaled to %d replicas; %s follows, and serves with %d.", target.Name, want, primary.Name, want)
 	return nil
 }
 

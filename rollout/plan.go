@@ -129,7 +129,16 @@ func (p *planner) untilNextCheck() time.Duration {
 // follow a route change, short beside a rollout.
 const scaleDownDelay = 5 * time.Second
 
-func (p *planner) scaleCanary(replicas int32) { p.plan.CanaryReplicas = &replicas }
+// scaleCanary asks for the canary's replicas. With an autoscalerRef, the target's
+// HorizontalPodAutoscaler owns them during a rollout: the canary is brought up from 0 at the start
+// and taken to 0 at the end, and left to the autoscaler between the two.
+func (p *planner) scaleCanary(replicas int32) {
+	if p.s.Canary.Spec.AutoscalerRef != nil && replicas > 0 && p.s.Target.Replicas > 0 {
+		p.plan.CanaryReplicas = nil
+		return
+	}
+	p.plan.CanaryReplicas = &replicas
+}
 
 // canaryReplicas is the canary's size for a canary share of weight percent: as many pods as the
 // primary has, so it is never short of what its share needs, or, under a replica ratio, the pods

@@ -44,6 +44,7 @@ const (
 	ReasonInvalidAutoscaler   = "InvalidAutoscaler"
 	ReasonSuspended           = "Suspended"
 	ReasonHandingBack         = "HandingBack"
+	ReasonPrimaryScaled       = "PrimaryScaled"
 	ReasonReconcileError      = "ReconcileError"
 
 	// Webhook gates.

@@ -183,6 +183,14 @@ var seqStrategies = []struct {
 		c.Spec.Analysis.StepWeights, c.Spec.Analysis.Iterations = nil, ptr.To[int32](2)
 	}},
 	{"replica-ratio", func(c *v1alpha1.Canary) { c.Spec.Provider = v1alpha1.ProviderKubernetes }},
+	{"canary-proportional", func(c *v1alpha1.Canary) {
+		c.Spec.Analysis.CanaryReplicas = v1alpha1.CanaryReplicasProportional
+		c.Spec.Analysis.StepWeights = []int32{5, 25, 50}
+	}},
+	{"canary-sticky-proportional", func(c *v1alpha1.Canary) {
+		c.Spec.Analysis.CanaryReplicas = v1alpha1.CanaryReplicasProportional
+		c.Spec.Analysis.SessionAffinity = &v1alpha1.SessionAffinity{CookieName: "canary"}
+	}},
 }
 
 func TestRolloutSequences(t *testing.T) {
@@ -290,11 +298,20 @@ func (i *seqInvariants) check(s Snapshot, p Plan) {
 		require.Positive(t, s.Primary.Replicas, "the route is sent to a primary without pods %s", at)
 	}
 
-	// The canary is never scaled below what its share needs at the primary's pod density, and the
-	// primary is never scaled at all (its replicas are the user's and the autoscaler's).
-	if p.CanaryReplicas != nil && r.Weights.Canary > 0 {
-		need := RatioReplicas(s.Primary.Replicas, r.Weights.Canary)
-		require.GreaterOrEqual(t, *p.CanaryReplicas, need, "the canary at %d%% has %d replicas beside %d primaries %s", r.Weights.Canary, *p.CanaryReplicas, s.Primary.Replicas, at)
+	// The canary is never scaled below what its share needs at the primary's pod density, and
+	// never given a share its pods are not up for; the primary is never scaled at all (its
+	// replicas are the user's and the autoscaler's).
+	if r.Weights.Canary > 0 {
+		need := proportional(s.Primary.Replicas, r.Weights.Canary)
+		if StrategyOf(s.Canary) == StrategyReplicaRatio {
+			need = RatioReplicas(s.Primary.Replicas, r.Weights.Canary)
+		}
+		if p.CanaryReplicas != nil {
+			require.GreaterOrEqual(t, *p.CanaryReplicas, need, "the canary at %d%% has %d replicas beside %d primaries %s", r.Weights.Canary, *p.CanaryReplicas, s.Primary.Replicas, at)
+		}
+		if r != s.Route.Routing && StrategyOf(s.Canary) != StrategyReplicaRatio {
+			require.GreaterOrEqual(t, s.Target.Replicas, need, "the route gives the canary %d%% while it runs %d of the %d pods that needs %s", r.Weights.Canary, s.Target.Replicas, need, at)
+		}
 	}
 
 	// No step is skipped or repeated: within one revision's rollout, the step grows by one at a

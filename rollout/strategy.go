@@ -144,18 +144,60 @@ func SwitchesBeforePromotion(cn *v1alpha1.Canary) bool {
 }
 
 // CanaryReplicas is the canary's size at a moment of a rollout, beside a primary of primary
-// replicas: as many pods as the primary has while the rollout runs, so it is never short of what
-// its share needs, or, under a replica ratio, the pods that make up its share weight; none between
-// rollouts and, for a replica ratio, once it is back at 0% or finalising.
+// replicas; none between rollouts. By default (analysis.canaryReplicas Full) it runs as many pods
+// as the primary, so it is never short of what its share needs. Under a replica ratio it runs the
+// pods that make up its share weight (none once it is back at 0% or finalising). Proportional
+// runs ceil(primary x share / 100) pods, at least 1, sized for the next share the canary takes
+// (the next step's, or all traffic before a switch), so the route never gives it a share its pods
+// are not already up for; mirrored and A/B steps run Full.
 func CanaryReplicas(cn *v1alpha1.Canary, phase v1alpha1.CanaryPhase, step, weight, primary int32) int32 {
 	if !InRollout(phase) {
 		return 0
 	}
-	if StrategyOf(cn) == StrategyReplicaRatio {
+	primary = max(primary, 1)
+	switch StrategyOf(cn) {
+	case StrategyReplicaRatio:
 		if phase == v1alpha1.PhaseFinalising || (weight == 0 && step > 0) {
 			return 0
 		}
-		return RatioReplicas(max(primary, 1), max(weight, 1))
+		return RatioReplicas(primary, max(weight, 1))
+	case StrategyCanary:
+		if cn.Spec.Analysis.CanaryReplicas == v1alpha1.CanaryReplicasProportional {
+			return proportional(primary, nextShare(cn, phase, step, weight))
+		}
 	}
-	return max(primary, 1)
+	return primary
+}
+
+// nextShare is the largest share, in percent, the canary takes from now until the next step
+// begins: its share now, the next stage's, all of it before a switch, 100 for a mirrored stage.
+func nextShare(cn *v1alpha1.Canary, phase v1alpha1.CanaryPhase, step, weight int32) int32 {
+	stages := Stages(cn)
+	if len(stages) == 0 {
+		return 100
+	}
+	share := weight
+	switch {
+	case phase == v1alpha1.PhaseFinalising:
+		// The traffic is back on the primary: the canary keeps the size it had.
+		share = stages[len(stages)-1].Weight
+	case int(step) < len(stages):
+		next := stages[step]
+		if next.Mirror > 0 || next.Cohort {
+			return 100
+		}
+		share = max(share, next.Weight)
+	case SwitchesBeforePromotion(cn):
+		return 100
+	}
+	if step >= 1 && int(step) <= len(stages) && stages[step-1].Mirror > 0 {
+		return 100
+	}
+	return share
+}
+
+// proportional is the pods a share of weight percent needs beside primary pods taking the rest:
+// ceil(primary x weight / 100), at least 1.
+func proportional(primary, weight int32) int32 {
+	return int32(max((int64(primary)*int64(weight)+99)/100, 1))
 }

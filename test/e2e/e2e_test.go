@@ -113,14 +113,13 @@ func testContext(t *testing.T) context.Context {
 func assertOnlyVersion(t *testing.T, ctx context.Context, app *framework.App, version string) load.Counts {
 	t.Helper()
 	// The route is written just after the status that asks for it, and requests already in
-	// flight to a slow version finish after the switch: measure from a second after the route
-	// is back on the primary.
+	// flight to a slow version finish after the switch: measure once the data plane serves the
+	// route back on the primary, and the requests sent before have been answered.
 	require.Eventually(t, func() bool {
 		w := app.RouteWeights()
 		return len(w) > 0 && w[len(w)-1] == 0
 	}, 30*time.Second, 100*time.Millisecond, "the route sends all traffic to the primary")
-	_, err := app.Traffic(ctx, time.Second)
-	require.NoError(t, err)
+	require.NoError(t, app.Settle(ctx))
 	seen, err := app.Traffic(ctx, 3*time.Second)
 	require.NoError(t, err)
 	require.Greater(t, seen.Total, 2*rate, "the load kept running")

@@ -141,12 +141,7 @@ func waitSucceeded(t *testing.T, ctx context.Context, app *framework.App) *v1alp
 // any of these down makes the test wait, never count the wrong requests.
 func settle(t *testing.T, ctx context.Context, app *framework.App, groups ...users) {
 	t.Helper()
-	require.NoError(t, app.WaitRoutesLoaded(ctx, 30*time.Second))
-	select {
-	case <-ctx.Done():
-		t.Fatal(ctx.Err())
-	case <-time.After(time.Second):
-	}
+	require.NoError(t, app.Settle(ctx))
 	for _, g := range groups {
 		require.NoError(t, g.g.Barrier(ctx), "the requests %s sent before the change are answered", g.name)
 	}

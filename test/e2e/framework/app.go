@@ -276,6 +276,23 @@ func (a *App) Traffic(ctx context.Context, d time.Duration) (load.Counts, error)
 	return a.Load.Counts().Sub(before), nil
 }
 
+// Settle starts a measured period after a change the test just saw: it waits until the data plane
+// reports every route of the app loaded at its current generation (the status it writes once it
+// serves it), gives a second to what has no route status (a Service's selector, Ready pods), then
+// waits for every request the app's load sent before to be answered, so Counts read from then on
+// hold only requests sent once the change was served.
+func (a *App) Settle(ctx context.Context) error {
+	if err := a.WaitRoutesLoaded(ctx, 30*time.Second); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Second):
+	}
+	return a.Load.Barrier(ctx)
+}
+
 // ControllerLog is where the app's controller writes.
 func (a *App) ControllerLog() string {
 	return filepath.Join(a.env.Dir, "trafficctl-"+a.Namespace+".log")
