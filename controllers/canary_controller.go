@@ -169,7 +169,7 @@ func (r *CanaryReconciler) canariesBy(index string) handler.MapFunc {
 // +kubebuilder:rbac:groups=trafficctl.io,resources=canaries/status;canaries/finalizers,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get
+// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch;create;delete;update;patch
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;create;update;patch
@@ -223,7 +223,24 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	if err != nil {
 		return ctrl.Result{}, r.stall(ctx, cn, rollout.ReasonProviderUnavailable, err)
 	}
-	if err := r.ensurePrimary(ctx, cn, target); err != nil {
+	// The ConfigMaps and Secrets the target uses are part of its revision, and the primary's copies
+	// are made of them.
+	config, err := r.readConfig(ctx, target.Namespace, &target.Spec.Template.Spec)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if missing := missingOf(config); len(missing) > 0 {
+		// Not watched: looked at again every interval.
+		return ctrl.Result{RequeueAfter: cn.AnalysisInterval()}, r.recordHalt(ctx, cn, rollout.ReasonConfigNotFound, rollout.UpperFirst(missingConfig{missing}.Error())+".", false)
+	}
+	revision, err := revisionOf(target, config)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.ensurePrimary(ctx, cn, target, config, revision); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.tendConfigCopies(ctx, cn); err != nil {
 		return ctrl.Result{}, err
 	}
 	var invalidHPA *invalidAutoscalerError
@@ -245,7 +262,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 		return ctrl.Result{}, err
 	}
 
-	snap, err := r.snapshot(ctx, cn, target, rt)
+	snap, err := r.snapshot(ctx, cn, target, revision, rt)
 	if router.IsInvalidRoute(err) {
 		return ctrl.Result{}, r.stall(ctx, cn, rollout.ReasonInvalidRoute, errors.Unwrap(err))
 	}
@@ -285,7 +302,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	r.deliver(cn, &before.Status, target, plan, alerts, snap.Target.Revision)
 	recordMetrics(cn, &before.Status, &plan.Status)
 
-	if err := r.act(ctx, cn, target, rt, plan); err != nil {
+	if err := r.act(ctx, cn, target, config, rt, plan); err != nil {
 		if router.IsInvalidRoute(err) {
 			return ctrl.Result{}, r.stall(ctx, cn, rollout.ReasonInvalidRoute, err)
 		}
@@ -296,12 +313,12 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 }
 
 // act converges the cluster on the plan that status now records.
-func (r *CanaryReconciler) act(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, rt Router, plan rollout.Plan) error {
+func (r *CanaryReconciler) act(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, config []configItem, rt Router, plan rollout.Plan) error {
 	if err := rt.Apply(ctx, cn, plan.Routing); err != nil {
 		return fmt.Errorf("writing the routing: %w", err)
 	}
 	if plan.PromotePrimary {
-		if err := r.promotePrimary(ctx, cn, target, plan.Status.LastAppliedSpec); err != nil {
+		if err := r.promotePrimary(ctx, cn, target, config, plan.Status.LastAppliedSpec); err != nil {
 			return err
 		}
 	}

@@ -122,8 +122,8 @@ func (r *CanaryReconciler) recordHandBack(ctx context.Context, cn *v1alpha1.Cana
 }
 
 // orphan lets everything trafficctl made for cn outlive it, serving as it is: the Canary's owner
-// reference is taken off the primary Deployment and autoscaler, the Services and the route
-// objects.
+// reference is taken off the primary Deployment and autoscaler, the Services, the route objects
+// and the primary's config copies.
 func (r *CanaryReconciler) orphan(ctx context.Context, cn *v1alpha1.Canary, rt Router) error {
 	objs := []client.Object{
 		&appsv1.Deployment{}, &autoscalingv2.HorizontalPodAutoscaler{},
@@ -137,6 +137,11 @@ func (r *CanaryReconciler) orphan(ctx context.Context, cn *v1alpha1.Canary, rt R
 	if rt != nil {
 		objs = append(objs, rt.Objects(cn)...)
 	}
+	copies, err := r.configCopies(ctx, cn)
+	if err != nil {
+		return err
+	}
+	objs = append(objs, copies...)
 	for _, o := range objs {
 		if err := r.dropOwner(ctx, cn, o); err != nil {
 			return err

@@ -2,14 +2,9 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -30,15 +25,10 @@ func (r *CanaryReconciler) getTarget(ctx context.Context, cn *v1alpha1.Canary) (
 
 // snapshot reads the world the planner decides on: the target's revision and readiness, the
 // primary's, and the route's.
-func (r *CanaryReconciler) snapshot(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, rt Router) (rollout.Snapshot, error) {
+func (r *CanaryReconciler) snapshot(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, revision string, rt Router) (rollout.Snapshot, error) {
 	s := rollout.Snapshot{Canary: cn, Now: r.Clock.Now(), Request: rollout.PendingRequest(cn)}
-
-	rev, err := r.revision(ctx, target)
-	if err != nil {
-		return s, err
-	}
 	s.Target = workloadOf(target)
-	s.Target.Revision = rev
+	s.Target.Revision = revision
 
 	primary := &appsv1.Deployment{}
 	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.PrimaryDeploymentName()}, primary); {
@@ -50,6 +40,7 @@ func (r *CanaryReconciler) snapshot(ctx context.Context, cn *v1alpha1.Canary, ta
 		s.Primary.Revision = primary.Annotations[AnnotationRevision]
 	}
 
+	var err error
 	s.Route, err = rt.Observe(ctx, cn)
 	if err != nil {
 		return s, fmt.Errorf("reading %s %s/%s: %w", cn.RouteKind(), cn.Namespace, cn.RouteName(), err)
@@ -84,109 +75,4 @@ func workloadOf(d *appsv1.Deployment) rollout.Workload {
 		w.Ready = true
 	}
 	return w
-}
-
-// revision hashes what makes a revision: the pod template, and the data of every ConfigMap and
-// Secret it mounts or reads, so a changed ConfigMap starts a rollout like a new image does.
-func (r *CanaryReconciler) revision(ctx context.Context, d *appsv1.Deployment) (string, error) {
-	h := sha256.New()
-	tpl, err := json.Marshal(d.Spec.Template)
-	if err != nil {
-		return "", fmt.Errorf("hashing pod template: %w", err)
-	}
-	h.Write(tpl)
-	for _, ref := range configRefs(&d.Spec.Template.Spec) {
-		fmt.Fprintf(h, "\x00%s/%s=", ref.kind, ref.name)
-		data, err := r.configData(ctx, d.Namespace, ref)
-		if err != nil {
-			return "", err
-		}
-		h.Write(data)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
-}
-
-type configRef struct{ kind, name string }
-
-// configData is what of a ConfigMap or Secret makes a revision: its data, or a marker when it
-// does not exist (the pods will not start without it; creating it is a change).
-func (r *CanaryReconciler) configData(ctx context.Context, namespace string, ref configRef) ([]byte, error) {
-	key := client.ObjectKey{Namespace: namespace, Name: ref.name}
-	var obj client.Object
-	var data func() any
-	if ref.kind == "ConfigMap" {
-		cm := &corev1.ConfigMap{}
-		obj, data = cm, func() any { return []any{cm.Data, cm.BinaryData} }
-	} else {
-		sec := &corev1.Secret{}
-		obj, data = sec, func() any { return sec.Data }
-	}
-	switch err := r.APIReader.Get(ctx, key, obj); {
-	case apierrors.IsNotFound(err):
-		return []byte("<missing>"), nil
-	case err != nil:
-		return nil, fmt.Errorf("reading %s %s used by the target: %w", ref.kind, key, err)
-	}
-	return json.Marshal(data())
-}
-
-// configRefs lists, sorted and once each, the ConfigMaps and Secrets a pod spec uses.
-func configRefs(spec *corev1.PodSpec) []configRef {
-	seen := map[configRef]bool{}
-	add := func(kind, name string) {
-		if name != "" {
-			seen[configRef{kind, name}] = true
-		}
-	}
-	for _, v := range spec.Volumes {
-		if v.ConfigMap != nil {
-			add("ConfigMap", v.ConfigMap.Name)
-		}
-		if v.Secret != nil {
-			add("Secret", v.Secret.SecretName)
-		}
-		if v.Projected != nil {
-			for _, src := range v.Projected.Sources {
-				if src.ConfigMap != nil {
-					add("ConfigMap", src.ConfigMap.Name)
-				}
-				if src.Secret != nil {
-					add("Secret", src.Secret.Name)
-				}
-			}
-		}
-	}
-	containers := append(append([]corev1.Container(nil), spec.InitContainers...), spec.Containers...)
-	for _, c := range containers {
-		for _, ef := range c.EnvFrom {
-			if ef.ConfigMapRef != nil {
-				add("ConfigMap", ef.ConfigMapRef.Name)
-			}
-			if ef.SecretRef != nil {
-				add("Secret", ef.SecretRef.Name)
-			}
-		}
-		for _, e := range c.Env {
-			if e.ValueFrom == nil {
-				continue
-			}
-			if e.ValueFrom.ConfigMapKeyRef != nil {
-				add("ConfigMap", e.ValueFrom.ConfigMapKeyRef.Name)
-			}
-			if e.ValueFrom.SecretKeyRef != nil {
-				add("Secret", e.ValueFrom.SecretKeyRef.Name)
-			}
-		}
-	}
-	refs := make([]configRef, 0, len(seen))
-	for ref := range seen {
-		refs = append(refs, ref)
-	}
-	sort.Slice(refs, func(i, j int) bool {
-		if refs[i].kind != refs[j].kind {
-			return refs[i].kind < refs[j].kind
-		}
-		return refs[i].name < refs[j].name
-	})
-	return refs
 }

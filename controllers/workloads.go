@@ -41,13 +41,13 @@ func ownerRef(cn *v1alpha1.Canary) metav1.OwnerReference {
 
 // ensurePrimary creates <target>-primary from the target's current template when it does not
 // exist. After that its template changes only by promotion.
-func (r *CanaryReconciler) ensurePrimary(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment) error {
+func (r *CanaryReconciler) ensurePrimary(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, config []configItem, rev string) error {
 	key := client.ObjectKey{Namespace: cn.Namespace, Name: cn.PrimaryDeploymentName()}
 	err := r.Client.Get(ctx, key, &appsv1.Deployment{})
 	if !apierrors.IsNotFound(err) {
 		return err
 	}
-	rev, err := r.revision(ctx, target)
+	copies, err := r.ensureConfigCopies(ctx, cn, config)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func (r *CanaryReconciler) ensurePrimary(ctx context.Context, cn *v1alpha1.Canar
 		Spec: appsv1.DeploymentSpec{
 			Replicas:                &replicas,
 			Selector:                &metav1.LabelSelector{MatchLabels: rollout.PrimaryLabels(target.Spec.Selector.MatchLabels)},
-			Template:                rollout.PrimaryTemplate(target),
+			Template:                rollout.PrimaryTemplate(target, copies),
 			Strategy:                target.Spec.Strategy,
 			MinReadySeconds:         target.Spec.MinReadySeconds,
 			RevisionHistoryLimit:    target.Spec.RevisionHistoryLimit,
@@ -83,14 +83,19 @@ func (r *CanaryReconciler) ensurePrimary(ctx context.Context, cn *v1alpha1.Canar
 }
 
 // promotePrimary copies the target's template, the revision that passed analysis, onto the
-// primary.
-func (r *CanaryReconciler) promotePrimary(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, revision string) error {
+// primary, with the config it uses copied for the primary.
+func (r *CanaryReconciler) promotePrimary(ctx context.Context, cn *v1alpha1.Canary, target *appsv1.Deployment, config []configItem, revision string) error {
 	primary := &appsv1.Deployment{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.PrimaryDeploymentName()}, primary); err != nil {
 		return fmt.Errorf("reading primary deployment: %w", err)
 	}
+	// The canary's config as it was analysed becomes the primary's, in copies of its own.
+	copies, err := r.ensureConfigCopies(ctx, cn, config)
+	if err != nil {
+		return err
+	}
 	patch := client.MergeFromWithOptions(primary.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	primary.Spec.Template = rollout.PrimaryTemplate(target)
+	primary.Spec.Template = rollout.PrimaryTemplate(target, copies)
 	if primary.Annotations == nil {
 		primary.Annotations = map[string]string{}
 	}

@@ -45,6 +45,8 @@ const (
 	ReasonSuspended           = "Suspended"
 	ReasonHandingBack         = "HandingBack"
 	ReasonPrimaryScaled       = "PrimaryScaled"
+	ReasonConfigNotFound      = "ConfigNotFound"
+	ReasonConfigCopyMissing   = "ConfigCopyMissing"
 	ReasonReconcileError      = "ReconcileError"
 
 	// Webhook gates.

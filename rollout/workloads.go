@@ -19,9 +19,11 @@ func PrimaryLabels(selector map[string]string) map[string]string {
 	return out
 }
 
-// PrimaryTemplate is the target's pod template under the primary's labels.
-func PrimaryTemplate(target *appsv1.Deployment) corev1.PodTemplateSpec {
+// PrimaryTemplate is the target's pod template under the primary's labels, with its ConfigMaps and
+// Secrets renamed to the primary's copies (copies; nil keeps them all).
+func PrimaryTemplate(target *appsv1.Deployment, copies map[ConfigRef]string) corev1.PodTemplateSpec {
 	tpl := *target.Spec.Template.DeepCopy()
+	RenameConfigRefs(&tpl.Spec, copies)
 	tpl.Labels = maps.Clone(tpl.Labels)
 	if tpl.Labels == nil {
 		tpl.Labels = map[string]string{}

@@ -60,7 +60,7 @@ func (o *controllerOptions) run() error {
 	if err != nil {
 		return fmt.Errorf("no cluster to talk to: %w", err)
 	}
-	var cacheOpts cache.Options
+	cacheOpts := controllers.CacheOptions()
 	if o.watchNamespace != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{o.watchNamespace: {}}
 	}

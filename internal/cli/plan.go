@@ -423,7 +423,7 @@ func planPrimary(t planTarget) *appsv1.Deployment {
 	if sel := t.target.Spec.Selector; sel != nil {
 		p.Spec.Selector = &metav1.LabelSelector{MatchLabels: rollout.PrimaryLabels(sel.MatchLabels)}
 	}
-	p.Spec.Template = rollout.PrimaryTemplate(t.target)
+	p.Spec.Template = rollout.PrimaryTemplate(t.target, nil)
 	return p
 }
 
