@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
@@ -90,6 +91,9 @@ type CanaryReconciler struct {
 	// Jitter returns a random duration in [0, n), spreading the looks of many Canaries with the
 	// same interval; rand.Int64N when nil. Tests fix it.
 	Jitter func(n time.Duration) time.Duration
+
+	// gates makes the webhook calls off the reconcile workers.
+	gates *gateCalls
 }
 
 const (
@@ -133,6 +137,11 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	for _, t := range r.RouteTypes {
 		b = b.Watches(t, handler.EnqueueRequestsFromMapFunc(r.canariesBy(indexRouteName)))
 	}
+	if r.gates == nil {
+		r.gates = newGateCalls(r.Clock)
+	}
+	// The answers of webhooks called off the reconcile wake their Canary.
+	b = b.WatchesRawSource(source.Channel(r.gates.wake, &handler.EnqueueRequestForObject{}))
 	return b.Complete(r)
 }
 
@@ -272,7 +281,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	if rollout.ChecksDue(snap) {
 		snap.Checks = r.runChecks(ctx, snap)
 	}
-	snap, plan := r.planWithGates(ctx, snap, target)
+	snap, plan := r.planWithGates(snap, target)
 
 	before := cn.DeepCopy()
 	var alerts []alertTarget

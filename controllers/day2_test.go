@@ -2,6 +2,8 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -296,4 +298,55 @@ func TestProportionalCanary(t *testing.T) {
 	close(stop)
 	<-done
 	assert.Equal(t, []int32{0, 1, 2, 5, 0}, seen, "sized for the next share: 5% and 20% of 10 pods need 1 and 2, 50% needs 5")
+}
+
+// TestHangingWebhooksOfMoreCanariesThanWorkers: six Canaries whose gate webhooks hang, beside the
+// default four reconcile workers, cost another Canary's rollout nothing: the calls are made off
+// the workers. Its rollout is timed alone, then beside them; the times are logged.
+func TestHangingWebhooksOfMoreCanariesThanWorkers(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.setTraffic(healthy, healthy)
+	c.createTarget("podinfo:1.0")
+	stuck := newReceiver(t, http.StatusOK)
+	stuck.hangUp()
+	c.startController() // --concurrent-canaries at its default, 4
+	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics = nil }))
+	c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+
+	rollOut := func(image string) time.Duration {
+		started := time.Now()
+		c.setImage(image)
+		c.waitFor("the promotion of "+image, rolloutTimeout, func(cn *v1alpha1.Canary) bool {
+			return cn.Status.Phase == v1alpha1.PhaseSucceeded && cn.Status.History[0].Images[0] == "app="+image
+		})
+		return time.Since(started)
+	}
+	alone := rollOut("podinfo:2.0")
+
+	const hanging = 6
+	for i := range hanging {
+		name := fmt.Sprintf("hang-%d", i)
+		c.createNamedTarget(name, name+":1.0")
+		hook := webhook("approve", v1alpha1.WebhookConfirmRollout, stuck)
+		hook.Timeout, hook.Retries = "5m", nil
+		c.create(c.newCanary(withWebhooks(hook), func(cn *v1alpha1.Canary) {
+			cn.Name, cn.Spec.TargetRef.Name = name, name
+			cn.Spec.Service.Hostnames = []string{name + ".example.com"}
+		}))
+		c.waitForNamed(name, "initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+		c.setNamedImage(name, name+":2.0")
+	}
+	require.Eventually(t, func() bool { return stuck.holding() >= hanging }, 30*time.Second, 50*time.Millisecond, "every hanging Canary's webhook is held")
+
+	beside := rollOut("podinfo:3.0")
+	t.Logf("podinfo's rollout took %s alone and %s beside %d Canaries whose webhooks hang (%+.0f%%)",
+		alone.Round(time.Millisecond), beside.Round(time.Millisecond), hanging, 100*(beside.Seconds()/alone.Seconds()-1))
+	assert.Less(t, beside, time.Minute, "it finished long before the hanging webhooks' 5m timeout")
+	assert.GreaterOrEqual(t, stuck.holding(), hanging, "the hanging calls were still held meanwhile")
+	for i := range hanging {
+		cn := &v1alpha1.Canary{}
+		require.NoError(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: fmt.Sprintf("hang-%d", i)}, cn))
+		assert.NotEqual(t, v1alpha1.PhaseProgressing, cn.Status.Phase, "hang-%d still waits for its approval", i)
+	}
 }

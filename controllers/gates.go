@@ -27,16 +27,29 @@ type WebhookCaller interface {
 // defaultWebhookTimeout bounds a webhook attempt whose Canary sets no timeout.
 const defaultWebhookTimeout = 10 * time.Second
 
-// maxGateRounds bounds how often one reconcile plans again with newly called webhooks: the
+// maxGateRounds bounds how often one reconcile plans again with newly answered webhooks: the
 // rollback and rollout webhooks, then a confirm-* gate.
 const maxGateRounds = 4
 
-// planWithGates plans, calling the webhooks the planner asks for and planning again with their
-// answers, until it asks for nothing more.
-func (r *CanaryReconciler) planWithGates(ctx context.Context, snap rollout.Snapshot, target *appsv1.Deployment) (rollout.Snapshot, rollout.Plan) {
+// gateRecheck is how soon a Canary whose webhooks have not all answered is looked at again, should
+// the wake-up of their answers be lost.
+const gateRecheck = 30 * time.Second
+
+// planWithGates plans, and when the planner asks for the answers of webhooks, gives it those in
+// and starts the calls of the others, off the reconcile (gateCalls). It plans again with the
+// answers it has until it asks for nothing more. While some answers are still on their way, the
+// rollout stays exactly where it is (waitForAnswers): the answers belong to the moment the status
+// records, and wake the Canary when they are in.
+func (r *CanaryReconciler) planWithGates(snap rollout.Snapshot, target *appsv1.Deployment) (rollout.Snapshot, rollout.Plan) {
 	plan := rollout.ComputePlan(snap)
+	call := func(ctx context.Context, t v1alpha1.WebhookType) []v1alpha1.WebhookResult {
+		return r.callWebhooks(ctx, snap, target, []v1alpha1.WebhookType{t})[t]
+	}
 	for round := 0; len(plan.CallGates) > 0 && round < maxGateRounds; round++ {
-		answers := r.callWebhooks(ctx, snap, target, plan.CallGates)
+		answers, pending := r.gates.answers(snap, plan.CallGates, call)
+		if pending {
+			return snap, waitForAnswers(snap, plan.CallGates)
+		}
 		gates := make(map[v1alpha1.WebhookType][]v1alpha1.WebhookResult, len(snap.Gates)+len(answers))
 		for t, rs := range snap.Gates {
 			gates[t] = rs
@@ -48,6 +61,26 @@ func (r *CanaryReconciler) planWithGates(ctx context.Context, snap rollout.Snaps
 		plan = rollout.ComputePlan(snap)
 	}
 	return snap, plan
+}
+
+// waitForAnswers is the plan of a rollout whose webhooks have not all answered: nothing moves and
+// nothing is written but the Ready condition, which names them.
+func waitForAnswers(s rollout.Snapshot, types []v1alpha1.WebhookType) rollout.Plan {
+	cn := s.Canary
+	var names []string
+	for _, t := range types {
+		for _, h := range cn.WebhooksOf(t) {
+			names = append(names, fmt.Sprintf("%q (%s)", h.Name, t))
+		}
+	}
+	st := *cn.Status.DeepCopy()
+	return rollout.Plan{
+		Status:       st,
+		Routing:      rollout.RoutingFor(cn, &st),
+		Reason:       rollout.ReasonWaitingForApproval,
+		Message:      fmt.Sprintf("Waiting for the answer of webhook %s.", joinAnd(names)),
+		RequeueAfter: gateRecheck,
+	}
 }
 
 // callWebhooks calls every webhook of the given types at once, so that one slow webhook costs

@@ -129,6 +129,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	// Services are always served, and the Canary's own watches already cover them.
 	r.Routers[v1alpha1.ProviderKubernetes] = kubernetes.New(mgr.GetClient(), FieldManager)
+	r.gates = newGateCalls(clk)
+	if err := mgr.Add(r.gates); err != nil {
+		return fmt.Errorf("adding the webhook caller: %w", err)
+	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the canary controller: %w", err)
 	}
