@@ -55,6 +55,9 @@ func (r *CanaryReconciler) resolveAlerts(ctx context.Context, cn *v1alpha1.Canar
 }
 
 func (r *CanaryReconciler) resolveAlert(ctx context.Context, cn *v1alpha1.Canary, a v1alpha1.CanaryAlert) (alertTarget, error) {
+	if err := r.checkNamespace(cn, "AlertProvider", a.ProviderRef.Namespace, a.ProviderRef.Name, "providerRef"); err != nil {
+		return alertTarget{}, err
+	}
 	ns := cmp.Or(a.ProviderRef.Namespace, cn.Namespace)
 	name := ns + "/" + a.ProviderRef.Name
 	ap := &v1alpha1.AlertProvider{}
@@ -89,6 +92,10 @@ func (r *CanaryReconciler) resolveAlert(ctx context.Context, cn *v1alpha1.Canary
 			t.Proxy = strings.TrimSpace(string(v))
 		}
 	}
+	if err := r.URLPolicy.CheckURL(t.Address); err != nil {
+		return alertTarget{}, fmt.Errorf("AlertProvider %s has an address the controller does not call: %w", name, err)
+	}
+	t.Dial = r.URLPolicy.Dialer().DialContext
 	n, err := notify.New(t)
 	if err != nil {
 		return alertTarget{}, fmt.Errorf("AlertProvider %s: %w", name, err)

@@ -28,6 +28,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
+	"github.com/trafficctl/trafficctl/providers/netguard"
 	"github.com/trafficctl/trafficctl/providers/router"
 	"github.com/trafficctl/trafficctl/rollout"
 )
@@ -91,6 +92,13 @@ type CanaryReconciler struct {
 	// Jitter returns a random duration in [0, n), spreading the looks of many Canaries with the
 	// same interval; rand.Int64N when nil. Tests fix it.
 	Jitter func(n time.Duration) time.Duration
+
+	// URLPolicy is which addresses may be called on a Canary's behalf: its webhooks, its
+	// MetricTemplates' and AlertProviders' addresses.
+	URLPolicy netguard.Policy
+	// AllowCrossNamespaceRefs lets a Canary name a MetricTemplate or AlertProvider of another
+	// namespace.
+	AllowCrossNamespaceRefs bool
 
 	// gates makes the webhook calls off the reconcile workers.
 	gates *gateCalls
@@ -173,15 +181,21 @@ func (r *CanaryReconciler) canariesBy(index string) handler.MapFunc {
 	}
 }
 
-// +kubebuilder:rbac:groups=trafficctl.io,resources=canaries;metrictemplates;alertproviders,verbs=get;list;watch
-// +kubebuilder:rbac:groups=trafficctl.io,resources=canaries,verbs=update;patch
-// +kubebuilder:rbac:groups=trafficctl.io,resources=canaries/status;canaries/finalizers,verbs=get;update;patch
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch;create;delete;update;patch
-// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;create;update;patch
+// The least the code needs: it reads through the cache what it watches (list and watch), writes
+// by patch and server-side apply (create and patch), and deletes only the config copies it made.
+// AlertProviders are read one at a time, uncached.
+//
+// +kubebuilder:rbac:groups=trafficctl.io,resources=canaries;metrictemplates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=trafficctl.io,resources=alertproviders,verbs=get
+// +kubebuilder:rbac:groups=trafficctl.io,resources=canaries,verbs=patch
+// +kubebuilder:rbac:groups=trafficctl.io,resources=canaries/status,verbs=patch
+// +kubebuilder:rbac:groups=trafficctl.io,resources=canaries/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
 
@@ -231,6 +245,16 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	rt, err := r.router(cn)
 	if err != nil {
 		return ctrl.Result{}, r.stall(ctx, cn, rollout.ReasonProviderUnavailable, err)
+	}
+	var refused refusedReference
+	if err := r.checkReferences(ctx, cn); errors.As(err, &refused) {
+		// Stalled, and looked at again every interval: the fix may be to a MetricTemplate, which
+		// does not wake the Canary.
+		if err := r.recordHalt(ctx, cn, refused.reason, describeRefused(refused), true); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, refused.reason, "Reconcile", "%s", eventNote(describeRefused(refused)))
+		return ctrl.Result{RequeueAfter: cn.AnalysisInterval()}, nil
 	}
 	// The ConfigMaps and Secrets the target uses are part of its revision, and the primary's copies
 	// are made of them.

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -71,10 +72,10 @@ func (r *CanaryReconciler) sourceFor(ctx context.Context, s rollout.Snapshot, m 
 }
 
 func (r *CanaryReconciler) metricTemplate(ctx context.Context, cn *v1alpha1.Canary, m v1alpha1.CanaryMetric) (*v1alpha1.MetricTemplate, error) {
-	ns := m.TemplateRef.Namespace
-	if ns == "" {
-		ns = cn.Namespace
+	if err := r.checkNamespace(cn, "MetricTemplate", m.TemplateRef.Namespace, m.TemplateRef.Name, "templateRef"); err != nil {
+		return nil, err
 	}
+	ns := cmp.Or(m.TemplateRef.Namespace, cn.Namespace)
 	mt := &v1alpha1.MetricTemplate{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: m.TemplateRef.Name}, mt); err != nil {
 		return nil, fmt.Errorf("reading MetricTemplate %s/%s: %w", ns, m.TemplateRef.Name, err)

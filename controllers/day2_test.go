@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
@@ -19,6 +20,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/controllers"
 	"github.com/trafficctl/trafficctl/rollout"
 )
 
@@ -349,4 +351,71 @@ func TestHangingWebhooksOfMoreCanariesThanWorkers(t *testing.T) {
 		require.NoError(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: fmt.Sprintf("hang-%d", i)}, cn))
 		assert.NotEqual(t, v1alpha1.PhaseProgressing, cn.Status.Phase, "hang-%d still waits for its approval", i)
 	}
+}
+
+// TestTenancy: a Canary cannot name another namespace's MetricTemplate or AlertProvider unless the
+// controller allows it, nor have the controller call a link-local address.
+func TestTenancy(t *testing.T) {
+	t.Parallel()
+	other := env.Namespace(t)
+	require.NoError(t, k8s.Create(context.Background(), &v1alpha1.MetricTemplate{
+		ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: other},
+		Spec:       v1alpha1.MetricTemplateSpec{Provider: v1alpha1.MetricProvider{Type: v1alpha1.MetricProviderPrometheus}, Query: "vector(1)"},
+	}))
+	crossRef := func(cn *v1alpha1.Canary) {
+		cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{{Name: "shared", TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "shared", Namespace: other},
+			ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(0.5)}}}
+	}
+	stalledWith := func(c *cluster, reason string) *v1alpha1.Canary {
+		t.Helper()
+		return c.waitFor(reason, 30*time.Second, func(cn *v1alpha1.Canary) bool {
+			r := readyCondition(cn)
+			return r != nil && r.Reason == reason && meta.IsStatusConditionTrue(cn.Status.Conditions, rollout.ConditionStalled)
+		})
+	}
+
+	t.Run("cross-namespace MetricTemplate refused by default", func(t *testing.T) {
+		t.Parallel()
+		c := newCluster(t)
+		c.createTarget("podinfo:1.0")
+		c.startController()
+		c.create(c.newCanary(crossRef))
+		cn := stalledWith(c, rollout.ReasonCrossNamespaceRef)
+		assert.Contains(t, readyCondition(cn).Message, "spec.analysis.metrics[0].templateRef names MetricTemplate "+other+"/shared in another namespace")
+		assert.Contains(t, readyCondition(cn).Message, "--allow-cross-namespace-refs")
+		assert.True(t, c.notFound(&appsv1.Deployment{}, "podinfo-primary"), "nothing is made for it")
+	})
+	t.Run("allowed with the flag", func(t *testing.T) {
+		t.Parallel()
+		c := newCluster(t)
+		c.createTarget("podinfo:1.0")
+		c.startController(func(o *controllers.Options) { o.AllowCrossNamespaceRefs = true })
+		c.create(c.newCanary(crossRef))
+		c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+	})
+	t.Run("a webhook to a link-local address", func(t *testing.T) {
+		t.Parallel()
+		c := newCluster(t)
+		c.createTarget("podinfo:1.0")
+		c.startController()
+		c.create(c.newCanary(func(cn *v1alpha1.Canary) {
+			cn.Spec.Analysis.Webhooks = []v1alpha1.CanaryWebhook{{Name: "steal", Type: v1alpha1.WebhookConfirmRollout, URL: "http://169.254.169.254/latest/meta-data/iam/"}}
+		}))
+		cn := stalledWith(c, rollout.ReasonURLRefused)
+		assert.Contains(t, readyCondition(cn).Message, `Webhook "steal" (spec.analysis.webhooks[0].url) has an address the controller does not call: 169.254.169.254 is link-local`)
+	})
+	t.Run("an AlertProvider of another namespace", func(t *testing.T) {
+		t.Parallel()
+		c := newCluster(t)
+		c.createTarget("podinfo:1.0")
+		c.startController()
+		c.create(c.newCanary(func(cn *v1alpha1.Canary) {
+			cn.Spec.Analysis.Alerts = []v1alpha1.CanaryAlert{{Name: "ops", ProviderRef: v1alpha1.CrossNamespaceObjectReference{Name: "slack", Namespace: other}}}
+		}))
+		cn := c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+		alerts := meta.FindStatusCondition(cn.Status.Conditions, rollout.ConditionAlertsReady)
+		require.NotNil(t, alerts)
+		assert.Equal(t, metav1.ConditionFalse, alerts.Status)
+		assert.Contains(t, alerts.Message, "providerRef names AlertProvider "+other+"/slack in another namespace")
+	})
 }

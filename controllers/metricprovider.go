@@ -26,6 +26,11 @@ const (
 // token is used at once. Errors name the Secret and the key, never a value.
 func (r *CanaryReconciler) providerConfig(ctx context.Context, mt *v1alpha1.MetricTemplate) (prometheus.Config, error) {
 	p := mt.Spec.Provider
+	if p.Address != "" {
+		if err := r.URLPolicy.CheckURL(p.Address); err != nil {
+			return prometheus.Config{}, fmt.Errorf("MetricTemplate %s/%s has a provider address the controller does not call: %w", mt.Namespace, mt.Name, err)
+		}
+	}
 	cfg := prometheus.Config{Address: p.Address, InsecureSkipVerify: p.InsecureSkipVerify}
 	if p.Timeout != "" {
 		// CRD validation guarantees it parses.

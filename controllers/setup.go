@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/hooks"
 	"github.com/trafficctl/trafficctl/providers/metrics/prometheus"
+	"github.com/trafficctl/trafficctl/providers/netguard"
 	"github.com/trafficctl/trafficctl/providers/notify"
 	"github.com/trafficctl/trafficctl/providers/router/gatewayapi"
 	"github.com/trafficctl/trafficctl/providers/router/istio"
@@ -41,6 +43,12 @@ type Options struct {
 	// Delivery configures how alerts and event webhooks are delivered; zero fields take the
 	// Dispatcher's defaults.
 	Delivery notify.DispatcherOptions
+	// AllowCrossNamespaceRefs lets a Canary name a MetricTemplate or AlertProvider of another
+	// namespace (whose Secrets the controller then reads on its behalf); refused by default.
+	AllowCrossNamespaceRefs bool
+	// URLPolicy is which addresses the controller may call for a Canary, an AlertProvider or a
+	// MetricTemplate; nil is netguard.Default (link-local and metadata endpoints refused).
+	URLPolicy *netguard.Policy
 }
 
 // Setup wires the Canary reconciler with its router and metric providers into a manager.
@@ -73,10 +81,20 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := mgr.Add(dispatcher); err != nil {
 		return fmt.Errorf("adding the alert dispatcher: %w", err)
 	}
+	policy := netguard.Default()
+	if opts.URLPolicy != nil {
+		policy = *opts.URLPolicy
+	}
+	dial := policy.Dialer().DialContext
 	// Every check makes a Provider; they share their HTTP transports through one Factory.
-	queriers := prometheus.NewFactory()
+	queriers := prometheus.NewFactory(dial)
 	r := &CanaryReconciler{
-		Hooks:                   &hooks.Caller{},
+		URLPolicy:               policy,
+		AllowCrossNamespaceRefs: opts.AllowCrossNamespaceRefs,
+		Hooks: &hooks.Caller{Client: &http.Client{
+			Transport:     policy.Transport(),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}},
 		Deliveries:              dispatcher,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 		Client:                  mgr.GetClient(),

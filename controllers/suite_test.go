@@ -26,6 +26,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/controllers"
 	"github.com/trafficctl/trafficctl/internal/gen"
 	"github.com/trafficctl/trafficctl/internal/testenv"
 	"github.com/trafficctl/trafficctl/internal/testprom"
@@ -139,9 +140,9 @@ func (c *cluster) weightsSeen() []int32 { return c.weights.Weights() }
 
 // startController runs a controller manager that watches only this test's namespace, and
 // returns the function that stops it.
-func (c *cluster) startController() (stop func()) {
+func (c *cluster) startController(mods ...func(*controllers.Options)) (stop func()) {
 	c.t.Helper()
-	return testenv.StartController(c.t, env.Config, c.ns, prom.URL())
+	return testenv.StartController(c.t, env.Config, c.ns, prom.URL(), mods...)
 }
 
 // Pod names the exporter reports for the canary's and the primary's pods.

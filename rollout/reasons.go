@@ -47,6 +47,8 @@ const (
 	ReasonPrimaryScaled       = "PrimaryScaled"
 	ReasonConfigNotFound      = "ConfigNotFound"
 	ReasonConfigCopyMissing   = "ConfigCopyMissing"
+	ReasonCrossNamespaceRef   = "CrossNamespaceRef"
+	ReasonURLRefused          = "URLRefused"
 	ReasonReconcileError      = "ReconcileError"
 
 	// Webhook gates.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/trafficctl/trafficctl/controllers"
 	"github.com/trafficctl/trafficctl/internal/apis"
+	"github.com/trafficctl/trafficctl/providers/netguard"
 )
 
 type controllerOptions struct {
@@ -25,6 +26,8 @@ type controllerOptions struct {
 	queryTimeout      time.Duration
 	concurrency       int
 	watchNamespace    string
+	crossNamespace    bool
+	urlDeny, urlAllow []string
 	zap               zap.Options
 }
 
@@ -46,7 +49,10 @@ func newControllerCommand() *cobra.Command {
 	f.StringVar(&o.prometheusAddress, "prometheus-address", "http://prometheus:9090", "Prometheus that answers built-in metrics and templates without an address of their own")
 	f.StringVar(&o.watchNamespace, "watch-namespace", "", "act only on Canaries in this namespace; all namespaces when empty")
 	f.DurationVar(&o.queryTimeout, "query-timeout", 10*time.Second, "time limit of one metric query")
-	f.IntVar(&o.concurrency, "concurrent-canaries", 4, "how many Canaries are reconciled at once, so that one waiting on a slow webhook does not hold the others")
+	f.IntVar(&o.concurrency, "concurrent-canaries", 4, "how many Canaries are reconciled at once")
+	f.BoolVar(&o.crossNamespace, "allow-cross-namespace-refs", false, "let a Canary name a MetricTemplate or AlertProvider of another namespace, whose Secrets the controller then reads on its behalf")
+	f.StringSliceVar(&o.urlDeny, "url-deny-cidrs", netguard.DefaultDeny, "addresses the controller never calls for a webhook, an AlertProvider or a MetricTemplate (link-local and cloud metadata endpoints by default)")
+	f.StringSliceVar(&o.urlAllow, "url-allow-cidrs", nil, "when set, the only addresses the controller calls for a webhook, an AlertProvider or a MetricTemplate")
 	goflags := flag.NewFlagSet("controller", flag.ContinueOnError)
 	o.zap.BindFlags(goflags)
 	f.AddGoFlagSet(goflags)
@@ -76,7 +82,15 @@ func (o *controllerOptions) run() error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{PrometheusAddress: o.prometheusAddress, QueryTimeout: o.queryTimeout, MaxConcurrentReconciles: o.concurrency}); err != nil {
+	policy, err := netguard.Parse(o.urlDeny, o.urlAllow)
+	if err != nil {
+		return fmt.Errorf("--url-deny-cidrs or --url-allow-cidrs: %w", err)
+	}
+	policy.DenyHosts = netguard.DefaultDenyHosts
+	if err := controllers.Setup(mgr, controllers.Options{
+		PrometheusAddress: o.prometheusAddress, QueryTimeout: o.queryTimeout, MaxConcurrentReconciles: o.concurrency,
+		AllowCrossNamespaceRefs: o.crossNamespace, URLPolicy: &policy,
+	}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

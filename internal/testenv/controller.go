@@ -18,9 +18,10 @@ import (
 )
 
 // StartController runs a controller manager wired as the binary wires it, watching only
-// namespace and asking the Prometheus at prometheusURL, and returns the function that stops it
-// (also run when the test ends). Tests run one each, side by side in one process.
-func StartController(t testing.TB, cfg *rest.Config, namespace, prometheusURL string) (stop func()) {
+// namespace and asking the Prometheus at prometheusURL, with options changed by mods, and returns
+// the function that stops it (also run when the test ends). Tests run one each, side by side in
+// one process.
+func StartController(t testing.TB, cfg *rest.Config, namespace, prometheusURL string, mods ...func(*controllers.Options)) (stop func()) {
 	t.Helper()
 	cacheOpts := controllers.CacheOptions()
 	cacheOpts.DefaultNamespaces = map[string]cache.Config{namespace: {}}
@@ -34,7 +35,11 @@ func StartController(t testing.TB, cfg *rest.Config, namespace, prometheusURL st
 	if err != nil {
 		t.Fatalf("creating a controller manager: %v", err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{PrometheusAddress: prometheusURL, QueryTimeout: 2 * time.Second}); err != nil {
+	opts := controllers.Options{PrometheusAddress: prometheusURL, QueryTimeout: 2 * time.Second}
+	for _, m := range mods {
+		m(&opts)
+	}
+	if err := controllers.Setup(mgr, opts); err != nil {
 		t.Fatalf("setting up the controllers: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

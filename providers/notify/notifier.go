@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -54,6 +55,9 @@ type Target struct {
 	// Client sends the requests, for tests or a shared transport; nil uses a client built for
 	// the Target, which honours Proxy and does not follow redirects.
 	Client *http.Client
+	// Dial, when set, connects the client built for the Target (to its address, or its proxy):
+	// the controller's URL policy refuses addresses there.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// Timeout bounds one delivery attempt; zero means 10s.
 	Timeout time.Duration
 }
@@ -165,6 +169,9 @@ func clientFor(t Target) (*http.Client, error) {
 		return nil, errors.New("the default http transport is not an *http.Transport")
 	}
 	tr := base.Clone()
+	if t.Dial != nil {
+		tr.DialContext = t.Dial
+	}
 	if t.Proxy != "" {
 		u, err := url.Parse(t.Proxy)
 		if err != nil || u.Host == "" || !isProxyScheme(u.Scheme) {

@@ -18,7 +18,7 @@ import (
 // TestFactorySharesTransportsWithABound: Providers with the same TLS settings share a transport,
 // and rotating CAs never grows the cache past its bound.
 func TestFactorySharesTransportsWithABound(t *testing.T) {
-	f := NewFactory()
+	f := NewFactory(nil)
 	ca := func() []byte { return selfSignedCA(t) }
 	first := ca()
 	cfg := Config{Address: "https://127.0.0.1:1", Timeout: time.Second, CA: first}

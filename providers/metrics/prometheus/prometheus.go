@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -59,7 +60,7 @@ type Provider struct {
 
 // New returns a Provider for the server cfg describes, with an HTTP transport of its own; a
 // caller that makes one for every check shares transports through a Factory instead.
-func New(cfg Config) (*Provider, error) { return newProvider(cfg, newTransport) }
+func New(cfg Config) (*Provider, error) { return newProvider(cfg, newTransport, false) }
 
 // Factory makes Providers that share their HTTP transports by TLS settings. A controller makes a
 // Provider for every check, so sharing keeps connections to a Prometheus alive from one check to
@@ -68,15 +69,18 @@ func New(cfg Config) (*Provider, error) { return newProvider(cfg, newTransport) 
 // dropped and its idle connections closed.
 type Factory struct {
 	transports *lru.Cache // transportKey -> *http.Transport
+	// dial connects the transports; nil is net/http's default.
+	dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // maxTransports bounds a Factory's cache: a few Prometheus servers with their own CAs each, with
 // room for rotations.
 const maxTransports = 32
 
-// NewFactory returns a Factory with an empty transport cache.
-func NewFactory() *Factory {
-	return &Factory{transports: lru.NewWithEvictionFunc(maxTransports, func(_ lru.Key, v any) {
+// NewFactory returns a Factory with an empty transport cache, whose transports connect through
+// dial (a net.Dialer's DialContext that refuses addresses, say); nil dials as net/http does.
+func NewFactory(dial func(ctx context.Context, network, address string) (net.Conn, error)) *Factory {
+	return &Factory{dial: dial, transports: lru.NewWithEvictionFunc(maxTransports, func(_ lru.Key, v any) {
 		v.(*http.Transport).CloseIdleConnections()
 	})}
 }
@@ -92,16 +96,19 @@ func (f *Factory) New(cfg Config) (*Provider, error) {
 		if err != nil {
 			return nil, err
 		}
+		if f.dial != nil {
+			t.DialContext = f.dial
+		}
 		f.transports.Add(key, t)
 		return t, nil
-	})
+	}, f.dial != nil)
 }
 
 // newProvider returns a Provider for the server cfg describes, so that a slow server cannot stall
 // a reconcile: every query is bounded by cfg.Timeout. No error it returns shows a credential, not
 // even one mistakenly written into cfg.Address. transport makes (or finds) the HTTP transport for
-// a TLS setting.
-func newProvider(cfg Config, transport func(ca []byte, insecure bool) (*http.Transport, error)) (*Provider, error) {
+// a TLS setting; it is asked for one even without TLS settings when always is set.
+func newProvider(cfg Config, transport func(ca []byte, insecure bool) (*http.Transport, error), always bool) (*Provider, error) {
 	address := cfg.Address
 	u, err := url.Parse(address)
 	if err != nil {
@@ -130,7 +137,7 @@ func newProvider(cfg Config, transport func(ca []byte, insecure bool) (*http.Tra
 	}
 	next := promapi.DefaultRoundTripper
 	var tlsTransport *http.Transport
-	if len(cfg.CA) > 0 || cfg.InsecureSkipVerify {
+	if always || len(cfg.CA) > 0 || cfg.InsecureSkipVerify {
 		t, err := transport(cfg.CA, cfg.InsecureSkipVerify)
 		if err != nil {
 			return nil, err
