@@ -6,3 +6,9 @@ import "embed"
 //
 //go:embed crd/*.yaml
 var CRDs embed.FS
+
+// ArgoCDHealth is the Argo CD health check of a Canary (argocd/health.lua), in the Lua Argo CD
+// runs resource customizations in.
+//
+//go:embed argocd/health.lua
+var ArgoCDHealth string

@@ -37,6 +37,13 @@ func (r *CanaryReconciler) finalize(ctx context.Context, cn *v1alpha1.Canary) (c
 		return ctrl.Result{}, err
 	default:
 		snap.Target, snap.TargetGoing = workloadOf(target), !target.DeletionTimestamp.IsZero()
+		config, err := r.readConfig(ctx, target.Namespace, &target.Spec.Template.Spec)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if snap.Target.Revision, err = revisionOf(target, config); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	primary := &appsv1.Deployment{}
 	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.PrimaryDeploymentName()}, primary); {

@@ -86,6 +86,11 @@ func PlanHandBack(s HandBackSnapshot) HandBackPlan {
 		return p
 	}
 
+	if h := st.History; len(h) > 0 && h[0].Result == v1alpha1.PhaseFailed && h[0].Revision == s.Target.Revision && s.Target.Revision != st.LastPromotedSpec {
+		// Handing the app back to the revision that was rolled back would serve what failed.
+		return wait(ReasonHandBackRefused, fmt.Sprintf("The Canary is being deleted, but Deployment %s still runs revision %s, which was rolled back; handing the app back to it would serve what failed, so the primary keeps serving. Roll Deployment %s back to the promoted revision %s (kubectl rollout undo, or revert it in Git), or set spec.deletionPolicy to Orphan to keep the primary.",
+			target, s.Target.Revision, target, st.LastPromotedSpec), pollInterval)
+	}
 	want := int32(1)
 	switch {
 	case s.Primary.Found && s.Primary.Replicas > 0:

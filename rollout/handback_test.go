@@ -80,6 +80,20 @@ func TestPlanHandBack(t *testing.T) {
 			},
 		},
 		{
+			name: "the revision that was rolled back is not handed the app",
+			snap: HandBackSnapshot{Canary: deleted(func(c *v1alpha1.Canary) {
+				c.Status.LastAppliedSpec, c.Status.LastPromotedSpec = "rev2", "rev1"
+				c.Status.History = []v1alpha1.RolloutRecord{{Revision: "rev2", Result: v1alpha1.PhaseFailed}}
+			}, terminating(0, nil)), Target: Workload{Found: true, Ready: true, Replicas: 3, Revision: "rev2"}, Primary: readyPrimary, Now: t0.Add(5 * time.Second)},
+			check: func(t *testing.T, p HandBackPlan) {
+				assert.False(t, p.HandBack, "the primary keeps serving")
+				assert.Nil(t, p.ScaleTarget)
+				assert.False(t, p.Done)
+				assert.Equal(t, ReasonHandBackRefused, p.Reason)
+				assert.Contains(t, p.Message, "Roll Deployment podinfo back to the promoted revision rev1")
+			},
+		},
+		{
 			name: "an available target gets the traffic",
 			snap: HandBackSnapshot{Canary: deleted(terminating(0, nil)), Target: up, Primary: readyPrimary, Now: t0.Add(5 * time.Second)},
 			check: func(t *testing.T, p HandBackPlan) {

@@ -44,6 +44,7 @@ const (
 	ReasonInvalidAutoscaler   = "InvalidAutoscaler"
 	ReasonSuspended           = "Suspended"
 	ReasonHandingBack         = "HandingBack"
+	ReasonHandBackRefused     = "HandBackRefused"
 	ReasonPrimaryScaled       = "PrimaryScaled"
 	ReasonConfigNotFound      = "ConfigNotFound"
 	ReasonConfigCopyMissing   = "ConfigCopyMissing"

@@ -114,6 +114,9 @@ type Options struct {
 	// BasicAuth, when not empty, maps user names to the passwords the server accepts as basic
 	// auth; it answers 401 to every request without one of them, /-/ready included.
 	BasicAuth map[string]string
+	// Port, when set, is the loopback port it listens on, so that a test can stop it and start
+	// it again where its clients look for it; a free one otherwise.
+	Port int
 }
 
 // StartWith runs Prometheus with the given options; the caller must call Stop.
@@ -155,11 +158,11 @@ func startConfig(dir string, ownsDir bool, o Options) (*Prometheus, error) {
 	// The free port is only reserved until it is closed; if another process takes it before
 	// Prometheus binds, try again with another one.
 	for attempt := 1; ; attempt++ {
-		p, err := launch(binary, configPath, web, dir, ownsDir, attempt)
+		p, err := launch(binary, configPath, web, dir, ownsDir, attempt, o.Port)
 		if err == nil {
 			return p, nil
 		}
-		if attempt < startAttempts && errors.Is(err, errAddressInUse) {
+		if attempt < startAttempts && errors.Is(err, errAddressInUse) && o.Port == 0 {
 			continue
 		}
 		return nil, err
@@ -168,10 +171,12 @@ func startConfig(dir string, ownsDir bool, o Options) (*Prometheus, error) {
 
 var errAddressInUse = errors.New("listen address already in use")
 
-func launch(binary, configPath string, web *webSettings, dir string, ownsDir bool, attempt int) (*Prometheus, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+func launch(binary, configPath string, web *webSettings, dir string, ownsDir bool, attempt, port int) (*Prometheus, error) {
+	if port == 0 {
+		var err error
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	logPath := filepath.Join(dir, fmt.Sprintf("prometheus-%d.log", attempt))
 	logFile, err := os.Create(logPath)

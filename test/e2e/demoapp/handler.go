@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -78,6 +79,14 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		code, body = http.StatusInternalServerError, "error from version "+a.c.version
 	}
 	w.Header().Set("X-Version", a.c.version)
+	if a.c.greeting != "" {
+		w.Header().Set("X-Greeting", a.c.greeting)
+	}
+	if a.c.configFile != "" {
+		if data, err := os.ReadFile(a.c.configFile); err == nil {
+			w.Header().Set("X-Config-File", strings.TrimSpace(string(data)))
+		}
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
 	fmt.Fprint(w, body)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -27,6 +28,11 @@ type config struct {
 	crash        bool
 	podName      string
 	podNamespace string
+	// greeting is GREETING, a value a test gives through a ConfigMap (envFrom), read at start.
+	greeting string
+	// configFile is MOUNT_ROOT joined with CONFIG_FILE: a mounted ConfigMap key, read at every
+	// request, so its changes show as a kubelet propagates them.
+	configFile string
 }
 
 // loadConfig reads the configuration through getenv; an empty variable takes its default.
@@ -36,6 +42,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		version:      getenv("VERSION"),
 		podName:      getenv("POD_NAME"),
 		podNamespace: getenv("POD_NAMESPACE"),
+		greeting:     getenv("GREETING"),
+	}
+	if f := getenv("CONFIG_FILE"); f != "" {
+		c.configFile = filepath.Join(getenv("MOUNT_ROOT"), f)
 	}
 	if c.listenAddr == "" {
 		return c, errors.New("LISTEN_ADDR is required, as host:port")

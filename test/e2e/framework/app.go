@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -55,6 +56,10 @@ type AppOptions struct {
 	// the user owns. Each is updated with what the apiserver stored, so a test can later compare
 	// the object with what it was before trafficctl saw it.
 	Objects []client.Object
+	// Deployment adjusts the Deployment before it is created, such as the config it reads.
+	Deployment func(*appsv1.Deployment)
+	// PrometheusURL is the Prometheus the controller asks; the environment's when empty.
+	PrometheusURL string
 }
 
 // Host is the host name an app in namespace is called by.
@@ -122,6 +127,9 @@ func (e *Env) NewApp(ctx context.Context, o AppOptions) (*App, error) {
 			},
 		},
 	}
+	if o.Deployment != nil {
+		o.Deployment(deploy)
+	}
 	if err := a.c.Create(ctx, deploy); err != nil {
 		return nil, err
 	}
@@ -153,7 +161,7 @@ func (e *Env) NewApp(ctx context.Context, o AppOptions) (*App, error) {
 		return nil, err
 	}
 	a.Controller, err = StartController(ctx, ControllerOptions{
-		Binary: e.Trafficctl, Kubeconfig: e.Cluster.Kubeconfig, Prometheus: e.Prometheus.URL(),
+		Binary: e.Trafficctl, Kubeconfig: e.Cluster.Kubeconfig, Prometheus: cmp.Or(o.PrometheusURL, e.Prometheus.URL()),
 		WatchNamespace: o.Namespace, LogDir: e.Dir, LogName: "trafficctl-" + o.Namespace + ".log",
 	})
 	if err != nil {

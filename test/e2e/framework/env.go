@@ -26,6 +26,8 @@ type Env struct {
 	Prometheus *testprom.Prometheus
 	// Trafficctl is the built controller binary.
 	Trafficctl string
+	// fileSD is the file the node agent lists the pods in, for Prometheus.
+	fileSD string
 }
 
 // StartEnv builds the binaries and starts everything; dir keeps logs and configuration.
@@ -61,9 +63,8 @@ func StartEnv(ctx context.Context, dir string) (_ *Env, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("starting the data plane: %w", err)
 	}
-	if e.Prometheus, err = testprom.StartWith(testprom.Options{
-		Targets: []string{e.DataPlane.MetricsAddr()}, FileSD: fileSD, Dir: filepath.Join(dir, "prometheus"),
-	}); err != nil {
+	e.fileSD = fileSD
+	if e.Prometheus, err = testprom.StartWith(e.PrometheusOptions(filepath.Join(dir, "prometheus"))); err != nil {
 		return nil, fmt.Errorf("starting prometheus: %w", err)
 	}
 	return e, nil
@@ -74,6 +75,12 @@ const (
 	GatewayName      = "public-gw"
 	GatewayNamespace = "infra"
 )
+
+// PrometheusOptions are those of a Prometheus that scrapes what the environment's does (the data
+// plane and every pod), keeping its data in dir: a scenario that stops and starts its own.
+func (e *Env) PrometheusOptions(dir string) testprom.Options {
+	return testprom.Options{Targets: []string{e.DataPlane.MetricsAddr()}, FileSD: e.fileSD, Dir: dir}
+}
 
 // Stop stops everything, the processes first, and waits for them.
 func (e *Env) Stop() {

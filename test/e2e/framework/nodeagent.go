@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,7 +38,9 @@ import (
 // It also keeps a file_sd file of the running pods for Prometheus, labelled with namespace and
 // pod like a kubernetes-pods scrape.
 type NodeAgent struct {
-	c       client.Client
+	c client.Client
+	// reader reads ConfigMaps and Secrets straight from the apiserver, as a kubelet does.
+	reader  client.Reader
 	binary  string
 	logDir  string
 	fileSD  string
@@ -77,7 +80,7 @@ func StartNodeAgent(ctx context.Context, cl *Cluster, binary, logDir, fileSD str
 	if err != nil {
 		return nil, err
 	}
-	a.c = mgr.GetClient()
+	a.c, a.reader = mgr.GetClient(), mgr.GetAPIReader()
 	if err := ctrl.NewControllerManagedBy(mgr).Named("node-agent").For(&corev1.Pod{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).Complete(a); err != nil {
 		return nil, err
@@ -170,6 +173,121 @@ func (a *NodeAgent) startPod(ctx context.Context, pod *corev1.Pod) error {
 	return a.writeFileSD()
 }
 
+// volumeSync is how often mounted ConfigMaps and Secrets are written again from their data.
+const volumeSync = 2 * time.Second
+
+// configEnv is the container's environment from its env (values, ConfigMap and Secret keys) and
+// envFrom (whole ConfigMaps and Secrets), read when the container starts, as a kubelet does.
+func (a *NodeAgent) configEnv(ctx context.Context, namespace string, c corev1.Container) ([]string, error) {
+	var env []string
+	for _, ef := range c.EnvFrom {
+		data, err := a.configData(ctx, namespace, ef.ConfigMapRef != nil, refName(ef.ConfigMapRef, ef.SecretRef))
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range data {
+			env = append(env, ef.Prefix+k+"="+v)
+		}
+	}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env = append(env, e.Name+"="+e.Value)
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			data, err := a.configData(ctx, namespace, true, e.ValueFrom.ConfigMapKeyRef.Name)
+			if err != nil {
+				return nil, err
+			}
+			env = append(env, e.Name+"="+data[e.ValueFrom.ConfigMapKeyRef.Key])
+		case e.ValueFrom.SecretKeyRef != nil:
+			data, err := a.configData(ctx, namespace, false, e.ValueFrom.SecretKeyRef.Name)
+			if err != nil {
+				return nil, err
+			}
+			env = append(env, e.Name+"="+data[e.ValueFrom.SecretKeyRef.Key])
+		}
+	}
+	return env, nil
+}
+
+func refName(cm *corev1.ConfigMapEnvSource, sec *corev1.SecretEnvSource) string {
+	if cm != nil {
+		return cm.Name
+	}
+	return sec.Name
+}
+
+// configData is the data of a ConfigMap or a Secret.
+func (a *NodeAgent) configData(ctx context.Context, namespace string, configMap bool, name string) (map[string]string, error) {
+	key := client.ObjectKey{Namespace: namespace, Name: name}
+	if configMap {
+		cm := &corev1.ConfigMap{}
+		if err := a.reader.Get(ctx, key, cm); err != nil {
+			return nil, fmt.Errorf("ConfigMap %s: %w", key, err)
+		}
+		return cm.Data, nil
+	}
+	sec := &corev1.Secret{}
+	if err := a.reader.Get(ctx, key, sec); err != nil {
+		return nil, fmt.Errorf("Secret %s: %w", key, err)
+	}
+	out := make(map[string]string, len(sec.Data))
+	for k, v := range sec.Data {
+		out[k] = string(v)
+	}
+	return out, nil
+}
+
+// syncVolumes writes the pod's ConfigMap and Secret volumes under root, each at its mount path,
+// one file per key.
+func (a *NodeAgent) syncVolumes(ctx context.Context, pod *corev1.Pod, root string) error {
+	volumes := map[string]corev1.Volume{}
+	for _, v := range pod.Spec.Volumes {
+		volumes[v.Name] = v
+	}
+	for _, m := range pod.Spec.Containers[0].VolumeMounts {
+		v, ok := volumes[m.Name]
+		if !ok || (v.ConfigMap == nil && v.Secret == nil) {
+			continue
+		}
+		var data map[string]string
+		var err error
+		if v.ConfigMap != nil {
+			data, err = a.configData(ctx, pod.Namespace, true, v.ConfigMap.Name)
+		} else {
+			data, err = a.configData(ctx, pod.Namespace, false, v.Secret.SecretName)
+		}
+		if err != nil {
+			return err
+		}
+		dir := filepath.Join(root, m.MountPath)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		for k, val := range data {
+			tmp := filepath.Join(dir, "."+k+".tmp")
+			if err := os.WriteFile(tmp, []byte(val), 0o644); err != nil {
+				return err
+			}
+			if err := os.Rename(tmp, filepath.Join(dir, k)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// failConfig reports a container that cannot start for its config, as a kubelet does.
+func (a *NodeAgent) failConfig(run *podRun, err error) {
+	_ = a.updateStatus(context.Background(), run, func(st *corev1.PodStatus) {
+		setPodCondition(st, corev1.ContainersReady, false)
+		setPodCondition(st, corev1.PodReady, false)
+		if len(st.ContainerStatuses) > 0 {
+			st.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: err.Error()}}
+		}
+	})
+}
+
 // run keeps the pod's process running, restarting it with backoff like a crash loop, and
 // reports readiness from the pod's probe.
 func (a *NodeAgent) run(ctx context.Context, run *podRun, pod *corev1.Pod) {
@@ -180,11 +298,29 @@ func (a *NodeAgent) run(ctx context.Context, run *podRun, pod *corev1.Pod) {
 		"POD_NAME=" + pod.Name, "POD_NAMESPACE=" + pod.Namespace,
 		"VERSION=" + imageTag(container.Image),
 	}
-	for _, e := range container.Env {
-		if e.ValueFrom == nil {
-			env = append(env, e.Name+"="+e.Value)
-		}
+	configEnv, err := a.configEnv(ctx, pod.Namespace, container)
+	if err != nil {
+		a.failConfig(run, err)
+		return
 	}
+	env = append(env, configEnv...)
+	mounts := filepath.Join(a.logDir, "volumes", pod.Namespace+"_"+pod.Name)
+	if err := a.syncVolumes(ctx, pod, mounts); err != nil {
+		a.failConfig(run, err)
+		return
+	}
+	env = append(env, "MOUNT_ROOT="+mounts)
+	// As a kubelet does, mounted ConfigMaps and Secrets follow their data while the pod runs.
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(volumeSync):
+			}
+			_ = a.syncVolumes(ctx, pod, mounts)
+		}
+	}()
 	backoff := time.Second
 	restarts := int32(0)
 	for {

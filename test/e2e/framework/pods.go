@@ -47,9 +47,9 @@ func (p PodRequests) Sub(earlier PodRequests) PodRequests {
 	return d
 }
 
-// PodRequests reads the request counters of every running pod of a Deployment of the app, such
-// as the canary's pods (Deployment podinfo) or the primary's (podinfo-primary).
-func (a *App) PodRequests(ctx context.Context, deployment string) (PodRequests, error) {
+// servingPods are the pods of a Deployment of the app that serve: running, Ready, not being
+// deleted, with their address.
+func (a *App) servingPods(ctx context.Context, deployment string) ([]corev1.Pod, error) {
 	d, err := a.Deployment(ctx, deployment)
 	if err != nil {
 		return nil, err
@@ -62,19 +62,60 @@ func (a *App) PodRequests(ctx context.Context, deployment string) (PodRequests, 
 	if err := a.c.List(ctx, pods, client.InNamespace(a.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
 		return nil, err
 	}
+	var out []corev1.Pod
+	for _, pod := range pods.Items {
+		// A pod being deleted still reads Ready until the node agent, which has already stopped
+		// its process, finishes the deletion.
+		if pod.DeletionTimestamp == nil && pod.Status.PodIP != "" && pod.Status.Phase == corev1.PodRunning && podReady(&pod) {
+			out = append(out, pod)
+		}
+	}
+	return out, nil
+}
+
+// podURL is the address of a pod's application.
+func podURL(pod *corev1.Pod) string {
+	port := int32(9898)
+	if ports := pod.Spec.Containers[0].Ports; len(ports) > 0 {
+		port = ports[0].ContainerPort
+	}
+	return "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(port)))
+}
+
+// PodHeaders asks every serving pod of a Deployment of the app directly, and returns the value of
+// header each answered with, by pod name: what config each pod runs, say.
+func (a *App) PodHeaders(ctx context.Context, deployment, header string) (map[string]string, error) {
+	pods, err := a.servingPods(ctx, deployment)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for i := range pods {
+		req, err := newGet(ctx, podURL(&pods[i])+"/")
+		if err != nil {
+			return nil, err
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("asking pod %s: %w", pods[i].Name, err)
+		}
+		_ = resp.Body.Close()
+		out[pods[i].Name] = resp.Header.Get(header)
+	}
+	return out, nil
+}
+
+// PodRequests reads the request counters of every running pod of a Deployment of the app, such
+// as the canary's pods (Deployment podinfo) or the primary's (podinfo-primary).
+func (a *App) PodRequests(ctx context.Context, deployment string) (PodRequests, error) {
+	pods, err := a.servingPods(ctx, deployment)
+	if err != nil {
+		return nil, err
+	}
 	out := PodRequests{}
-	for i := range pods.Items {
-		pod := &pods.Items[i]
-		if pod.DeletionTimestamp != nil || pod.Status.PodIP == "" || pod.Status.Phase != corev1.PodRunning || !podReady(pod) {
-			// Not serving: the data plane sends it nothing. A pod being deleted still reads Ready
-			// until the node agent, which has already stopped its process, finishes the deletion.
-			continue
-		}
-		port := int32(9898)
-		if ports := pod.Spec.Containers[0].Ports; len(ports) > 0 {
-			port = ports[0].ContainerPort
-		}
-		r, err := scrapeRequests(ctx, "http://"+net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(port)))+"/metrics")
+	for i := range pods {
+		pod := &pods[i]
+		r, err := scrapeRequests(ctx, podURL(pod)+"/metrics")
 		if err != nil {
 			return nil, fmt.Errorf("reading the metrics of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
