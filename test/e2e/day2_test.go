@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -258,7 +259,8 @@ func TestConfigReachesThePrimaryOnlyByPromotion(t *testing.T) {
 		Deployment: func(d *appsv1.Deployment) {
 			spec := &d.Spec.Template.Spec
 			spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "podinfo-env"}}}}
-			spec.Containers[0].Env = append(spec.Containers[0].Env, corev1.EnvVar{Name: "CONFIG_FILE", Value: "/etc/podinfo/greeting"})
+			// ERROR_RATE comes from the ConfigMap: an env value of the same name would win over it.
+			spec.Containers[0].Env = []corev1.EnvVar{{Name: "CONFIG_FILE", Value: "/etc/podinfo/greeting"}}
 			spec.Volumes = []corev1.Volume{{Name: "files", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "podinfo-files"}}}}}
 			spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "files", MountPath: "/etc/podinfo"}}
 		},
@@ -305,7 +307,9 @@ func TestPrometheusOutageHoldsTheRollout(t *testing.T) {
 		t.Helper()
 		port, err := framework.FreePort()
 		require.NoError(t, err)
-		opts := env.PrometheusOptions(filepath.Join(env.Dir, "prometheus-"+name))
+		dir := filepath.Join(env.Dir, "prometheus-"+name)
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		opts := env.PrometheusOptions(dir)
 		opts.Port = port
 		p, err := testprom.StartWith(opts)
 		require.NoError(t, err)
