@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/trafficctl/trafficctl/internal/testenv"
+	"github.com/trafficctl/trafficctl/providers/netguard"
 )
 
 // renderings are the modes the chart is installed in.
@@ -143,7 +144,8 @@ func TestDeploymentDefaults(t *testing.T) {
 		"--query-timeout=10s",
 		"--concurrent-canaries=4",
 		"--zap-log-level=info",
-	}, c.Args)
+		"--url-deny-cidrs=" + strings.Join(netguard.DefaultDeny, ","),
+	}, c.Args, "the chart's default URL deny list is the controller's own")
 	assert.Equal(t, []corev1.ContainerPort{
 		{Name: "metrics", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
 		{Name: "probes", ContainerPort: 8081, Protocol: corev1.ProtocolTCP},

@@ -280,31 +280,23 @@ func checkAccess(t *testing.T, sa string) {
 		{"update", "trafficctl.io", "canaries", "finalizers", watchNS},
 		{"watch", "trafficctl.io", "canaries", "", watchNS},
 		{"get", "", "secrets", "", watchNS},
+		{"watch", "", "secrets", "", watchNS}, // the primary's copies are cached, selected by label
+		{"delete", "", "secrets", "", watchNS},
 		{"patch", "apps", "deployments", "", watchNS},
 		{"create", "events.k8s.io", "events", "", watchNS},
 		{"update", "coordination.k8s.io", "leases", "", releaseNS},
 	}
 	denied := []request{
 		{"delete", "apps", "deployments", "", watchNS},
-		{"list", "", "secrets", "", watchNS},
-		{"watch", "", "secrets", "", watchNS},
+		{"update", "", "secrets", "", watchNS}, // a copy is never changed, only made anew
+		{"patch", "", "secrets", "", watchNS},
 		{"delete", "trafficctl.io", "canaries", "", watchNS},
 		{"create", "", "pods", "", watchNS},
 		{"update", "trafficctl.io", "metrictemplates", "", watchNS},
 		{"update", "coordination.k8s.io", "leases", "", watchNS},
 	}
 	may := func(r request) (bool, error) {
-		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:   fmt.Sprintf("system:serviceaccount:%s:%s", releaseNS, sa),
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + releaseNS, "system:authenticated"},
-			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: r.namespace, Verb: r.verb, Group: r.group, Resource: r.resource, Subresource: r.subresource,
-			},
-		}}
-		if err := env.Client.Create(context.Background(), sar); err != nil {
-			return false, err
-		}
-		return sar.Status.Allowed, nil
+		return mayDo(sa, r.verb, r.group, r.resource, r.subresource, r.namespace)
 	}
 	// The authorizer sees new bindings a moment after they are stored: wait for what must be
 	// allowed, then what must be denied is denied for good.
@@ -319,5 +311,51 @@ func checkAccess(t *testing.T, sa string) {
 		ok, err := may(r)
 		require.NoError(t, err)
 		assert.False(t, ok, "the controller may not %s %+v", r.verb, r)
+	}
+}
+
+// mayDo asks the apiserver's RBAC authorizer, through a SubjectAccessReview, whether the
+// controller's ServiceAccount sa may do verb on resource in namespace ("" for cluster-wide).
+func mayDo(sa, verb, group, resource, subresource, namespace string) (bool, error) {
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:   fmt.Sprintf("system:serviceaccount:%s:%s", releaseNS, sa),
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + releaseNS, "system:authenticated"},
+		ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Namespace: namespace, Verb: verb, Group: group, Resource: resource, Subresource: subresource,
+		},
+	}}
+	if err := env.Client.Create(context.Background(), sar); err != nil {
+		return false, err
+	}
+	return sar.Status.Allowed, nil
+}
+
+// TestHelmInstallOneNamespace installs the chart watching one namespace: the controller may read
+// Secrets and write its objects there, and nowhere else, nor cluster-wide.
+func TestHelmInstallOneNamespace(t *testing.T) {
+	kubeconfig := writeKubeconfig(t)
+	ensureNamespace(t, watchNS)
+	const name = "trafficctl-shop"
+	_, err := helm(t, "install", name, chartDir, "--namespace", releaseNS, "--create-namespace", "--kubeconfig", kubeconfig,
+		"--wait=false", "--skip-crds", "--set", "watchNamespace="+watchNS)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = helm(t, "uninstall", name, "--namespace", releaseNS, "--kubeconfig", kubeconfig) })
+	var d appsv1.Deployment
+	require.NoError(t, env.Client.Get(context.Background(), client.ObjectKey{Namespace: releaseNS, Name: name}, &d))
+	sa := d.Spec.Template.Spec.ServiceAccountName
+
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, verb := range []string{"get", "list", "watch"} {
+			ok, err := mayDo(sa, verb, "", "secrets", "", watchNS)
+			require.NoError(c, err)
+			assert.True(c, ok, "%s secrets in %s", verb, watchNS)
+		}
+	}, pollFor, pollEvery, "the Role in %s is seen by the authorizer", watchNS)
+	for _, ns := range []string{"", "default", releaseNS} {
+		for _, r := range [][3]string{{"get", "", "secrets"}, {"list", "", "secrets"}, {"list", "", "configmaps"}, {"patch", "apps", "deployments"}, {"list", "trafficctl.io", "canaries"}} {
+			ok, err := mayDo(sa, r[0], r[1], r[2], "", ns)
+			require.NoError(t, err)
+			assert.False(t, ok, "the controller watching %s may not %s %s/%s in %q", watchNS, r[0], r[1], r[2], ns)
+		}
 	}
 }

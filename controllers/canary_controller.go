@@ -102,6 +102,8 @@ type CanaryReconciler struct {
 
 	// gates makes the webhook calls off the reconcile workers.
 	gates *gateCalls
+	// routes tells a route changed by another writer from one the cache has not caught up on.
+	routes routeMemory
 }
 
 const (
@@ -306,6 +308,9 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 		snap.Checks = r.runChecks(ctx, snap)
 	}
 	snap, plan := r.planWithGates(snap, target)
+	if e, ok := r.routes.drift(cn, snap.Route, plan.Routing); ok {
+		plan.Events = append(plan.Events, e)
+	}
 
 	before := cn.DeepCopy()
 	var alerts []alertTarget

@@ -105,17 +105,9 @@ func configHash(obj client.Object) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// revision hashes what makes a revision: the pod template, and the data of every ConfigMap and
+// revisionOf hashes what makes a revision: the pod template, and the data of every ConfigMap and
 // Secret it mounts or reads (or a marker for one that does not exist: creating it is a change),
 // so a changed ConfigMap starts a rollout like a new image does.
-func (r *CanaryReconciler) revision(ctx context.Context, d *appsv1.Deployment) (string, error) {
-	items, err := r.readConfig(ctx, d.Namespace, &d.Spec.Template.Spec)
-	if err != nil {
-		return "", err
-	}
-	return revisionOf(d, items)
-}
-
 func revisionOf(d *appsv1.Deployment, items []configItem) (string, error) {
 	h := sha256.New()
 	tpl, err := json.Marshal(d.Spec.Template)

@@ -28,6 +28,7 @@ func (r *CanaryReconciler) finalize(ctx context.Context, cn *v1alpha1.Canary) (c
 	if !controllerutil.ContainsFinalizer(cn, Finalizer) {
 		return ctrl.Result{}, nil
 	}
+	r.routes.forget(cn.UID) // the hand-back moves the route itself
 	rt, rtErr := r.router(cn)
 	snap := rollout.HandBackSnapshot{Canary: cn, Now: r.Clock.Now(), RouteHandedBack: true}
 	target, err := r.getTarget(ctx, cn)

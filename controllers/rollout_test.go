@@ -80,6 +80,20 @@ func TestBootstrap(t *testing.T) {
 	p, cw := canaryBackendWeights(t, route.Spec.Rules[0])
 	assert.Equal(t, [2]int32{100, 0}, [2]int32{p, cw})
 	assert.NotEmpty(t, c.eventsEventually(rollout.ReasonInitialized, 1))
+	assert.Empty(t, c.events(rollout.ReasonRouteDrift), "trafficctl's own writes are no drift")
+
+	// A route edited by hand is put back, and an event says so.
+	for i := range route.Spec.Rules[0].BackendRefs {
+		route.Spec.Rules[0].BackendRefs[i].Weight = ptr.To[int32](50)
+	}
+	require.NoError(t, k8s.Update(context.Background(), route, client.FieldOwner("someone")))
+	require.Eventually(t, func() bool {
+		p, cw := canaryBackendWeights(t, c.route("podinfo").Spec.Rules[0])
+		return p == 100 && cw == 0
+	}, 30*time.Second, 50*time.Millisecond, "the route is put back")
+	drift := c.eventsEventually(rollout.ReasonRouteDrift, 1)
+	require.Len(t, drift, 1)
+	assert.Equal(t, "HTTPRoute "+c.ns+"/podinfo was changed outside trafficctl: it carried primary 50% / canary 50% instead of primary 100% / canary 0%, and is written back. If a GitOps tool applies it, see docs/gitops.md.", drift[0])
 }
 
 func TestHealthyRevisionIsPromoted(t *testing.T) {

@@ -130,11 +130,13 @@ func TestConfirmTrafficIncreaseHoldsTheStepWithoutAFailedCheck(t *testing.T) {
 	c.setImage("podinfo:2.0")
 	c.waitFor("step 1", rolloutTimeout, func(cn *v1alpha1.Canary) bool { return cn.Status.Step == 1 })
 	gate.waitRequests(3, 30*time.Second)
-	cn := c.canary()
+	// The third refusal is recorded a moment after the receiver saw the request.
+	cn := c.waitFor("the refusal recorded", 30*time.Second, func(cn *v1alpha1.Canary) bool {
+		return strings.Contains(readyMessage(cn), "the traffic increase waits for approval")
+	})
 	assert.Equal(t, int32(1), cn.Status.Step, "the step holds while the increase is refused")
 	assert.Equal(t, int32(10), cn.Status.CanaryWeight)
 	assert.Equal(t, int32(0), cn.Status.FailedChecks, "a refused increase is not a failed check")
-	assert.Contains(t, readyMessage(cn), "the traffic increase waits for approval")
 	assert.Equal(t, []int32{0, 10}, c.weightsSeen())
 	assert.Equal(t, "confirm-traffic-increase", gate.payloads()[0].Type)
 	assert.Equal(t, int32(10), gate.payloads()[0].CanaryWeight)

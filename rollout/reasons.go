@@ -46,6 +46,7 @@ const (
 	ReasonHandingBack         = "HandingBack"
 	ReasonHandBackRefused     = "HandBackRefused"
 	ReasonPrimaryScaled       = "PrimaryScaled"
+	ReasonRouteDrift          = "RouteDrift"
 	ReasonConfigNotFound      = "ConfigNotFound"
 	ReasonConfigCopyMissing   = "ConfigCopyMissing"
 	ReasonCrossNamespaceRef   = "CrossNamespaceRef"

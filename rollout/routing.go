@@ -1,6 +1,12 @@
 package rollout
 
-import "fmt"
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
+)
 
 // Weights is a traffic split between the primary and the canary, in percent; they add up to 100.
 type Weights struct {
@@ -66,4 +72,17 @@ type State struct {
 	Accepted bool
 	// Message says what is still pending when Accepted is false.
 	Message string
+}
+
+// Drift is the event for a route found carrying observed (or gone, when it was not found) after it
+// had been seen carrying want, which the plan still asks of it: something other than trafficctl
+// changed it, and the write that follows puts it back.
+func Drift(cn *v1alpha1.Canary, observed State, want Routing) Event {
+	what := fmt.Sprintf("it carried %s instead of %s, and is written back", observed.Routing, want)
+	if !observed.Found {
+		what = fmt.Sprintf("it was deleted, and is made again carrying %s", want)
+	}
+	return Event{Type: corev1.EventTypeWarning, Reason: ReasonRouteDrift, Message: fmt.Sprintf(
+		"%s %s/%s was changed outside trafficctl: %s. If a GitOps tool applies it, see docs/gitops.md.",
+		cn.RouteKind(), cn.Namespace, cn.RouteName(), what)}
 }

@@ -55,6 +55,10 @@ func Start() (*Env, error) {
 		},
 		ErrorIfCRDPathMissing: true,
 	}
+	// envtest's default range, a /24, holds 254 Services, and no namespace controller deletes a
+	// finished test's: a suite of a hundred Canaries, three Services each, runs out. A /16 holds
+	// 65,534.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
 	cfg, err := env.Start()
 	if err != nil {
 		// envtest may have started etcd and the apiserver before failing (a CRD that does not

@@ -67,6 +67,12 @@ func (b backends) routing(split gatewayv1.HTTPRouteRule, rules []gatewayv1.HTTPR
 			}
 		}
 	}
+	// A user's apex backend weighted other than 1, or beside other backends, carries the split
+	// multiplied by its weight: read back in percent.
+	if sum := r.Weights.Primary + r.Weights.Canary; sum != 100 && sum > 0 {
+		canary := int32((int64(r.Weights.Canary)*100 + int64(sum)/2) / int64(sum))
+		r.Weights = rollout.ForCanary(canary)
+	}
 	for _, f := range split.Filters {
 		if b.mirror(f) {
 			r.Mirror = mirrorPercent(*f.RequestMirror)

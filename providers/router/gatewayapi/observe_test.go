@@ -196,8 +196,13 @@ func TestObserveRouting(t *testing.T) {
 		},
 		{
 			name:  "an unset weight counts as 1",
-			rules: []gatewayv1.HTTPRouteRule{rule(ref("podinfo-primary", nil), ref("podinfo-canary", ptr.To[int32](0)))},
-			want:  rollout.Routing{Weights: rollout.Weights{Primary: 1, Canary: 0}},
+			rules: []gatewayv1.HTTPRouteRule{rule(ref("podinfo-primary", nil), ref("podinfo-canary", ptr.To[int32](1)))},
+			want:  rollout.Routing{Weights: rollout.ForCanary(50)},
+		},
+		{
+			name:  "weights that do not add up to 100 are read in percent",
+			rules: []gatewayv1.HTTPRouteRule{rule(ref("podinfo-primary", ptr.To[int32](240)), ref("podinfo-canary", ptr.To[int32](60)), ref("legacy", ptr.To[int32](100)))},
+			want:  rollout.Routing{Weights: rollout.ForCanary(20)},
 		},
 		{
 			name:  "the first apex rule answers",

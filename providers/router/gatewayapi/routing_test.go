@@ -496,3 +496,55 @@ func mirrorTo(service string, percent int32) gatewayv1.HTTPRouteFilter {
 		},
 	}
 }
+
+// TestUserRouteBackendFieldsCarryOver covers an apex backendRef with fields of its own, a
+// response header filter and a weight, beside another backend of the rule: both sides of the split
+// are copies of it, the header filter also carrying the sticky cookie, the apex backend's share of
+// the rule is split and the other backend keeps its share; Observe reads the split back in percent,
+// an unchanged routing writes nothing, and Release gives the rule back exactly.
+func TestUserRouteBackendFieldsCarryOver(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	route := userRoute(ns)
+	servedBy := gatewayv1.HTTPRouteFilter{
+		Type:                   gatewayv1.HTTPRouteFilterResponseHeaderModifier,
+		ResponseHeaderModifier: &gatewayv1.HTTPHeaderFilter{Set: []gatewayv1.HTTPHeader{{Name: "X-Served-By", Value: "shop"}}},
+	}
+	apex := serviceBackend("podinfo", 9898, 3)
+	apex.Filters = []gatewayv1.HTTPRouteFilter{servedBy}
+	route.Spec.Rules[0].BackendRefs = []gatewayv1.HTTPBackendRef{apex, serviceBackend("legacy", 8080, 1)}
+	original := createUserRoute(t, ns, route)
+
+	cn := newCanary(t, ns, withUserRoute("storefront"))
+	cn.Spec.Analysis.SessionAffinity = &v1alpha1.SessionAffinity{CookieName: "canary-session", MaxAge: 60}
+	r := gatewayapi.New(env.Client, fieldManager)
+	routing := rollout.Routing{Weights: rollout.ForCanary(20), Sticky: "rev-3"}
+	require.NoError(t, r.Apply(ctx, cn, routing))
+
+	rules := getRoute(t, ns, "storefront").Spec.Rules
+	withCookie := func(name string, weight int32, cookie string) gatewayv1.HTTPBackendRef {
+		ref := serviceBackend(name, 9898, weight)
+		filter := *servedBy.DeepCopy()
+		if cookie != "" {
+			filter.ResponseHeaderModifier.Add = []gatewayv1.HTTPHeader{{Name: "Set-Cookie", Value: cookie}}
+		}
+		ref.Filters = []gatewayv1.HTTPRouteFilter{filter}
+		return ref
+	}
+	assert.Equal(t, []gatewayv1.HTTPBackendRef{withCookie("podinfo-canary", 1, "")}, rules[0].BackendRefs,
+		"the sticky rule's one backend is a copy of the apex backend")
+	split := rules[1].BackendRefs
+	assert.Equal(t, []gatewayv1.HTTPBackendRef{
+		withCookie("podinfo-primary", 240, ""),
+		withCookie("podinfo-canary", 60, "canary-session=rev-3; Max-Age=60; Path=/"),
+		serviceBackend("legacy", 8080, 100),
+	}, split, "the apex backend's 3 of 4 parts are split 80/20, and legacy keeps its part")
+	assertObserved(t, r, cn, routing)
+
+	rv := getRoute(t, ns, "storefront").ResourceVersion
+	require.NoError(t, r.Apply(ctx, cn, routing))
+	assert.Equal(t, rv, getRoute(t, ns, "storefront").ResourceVersion, "applying the same routing again writes nothing")
+
+	require.NoError(t, r.Release(ctx, cn))
+	assert.Equal(t, original.Spec, getRoute(t, ns, "storefront").Spec, "the user's spec is back exactly")
+}

@@ -3,6 +3,7 @@ package gatewayapi
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -124,9 +125,17 @@ func regexMatch(name, re string) map[string]any {
 // expand returns the rules that take the place of apex, a rule as the user wrote it (or the
 // catch-all rule of the route trafficctl owns): the strategy's extra rules, each a copy of apex
 // with the extra conditions added to every match and one backend, then apex itself split between
-// the primary and canary Services on port. k is apex's place among the apex rules, for the names.
+// the primary and canary Services (splitBackends), each a copy of the apex backendRef. k is apex's
+// place among the apex rules, for the names; port is the apex Service port of a rule without
+// backendRefs (the catch-all rule of the route trafficctl owns).
 // The error is an InvalidRouteError when an extra condition cannot be added to apex's matches.
 func (s strategy) expand(apex map[string]any, k int, b backends, port int32) ([]any, error) {
+	refs, _ := apex["backendRefs"].([]any)
+	if len(refs) == 0 {
+		refs = []any{serviceRef(b.apex, port, 1)}
+	}
+	first := b.firstApexRef(refs, port)
+
 	var rules []any
 	for _, x := range s.extra {
 		rule := runtime.DeepCopyJSON(apex)
@@ -138,24 +147,125 @@ func (s strategy) expand(apex map[string]any, k int, b backends, port int32) ([]
 				b.namespace, b.route, b.apex, err, x.source)}
 		}
 		rule["matches"] = matches
-		rule["backendRefs"] = []any{serviceRef(x.service, port, 1)}
+		rule["backendRefs"] = []any{asBackend(first, x.service, 1, "")}
 		rules = append(rules, rule)
 	}
 
 	split := runtime.DeepCopyJSON(apex)
-	primary, canary := serviceRef(b.primary, port, s.weights.Primary), serviceRef(b.canary, port, s.weights.Canary)
-	if s.primaryCookie != "" {
-		primary["filters"] = []any{setCookieFilter(s.primaryCookie)}
-	}
-	if s.canaryCookie != "" {
-		canary["filters"] = []any{setCookieFilter(s.canaryCookie)}
-	}
-	split["backendRefs"] = []any{primary, canary}
+	split["backendRefs"] = s.splitBackends(refs, b)
 	if s.mirror > 0 {
 		filters, _ := split["filters"].([]any)
 		split["filters"] = append(filters, mirrorFilter(b.canary, port, s.mirror))
 	}
 	return append(rules, split), nil
+}
+
+// maxWeight is the largest weight Gateway API takes on a backendRef.
+const maxWeight = 1_000_000
+
+// splitBackends are the backendRefs of an apex rule's split: each backend that is the apex Service
+// becomes two, the primary and the canary, each a copy of it (its port, filters and any field this
+// module does not know) sharing the apex backend's weight as s.weights says; any other backend of
+// the rule keeps its share of the rule's traffic. A rule whose only backend is the apex Service
+// with the default weight gets the weights themselves.
+func (s strategy) splitBackends(refs []any, b backends) []any {
+	total := int64(s.weights.Primary) + int64(s.weights.Canary)
+	var out []any
+	var weights []int64
+	for _, r := range refs {
+		ref, _ := r.(map[string]any)
+		w := refWeight(ref)
+		if !b.isApex(ref) {
+			out = append(out, runtime.DeepCopyJSON(ref))
+			weights = append(weights, w*total)
+			continue
+		}
+		out = append(out, asBackend(ref, b.primary, 0, s.primaryCookie), asBackend(ref, b.canary, 0, s.canaryCookie))
+		weights = append(weights, w*int64(s.weights.Primary), w*int64(s.weights.Canary))
+	}
+	// Weights that the sharing took past Gateway API's bound are scaled down together, keeping
+	// their ratios as near as whole numbers can. A lone apex backend of weight 1 carries the
+	// weights as they are, for the apiserver to judge.
+	top := slices.Max(weights)
+	shared := len(refs) > 1 || refWeight(refs[0].(map[string]any)) != 1
+	for i, ref := range out {
+		w := weights[i]
+		if shared && top > maxWeight {
+			w = (w*maxWeight + top/2) / top
+		}
+		ref.(map[string]any)["weight"] = w
+	}
+	return out
+}
+
+// firstApexRef is the first backendRef of refs that is the apex Service, the one a rule sending
+// its requests to one version alone copies; the bare apex Service on port when there is none.
+func (b backends) firstApexRef(refs []any, port int32) map[string]any {
+	for _, r := range refs {
+		if ref, _ := r.(map[string]any); b.isApex(ref) {
+			return ref
+		}
+	}
+	return serviceRef(b.apex, port, 1)
+}
+
+// isApex reports whether ref, a backendRef in stored form, is the apex Service.
+func (b backends) isApex(ref map[string]any) bool {
+	if ref == nil {
+		return false
+	}
+	group, _ := ref["group"].(string)
+	kind, _ := ref["kind"].(string)
+	ns, _ := ref["namespace"].(string)
+	name, _ := ref["name"].(string)
+	return group == "" && (kind == "" || kind == "Service") && (ns == "" || ns == b.namespace) && name == b.apex
+}
+
+// refWeight is a stored backendRef's weight, 1 (Gateway API's default) when it has none.
+func refWeight(ref map[string]any) int64 {
+	switch w := ref["weight"].(type) {
+	case int64:
+		return w
+	case float64:
+		return int64(w)
+	}
+	return 1
+}
+
+// asBackend is a copy of the apex backendRef ref that names Service name instead, with weight (when
+// it is not 0) and, when cookie is not "", a response header that sets it.
+func asBackend(ref map[string]any, name string, weight int64, cookie string) map[string]any {
+	out := runtime.DeepCopyJSON(ref)
+	out["name"] = name
+	if weight != 0 {
+		out["weight"] = weight
+	}
+	if cookie != "" {
+		filters, _ := out["filters"].([]any)
+		out["filters"] = withSetCookie(filters, cookie)
+	}
+	return out
+}
+
+// withSetCookie adds a Set-Cookie response header to filters: to the backend's own
+// ResponseHeaderModifier when it has one (Gateway API allows one per list), else in one of its own.
+func withSetCookie(filters []any, cookie string) []any {
+	header := map[string]any{"name": "Set-Cookie", "value": cookie}
+	for _, f := range filters {
+		filter, _ := f.(map[string]any)
+		if filter["type"] != string(gatewayv1.HTTPRouteFilterResponseHeaderModifier) {
+			continue
+		}
+		modifier, _ := filter["responseHeaderModifier"].(map[string]any)
+		if modifier == nil {
+			modifier = map[string]any{}
+			filter["responseHeaderModifier"] = modifier
+		}
+		add, _ := modifier["add"].([]any)
+		modifier["add"] = append([]any{header}, add...)
+		return filters
+	}
+	return append(filters, setCookieFilter(cookie))
 }
 
 // matchesOf is rule's matches; none means every request, which Gateway API writes as a "/" prefix.

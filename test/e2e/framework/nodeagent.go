@@ -229,7 +229,7 @@ func (a *NodeAgent) configData(ctx context.Context, namespace string, configMap 
 	}
 	sec := &corev1.Secret{}
 	if err := a.reader.Get(ctx, key, sec); err != nil {
-		return nil, fmt.Errorf("Secret %s: %w", key, err)
+		return nil, fmt.Errorf("secret %s: %w", key, err)
 	}
 	out := make(map[string]string, len(sec.Data))
 	for k, v := range sec.Data {
