@@ -163,7 +163,7 @@ func TestPlanFileWithTheUserRoute(t *testing.T) {
 		"step 1: primary 75% / canary 25% -> promoted: primary 100% / canary 0%",
 	}, planHeaders(stdout))
 	assert.Contains(t, stdout, "+    trafficctl.io/original-backends:", "trafficctl records the backends it replaces")
-	assert.Contains(t, stdout, "+      name: podinfo-primary\n")
+	assert.Contains(t, stdout, "-    - name: podinfo\n+    - name: podinfo-primary\n", "the apex backend, as the user wrote it, becomes the primary's")
 	assert.NotContains(t, stdout, "-      name: admin", "the team's other rule is left alone")
 }
 
