@@ -62,6 +62,10 @@ test: testenv generate manifests chart-crds ## Run every test against a real kub
 e2e: testenv ## Run only the end-to-end scenarios.
 	$(TEST_ENV) go test ./test/e2e/... -count=1 -timeout 20m -v
 
+.PHONY: bench-scale
+bench-scale: testenv ## Measure the controller with N Canaries (default 1000; N=10000 by hand) and print one table.
+	@$(TEST_ENV) go run ./test/scale/cmd/bench-scale -n $${N:-1000} $(BENCH_FLAGS)
+
 .PHONY: decision-quality
 decision-quality: ## Measure the analysis policies over thousands of simulated rollouts and print the table.
 	go test ./internal/simulation -run TestDecisionQuality -count=1 -v -rollouts=$${ROLLOUTS:-2000} | grep -v '^[=-]'

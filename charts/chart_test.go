@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -291,12 +293,18 @@ func TestControllerAcceptsArguments(t *testing.T) {
 	for _, r := range append(renderings, struct {
 		name string
 		args []string
-	}{"error logs and a short query timeout", []string{"--set", "logLevel=error", "--set", "queryTimeout=500ms"}}) {
+	}{"error logs and a short query timeout", []string{"--set", "logLevel=error", "--set", "queryTimeout=500ms"}},
+		struct {
+			name string
+			args []string
+		}{"shards", []string{"--set", "shards={east,west}"}}) {
 		t.Run(r.name, func(t *testing.T) {
-			args := one[appsv1.Deployment](t, render(t, r.args...), "Deployment").Spec.Template.Spec.Containers[0].Args
-			require.Equal(t, "controller", args[0])
-			out, err := exec.Command(bin, append(slices.Clone(args), "--help")...).CombinedOutput()
-			require.NoError(t, err, "trafficctl %s:\n%s", strings.Join(args, " "), out)
+			for _, u := range ofKind(render(t, r.args...), "Deployment") {
+				args := convert[appsv1.Deployment](t, u).Spec.Template.Spec.Containers[0].Args
+				require.Equal(t, "controller", args[0])
+				out, err := exec.Command(bin, append(slices.Clone(args), "--help")...).CombinedOutput()
+				require.NoError(t, err, "trafficctl %s:\n%s", strings.Join(args, " "), out)
+			}
 		})
 	}
 }
@@ -323,4 +331,50 @@ func TestSchemaRejectsWrongValues(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// Shards: one Deployment per shard, each with its own selector (no Deployment selects another's
+// pods), the default one leaving the listed shards' Canaries alone, one PodDisruptionBudget each,
+// and the metrics Service selecting the pods of every shard.
+func TestShards(t *testing.T) {
+	objs := render(t, "--set", "shards={east,west}")
+	deployments := ofKind(objs, "Deployment")
+	require.Len(t, deployments, 3)
+	want := map[string]string{
+		release:                 "--other-shards=east,west",
+		release + "-shard-east": "--shard=east",
+		release + "-shard-west": "--shard=west",
+	}
+	var selectors []labels.Selector
+	var pods []labels.Set
+	for _, u := range deployments {
+		d := convert[appsv1.Deployment](t, u)
+		flag, ok := want[d.Name]
+		require.True(t, ok, "unexpected Deployment %s", d.Name)
+		assert.Contains(t, d.Spec.Template.Spec.Containers[0].Args, flag, d.Name)
+		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+		require.NoError(t, err)
+		selectors = append(selectors, sel)
+		pods = append(pods, d.Spec.Template.Labels)
+	}
+	for i, sel := range selectors {
+		for j, pod := range pods {
+			assert.Equal(t, i == j, sel.Matches(pod), "selector of Deployment %d on the pods of Deployment %d", i, j)
+		}
+	}
+	// The default shard's selector is the one of a chart without shards: an upgrade keeps it.
+	def := one[appsv1.Deployment](t, render(t), "Deployment")
+	for _, u := range deployments {
+		if u.GetName() == release {
+			assert.Equal(t, def.Spec.Selector, convert[appsv1.Deployment](t, u).Spec.Selector)
+		}
+	}
+	svc := one[corev1.Service](t, objs, "Service")
+	for _, pod := range pods {
+		assert.True(t, labels.SelectorFromSet(svc.Spec.Selector).Matches(pod), "the metrics Service selects %v", pod)
+	}
+	assert.Len(t, ofKind(objs, "PodDisruptionBudget"), 3)
+
+	_, err := helm(t, "template", release, chartDir, "--set", "shards={default}")
+	require.Error(t, err, "a shard named default")
 }

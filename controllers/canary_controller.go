@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/events"
@@ -69,7 +70,8 @@ type MetricQuerier interface {
 // next move, records it in status, then makes it.
 type CanaryReconciler struct {
 	Client client.Client
-	// APIReader reads ConfigMaps and Secrets without caching every one in the cluster.
+	// APIReader reads the data of a ConfigMap or Secret whose resourceVersion moved, and the
+	// Secrets that hold credentials, without caching every one in the cluster.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
@@ -104,6 +106,9 @@ type CanaryReconciler struct {
 	gates *gateCalls
 	// routes tells a route changed by another writer from one the cache has not caught up on.
 	routes routeMemory
+	// config watches the ConfigMaps and Secrets targets use; nil reads them from the apiserver
+	// on every reconcile.
+	config *configWatch
 }
 
 const (
@@ -146,6 +151,14 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(r.canariesBy(indexHPAName)))
 	for _, t := range r.RouteTypes {
 		b = b.Watches(t, handler.EnqueueRequestsFromMapFunc(r.canariesBy(indexRouteName)))
+	}
+	if r.config != nil {
+		if err := indexer.IndexField(ctx, &appsv1.Deployment{}, indexConfigRefs, configRefKeys); err != nil {
+			return fmt.Errorf("indexing deployments by the config they use: %w", err)
+		}
+		for _, src := range r.config.sources(r) {
+			b = b.WatchesRawSource(src)
+		}
 	}
 	if r.gates == nil {
 		r.gates = newGateCalls(r.Clock)
@@ -201,13 +214,28 @@ func (r *CanaryReconciler) canariesBy(index string) handler.MapFunc {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
 
+// conflictRetry is how soon a Canary whose status patch met a conflict is looked at again: the
+// cache it was read from lagged behind a write, and catches up within moments.
+const conflictRetry = 250 * time.Millisecond
+
 // Reconcile moves one Canary's rollout one step: get, handle deletion and the finalizer, then
-// suspension, then snapshot -> plan -> record -> act.
+// suspension, then snapshot -> plan -> record -> act. A conflict (a plan made on a status the
+// cache had not yet updated) is retried shortly, and is not an error.
 func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcileCanary(ctx, req)
+	if apierrors.IsConflict(err) {
+		ctrl.LoggerFrom(ctx).V(1).Info("read a stale Canary from the cache; looking again", "error", err.Error())
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return res, err
+}
+
+func (r *CanaryReconciler) reconcileCanary(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	cn := &v1alpha1.Canary{}
-	// Read through the API, not the cache: the status is the rollout's memory and a stale one
-	// would count a check twice. The optimistic lock on the status patch backs this up.
-	if err := r.APIReader.Get(ctx, req.NamespacedName, cn); err != nil {
+	// Read from the cache. Its status may lag behind the last patch; a plan made on a stale one
+	// is refused by the optimistic lock on the status patch (a conflict, retried), before anything
+	// acts on it.
+	if err := r.Client.Get(ctx, req.NamespacedName, cn); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !cn.DeletionTimestamp.IsZero() {
@@ -252,10 +280,13 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	if err := r.checkReferences(ctx, cn); errors.As(err, &refused) {
 		// Stalled, and looked at again every interval: the fix may be to a MetricTemplate, which
 		// does not wake the Canary.
-		if err := r.recordHalt(ctx, cn, refused.reason, describeRefused(refused), true); err != nil {
+		changed, err := r.halt(ctx, cn, refused.reason, describeRefused(refused), true)
+		if err != nil {
 			return ctrl.Result{}, err
 		}
-		r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, refused.reason, "Reconcile", "%s", eventNote(describeRefused(refused)))
+		if changed {
+			r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, refused.reason, "Reconcile", "%s", eventNote(describeRefused(refused)))
+		}
 		return ctrl.Result{RequeueAfter: cn.AnalysisInterval()}, nil
 	}
 	// The ConfigMaps and Secrets the target uses are part of its revision, and the primary's copies
@@ -326,7 +357,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 	}
 	cn.Status = plan.Status
 	rollout.SetConditions(&cn.Status, cn.Generation, plan)
-	if err := r.Client.Status().Patch(ctx, cn, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := r.patchStatus(ctx, cn, before); err != nil {
 		return ctrl.Result{}, fmt.Errorf("recording the plan in status: %w", err)
 	}
 	log := ctrl.LoggerFrom(ctx)
@@ -368,8 +399,8 @@ func (r *CanaryReconciler) act(ctx context.Context, cn *v1alpha1.Canary, target 
 	return nil
 }
 
-// requeueAfter is the plan's own wish, or, for an idle Canary, a jittered look every interval
-// so a changed ConfigMap or Secret (which trafficctl does not watch) starts a rollout.
+// requeueAfter is the plan's own wish, or, for an idle Canary, a jittered look every interval,
+// for what is not watched (a MetricTemplate, an AlertProvider); it reads only the cache.
 func (r *CanaryReconciler) requeueAfter(cn *v1alpha1.Canary, plan rollout.Plan) time.Duration {
 	if plan.RequeueAfter > 0 {
 		return plan.RequeueAfter
@@ -386,23 +417,45 @@ func (r *CanaryReconciler) requeueAfter(cn *v1alpha1.Canary, plan rollout.Plan) 
 // what it watches changes.
 func (r *CanaryReconciler) stall(ctx context.Context, cn *v1alpha1.Canary, reason string, cause error) error {
 	msg := rollout.UpperFirst(cause.Error()) + "."
-	if err := r.recordHalt(ctx, cn, reason, msg, true); err != nil {
+	changed, err := r.halt(ctx, cn, reason, msg, true)
+	if err != nil {
 		return err
 	}
-	r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", eventNote(msg))
+	if changed {
+		r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", eventNote(msg))
+	}
 	return reconcile.TerminalError(cause)
 }
 
 // recordHalt writes a Ready=False condition for a Canary that cannot go on, leaving the rollout
 // state as it is.
 func (r *CanaryReconciler) recordHalt(ctx context.Context, cn *v1alpha1.Canary, reason, msg string, stalled bool) error {
+	_, err := r.halt(ctx, cn, reason, msg, stalled)
+	return err
+}
+
+// halt is recordHalt, reporting whether the condition changed (and was written).
+func (r *CanaryReconciler) halt(ctx context.Context, cn *v1alpha1.Canary, reason, msg string, stalled bool) (bool, error) {
 	before := cn.DeepCopy()
 	cn.Status.ObservedGeneration = cn.Generation
 	rollout.SetConditions(&cn.Status, cn.Generation, rollout.Plan{Reason: reason, Message: msg, Stalled: stalled})
-	if err := r.Client.Status().Patch(ctx, cn, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("recording condition %s: %w", reason, err)
+	if equality.Semantic.DeepEqual(before.Status, cn.Status) {
+		return false, nil
 	}
-	return nil
+	if err := r.patchStatus(ctx, cn, before); err != nil {
+		return false, fmt.Errorf("recording condition %s: %w", reason, err)
+	}
+	return true, nil
+}
+
+// patchStatus writes cn's status when it differs from before's, under the optimistic lock: a
+// status read stale from the cache is refused with a conflict, and the reconcile retried. A
+// status that did not change is not written.
+func (r *CanaryReconciler) patchStatus(ctx context.Context, cn, before *v1alpha1.Canary) error {
+	if equality.Semantic.DeepEqual(before.Status, cn.Status) {
+		return nil
+	}
+	return r.Client.Status().Patch(ctx, cn, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }
 
 // maxEventNote is the longest note events.k8s.io accepts; a longer event would be lost.

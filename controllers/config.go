@@ -41,49 +41,49 @@ const (
 )
 
 // CacheOptions are the manager's cache settings the controller needs: ConfigMaps and Secrets are
-// cached only when trafficctl made them (the primary's copies), never the whole cluster's; the
-// originals are read straight from the apiserver.
+// cached whole only when trafficctl made them (the primary's copies), never the whole cluster's
+// (configWatch holds the metadata of the others); no object's managedFields are kept, as
+// trafficctl never reads them.
 func CacheOptions() cache.Options {
 	ours := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue})
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.ConfigMap{}: {Label: ours},
-		&corev1.Secret{}:    {Label: ours},
-	}}
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}: {Label: ours},
+			&corev1.Secret{}:    {Label: ours},
+		},
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
+}
+
+// ClientOptions are the manager's client settings the controller needs: unstructured objects (a
+// user's route, read with every field kept) come from the cache too.
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{Unstructured: true}}
 }
 
 // configItem is one ConfigMap or Secret a pod template uses, as read.
 type configItem struct {
 	ref rollout.ConfigRef
-	// obj is the ConfigMap or Secret; nil when it does not exist.
+	// obj is the ConfigMap or Secret; nil when it does not exist, or when its hash was known and
+	// its data not read (withData reads it).
 	obj client.Object
 	// shared is true when its AnnotationShared says the primary uses it too.
 	shared bool
-	// hash is the hash of its data, "<missing>" when it does not exist.
+	// hash is the hash of its data, missingHash when it does not exist.
 	hash string
 }
 
-// readConfig reads the ConfigMaps and Secrets a pod template uses, straight from the apiserver.
+// readConfig reads the ConfigMaps and Secrets a pod template uses: through the metadata cache,
+// their data only when it changed (see configWatch).
 func (r *CanaryReconciler) readConfig(ctx context.Context, namespace string, spec *corev1.PodSpec) ([]configItem, error) {
 	refs := rollout.ConfigRefs(spec)
 	items := make([]configItem, 0, len(refs))
 	for _, ref := range refs {
-		var obj client.Object = &corev1.ConfigMap{}
-		if ref.Kind == rollout.KindSecret {
-			obj = &corev1.Secret{}
-		}
-		key := client.ObjectKey{Namespace: namespace, Name: ref.Name}
-		switch err := r.APIReader.Get(ctx, key, obj); {
-		case apierrors.IsNotFound(err):
-			items = append(items, configItem{ref: ref, hash: "<missing>"})
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("reading %s %s used by the target: %w", ref.Kind, key, err)
-		}
-		hash, err := configHash(obj)
+		it, err := r.readConfigItem(ctx, namespace, ref)
 		if err != nil {
 			return nil, err
 		}
-		items = append(items, configItem{ref: ref, obj: obj, shared: obj.GetAnnotations()[AnnotationShared] == "true", hash: hash})
+		items = append(items, it)
 	}
 	return items, nil
 }
@@ -141,7 +141,7 @@ func (e missingConfig) Error() string {
 func missingOf(items []configItem) []rollout.ConfigRef {
 	var missing []rollout.ConfigRef
 	for _, it := range items {
-		if it.obj == nil {
+		if it.hash == missingHash {
 			missing = append(missing, it.ref)
 		}
 	}
@@ -180,8 +180,12 @@ func (r *CanaryReconciler) ensureConfigCopy(ctx context.Context, cn *v1alpha1.Ca
 		},
 		OwnerReferences: []metav1.OwnerReference{ownerRef(cn)},
 	}
+	obj, err := r.withData(ctx, cn.Namespace, it)
+	if err != nil {
+		return "", err
+	}
 	var copied client.Object
-	switch o := it.obj.(type) {
+	switch o := obj.(type) {
 	case *corev1.ConfigMap:
 		copied = &corev1.ConfigMap{ObjectMeta: meta, Data: o.Data, BinaryData: o.BinaryData, Immutable: ptr.To(true)}
 	case *corev1.Secret:
@@ -205,6 +209,23 @@ func (r *CanaryReconciler) ensureConfigCopy(ctx context.Context, cn *v1alpha1.Ca
 		return "", fmt.Errorf("copying %s %s/%s for the primary: %w", it.ref.Kind, cn.Namespace, it.ref.Name, err)
 	}
 	return name, nil
+}
+
+// withData is it's ConfigMap or Secret with its data: as read, or read now, when it still holds
+// the data it was hashed with (otherwise it changed since, and the rollout that follows the
+// change decides on it).
+func (r *CanaryReconciler) withData(ctx context.Context, namespace string, it configItem) (client.Object, error) {
+	if it.obj != nil {
+		return it.obj, nil
+	}
+	now, err := r.fetchConfigItem(ctx, namespace, it.ref)
+	if err != nil {
+		return nil, err
+	}
+	if now.hash != it.hash {
+		return nil, fmt.Errorf("%s %s/%s changed while the primary's copy of it was made; the copy is made again from the new data", it.ref.Kind, namespace, it.ref.Name)
+	}
+	return now.obj, nil
 }
 
 // tendConfigCopies keeps the copies the primary's template names, and only those: one deleted by
@@ -284,7 +305,7 @@ func (r *CanaryReconciler) restoreConfigCopy(ctx context.Context, cn *v1alpha1.C
 	if err != nil {
 		return err
 	}
-	if len(items) == 1 && items[0].obj != nil && rollout.ConfigCopyName(original, items[0].hash) == ref.Name {
+	if len(items) == 1 && items[0].hash != missingHash && rollout.ConfigCopyName(original, items[0].hash) == ref.Name {
 		_, err := r.ensureConfigCopy(ctx, cn, items[0])
 		return err
 	}

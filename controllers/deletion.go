@@ -8,7 +8,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -120,10 +119,7 @@ func (r *CanaryReconciler) recordHandBack(ctx context.Context, cn *v1alpha1.Cana
 	before := cn.DeepCopy()
 	cn.Status = plan.Status
 	rollout.SetConditions(&cn.Status, cn.Generation, rollout.Plan{Reason: plan.Reason, Message: plan.Message, Stalled: plan.Stalled})
-	if equality.Semantic.DeepEqual(before.Status, cn.Status) {
-		return nil
-	}
-	if err := r.Client.Status().Patch(ctx, cn, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := r.patchStatus(ctx, cn, before); err != nil {
 		return fmt.Errorf("recording the hand-back in status: %w", err)
 	}
 	return nil

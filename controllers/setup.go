@@ -49,6 +49,9 @@ type Options struct {
 	// URLPolicy is which addresses the controller may call for a Canary, an AlertProvider or a
 	// MetricTemplate; nil is netguard.Default (link-local and metadata endpoints refused).
 	URLPolicy *netguard.Policy
+	// Namespaces are the namespaces the manager's cache watches, every one when empty; the
+	// ConfigMaps and Secrets targets use are watched in the same ones.
+	Namespaces []string
 }
 
 // Setup wires the Canary reconciler with its router and metric providers into a manager.
@@ -147,6 +150,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	// Services are always served, and the Canary's own watches already cover them.
 	r.Routers[v1alpha1.ProviderKubernetes] = kubernetes.New(mgr.GetClient(), FieldManager)
+	config, err := newConfigWatch(mgr, opts.Namespaces)
+	if err != nil {
+		return err
+	}
+	r.config = config
 	r.gates = newGateCalls(clk)
 	if err := mgr.Add(r.gates); err != nil {
 		return fmt.Errorf("adding the webhook caller: %w", err)

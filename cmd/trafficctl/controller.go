@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/controllers"
 	"github.com/trafficctl/trafficctl/internal/apis"
 	"github.com/trafficctl/trafficctl/providers/netguard"
@@ -28,6 +30,10 @@ type controllerOptions struct {
 	watchNamespace    string
 	crossNamespace    bool
 	urlDeny, urlAllow []string
+	shard             string
+	otherShards       []string
+	watchSelector     string
+	leaderElectionID  string
 	zap               zap.Options
 }
 
@@ -52,6 +58,10 @@ func newControllerCommand() *cobra.Command {
 	f.IntVar(&o.concurrency, "concurrent-canaries", 4, "how many Canaries are reconciled at once")
 	f.BoolVar(&o.crossNamespace, "allow-cross-namespace-refs", false, "let a Canary name a MetricTemplate or AlertProvider of another namespace, whose Secrets the controller then reads on its behalf")
 	f.StringSliceVar(&o.urlDeny, "url-deny-cidrs", netguard.DefaultDeny, "addresses the controller never calls for a webhook, an AlertProvider or a MetricTemplate (link-local and cloud metadata endpoints by default)")
+	f.StringVar(&o.shard, "shard", "", "act only on the Canaries labelled "+v1alpha1.LabelShard+"=<this name>; the default shard when empty")
+	f.StringSliceVar(&o.otherShards, "other-shards", nil, "for the default shard: the shards other controllers serve, whose Canaries this one leaves alone")
+	f.StringVar(&o.watchSelector, "watch-label-selector", "", "act only on the Canaries this label selector selects, instead of --shard and --other-shards")
+	f.StringVar(&o.leaderElectionID, "leader-election-id", "", "name of the leader election Lease; trafficctl.io, or trafficctl.io-shard-<name> for a shard, when empty")
 	f.StringSliceVar(&o.urlAllow, "url-allow-cidrs", nil, "when set, the only addresses the controller calls for a webhook, an AlertProvider or a MetricTemplate")
 	goflags := flag.NewFlagSet("controller", flag.ContinueOnError)
 	o.zap.BindFlags(goflags)
@@ -67,16 +77,25 @@ func (o *controllerOptions) run() error {
 		return fmt.Errorf("no cluster to talk to: %w", err)
 	}
 	cacheOpts := controllers.CacheOptions()
+	shard, err := controllers.ShardSelector(o.shard, o.otherShards, o.watchSelector)
+	if err != nil {
+		return err
+	}
+	controllers.ShardCache(&cacheOpts, shard)
+	leaseID := cmp.Or(o.leaderElectionID, controllers.LeaderElectionID(o.shard))
+	var namespaces []string
 	if o.watchNamespace != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{o.watchNamespace: {}}
+		namespaces = []string{o.watchNamespace}
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Cache:                   cacheOpts,
+		Client:                  controllers.ClientOptions(),
 		Scheme:                  apis.NewScheme(),
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
-		LeaderElectionID:        "trafficctl.io",
+		LeaderElectionID:        leaseID,
 		LeaderElectionNamespace: o.leaderElectionNS,
 	})
 	if err != nil {
@@ -89,7 +108,7 @@ func (o *controllerOptions) run() error {
 	policy.DenyHosts = netguard.DefaultDenyHosts
 	if err := controllers.Setup(mgr, controllers.Options{
 		PrometheusAddress: o.prometheusAddress, QueryTimeout: o.queryTimeout, MaxConcurrentReconciles: o.concurrency,
-		AllowCrossNamespaceRefs: o.crossNamespace, URLPolicy: &policy,
+		AllowCrossNamespaceRefs: o.crossNamespace, URLPolicy: &policy, Namespaces: namespaces,
 	}); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -159,7 +160,11 @@ func (o *GetOptions) Run(cmd *cobra.Command) error {
 		_, err := fmt.Fprintf(o.factory.Streams.ErrOut, "No Canaries found %s.\n", where)
 		return err
 	}
-	return printTable(o.factory.Streams.Out, getColumns, getRows(items, o.now()), printers.PrintOptions{
+	columns, rows := getColumns, getRows(items, o.now())
+	if sharded(items) {
+		columns, rows = withShard(columns, rows, items)
+	}
+	return printTable(o.factory.Streams.Out, columns, rows, printers.PrintOptions{
 		Wide: o.wide, WithNamespace: o.AllNamespaces, NoHeaders: o.NoHeaders,
 	})
 }
@@ -197,6 +202,28 @@ func getRows(items []v1alpha1.Canary, now time.Time) []metav1.TableRow {
 		})
 	}
 	return rows
+}
+
+// sharded reports whether any of items is labelled for a shard: then the table shows which shard
+// acts on each.
+func sharded(items []v1alpha1.Canary) bool {
+	for i := range items {
+		if _, ok := items[i].Labels[v1alpha1.LabelShard]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// withShard puts a Shard column after the name: the shard whose controller acts on the Canary,
+// by its label (the default shard when it has none).
+func withShard(columns []metav1.TableColumnDefinition, rows []metav1.TableRow, items []v1alpha1.Canary) ([]metav1.TableColumnDefinition, []metav1.TableRow) {
+	columns = slices.Insert(slices.Clone(columns), 1, column("Shard", false))
+	for i := range rows {
+		shard := cmp.Or(items[i].Labels[v1alpha1.LabelShard], v1alpha1.DefaultShard)
+		rows[i].Cells = slices.Insert(rows[i].Cells, 1, any(shard))
+	}
+	return columns, rows
 }
 
 // getStep is "1/2" while a rollout stands at a step, "-" otherwise.

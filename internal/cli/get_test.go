@@ -160,3 +160,23 @@ func TestGetCompletesNames(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	assert.Equal(t, []string{"podinfo", ":4"}, lines, "the names, then the directive not to complete files")
 }
+
+// Once any Canary is labelled for a shard, the table says which shard acts on each.
+func TestGetShowsShards(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.createCanary()
+	out, _, err := h.run(newGetCommand)
+	require.NoError(t, err)
+	assert.NotContains(t, out, "SHARD", "no Canary is sharded: no column")
+
+	h.createCanary(func(cn *v1alpha1.Canary) {
+		cn.Name = "shop"
+		cn.Labels = map[string]string{v1alpha1.LabelShard: "east"}
+	})
+	out, _, err = h.run(newGetCommand)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"NAME", "SHARD", "STATUS"}, strings.Fields(out)[:3], out)
+	assert.Equal(t, []string{"podinfo", "default"}, getRow(t, out, "podinfo")[:2])
+	assert.Equal(t, []string{"shop", "east"}, getRow(t, out, "shop")[:2])
+}

@@ -30,12 +30,13 @@ func StartController(t testing.TB, cfg *rest.Config, namespace, prometheusURL st
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  cacheOpts,
+		Client:                 controllers.ClientOptions(),
 		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		t.Fatalf("creating a controller manager: %v", err)
 	}
-	opts := controllers.Options{PrometheusAddress: prometheusURL, QueryTimeout: 2 * time.Second}
+	opts := controllers.Options{PrometheusAddress: prometheusURL, QueryTimeout: 2 * time.Second, Namespaces: []string{namespace}}
 	for _, m := range mods {
 		m(&opts)
 	}

@@ -29,9 +29,18 @@ type Env struct {
 	env    *envtest.Environment
 }
 
+// Options change how the control plane runs.
+type Options struct {
+	// APIServerFlags are set on kube-apiserver's command line, by name without the dashes.
+	APIServerFlags map[string]string
+}
+
 // Start runs the control plane. It needs KUBEBUILDER_ASSETS pointing at the binaries that
 // `make test` installs; without it the error says so.
-func Start() (*Env, error) {
+func Start() (*Env, error) { return StartWith(Options{}) }
+
+// StartWith is Start, with opts.
+func StartWith(opts Options) (*Env, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, errors.New("KUBEBUILDER_ASSETS is not set: these tests need a real kube-apiserver and etcd; run `make test`, which installs them into bin/ and sets it")
 	}
@@ -58,7 +67,11 @@ func Start() (*Env, error) {
 	// envtest's default range, a /24, holds 254 Services, and no namespace controller deletes a
 	// finished test's: a suite of a hundred Canaries, three Services each, runs out. A /16 holds
 	// 65,534.
-	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
+	args := env.ControlPlane.GetAPIServer().Configure()
+	args.Set("service-cluster-ip-range", "10.0.0.0/16")
+	for name, value := range opts.APIServerFlags {
+		args.Set(name, value)
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		// envtest may have started etcd and the apiserver before failing (a CRD that does not

@@ -22,6 +22,25 @@ app.kubernetes.io/name: {{ include "trafficctl.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/*
+The selector of one shard's Deployment (dict root, shard): the default shard's is the chart's
+selector, as it was before shards; another shard's has an instance of its own, so no two
+Deployments select each other's pods.
+*/}}
+{{- define "trafficctl.shardSelectorLabels" -}}
+{{- if .shard -}}
+app.kubernetes.io/name: {{ include "trafficctl.name" .root }}
+app.kubernetes.io/instance: {{ printf "%s-shard-%s" .root.Release.Name .shard | trunc 63 | trimSuffix "-" }}
+{{- else -}}
+{{ include "trafficctl.selectorLabels" .root }}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels on every controller pod, of every shard: the metrics Service selects them. */}}
+{{- define "trafficctl.podLabels" -}}
+trafficctl.io/controller: {{ include "trafficctl.fullname" . }}
+{{- end -}}
+
 {{- define "trafficctl.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{ include "trafficctl.selectorLabels" . }}

@@ -1,32 +1,23 @@
 package gatewayapi
 
 import (
-	"context"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/providers/router"
 )
 
-// checkMirrorKept reads the route back straight from the apiserver after a write that mirrors
-// part of the traffic. The HTTPRoute CRDs of Gateway API before v1.2 have no RequestMirror
-// percent: the apiserver prunes the field without an error, and the route would quietly mirror
-// every request. That is reported as a router.InvalidRouteError naming analysis.mirrorWeight.
-func (r *Router) checkMirrorKept(ctx context.Context, cn *v1alpha1.Canary, want int32) error {
-	obj := &unstructured.Unstructured{}
-	obj.SetGroupVersionKind(schema.FromAPIVersionAndKind(gatewayv1.GroupVersion.String(), "HTTPRoute"))
-	// An unstructured read is not cached by controller-runtime's client: this is the stored route.
-	if err := r.client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.HTTPRouteName()}, obj); err != nil {
-		return fmt.Errorf("get HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
-	}
+// checkMirrorKept looks at the route as the apiserver stored it after a write that mirrors part
+// of the traffic. The HTTPRoute CRDs of Gateway API before v1.2 have no RequestMirror percent:
+// the apiserver prunes the field without an error, and the route would quietly mirror every
+// request. That is reported as a router.InvalidRouteError naming analysis.mirrorWeight.
+func checkMirrorKept(cn *v1alpha1.Canary, stored *unstructured.Unstructured, want int32) error {
 	route := &gatewayv1.HTTPRoute{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, route); err != nil {
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(stored.Object, route); err != nil {
 		return fmt.Errorf("decode HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
 	}
 	return mirrorKept(route, backendsOf(cn), want)

@@ -13,6 +13,7 @@ import (
 	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/providers/router"
 	"github.com/trafficctl/trafficctl/rollout"
 )
 
@@ -23,11 +24,13 @@ const (
 	managedByValue = "trafficctl"
 )
 
-// Router writes a Canary's routing into its HTTPRoute. It holds no state of its own: everything
-// it needs to undo its changes lives in the route.
+// Router writes a Canary's routing into its HTTPRoute. Everything it needs to undo its changes
+// lives in the route; it remembers only what it last wrote, to skip writing it again.
 type Router struct {
 	client       client.Client
 	fieldManager string
+	// applied keeps an idle reconcile from writing the route it owns again.
+	applied router.Applied
 }
 
 // New returns a Router that writes through c under fieldManager, the server-side apply manager
@@ -45,11 +48,12 @@ func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, routing rollout
 	if cn.UserOwnsRoute() {
 		apply = r.applyUserRoute
 	}
-	if err := apply(ctx, cn, routing); err != nil {
+	stored, err := apply(ctx, cn, routing)
+	if err != nil {
 		return err
 	}
-	if routing.Mirror > 0 && routing.Mirror < 100 {
-		return r.checkMirrorKept(ctx, cn, routing.Mirror)
+	if stored != nil && routing.Mirror > 0 && routing.Mirror < 100 {
+		return checkMirrorKept(cn, stored, routing.Mirror)
 	}
 	return nil
 }
@@ -76,17 +80,21 @@ func (r *Router) Release(ctx context.Context, cn *v1alpha1.Canary) error {
 	return r.releaseUserRoute(ctx, cn)
 }
 
-// applyOwnedRoute writes the whole route trafficctl owns, as ownedRoute builds it.
-func (r *Router) applyOwnedRoute(ctx context.Context, cn *v1alpha1.Canary, routing rollout.Routing) error {
+// applyOwnedRoute writes the whole route trafficctl owns, as ownedRoute builds it, unless the
+// route (as cached) already carries it. It returns the route as stored, nil when not written.
+func (r *Router) applyOwnedRoute(ctx context.Context, cn *v1alpha1.Canary, routing rollout.Routing) (*unstructured.Unstructured, error) {
 	obj, err := ownedRoute(cn, routing)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	apply := client.ApplyConfigurationFromUnstructured(obj)
-	if err := r.client.Apply(ctx, apply, client.ForceOwnership, client.FieldOwner(r.fieldManager)); err != nil {
-		return fmt.Errorf("apply HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
+	var live client.Object = &gatewayv1.HTTPRoute{}
+	switch err := r.client.Get(ctx, client.ObjectKeyFromObject(obj), live); {
+	case apierrors.IsNotFound(err):
+		live = nil
+	case err != nil:
+		return nil, fmt.Errorf("get HTTPRoute %s/%s: %w", cn.Namespace, cn.HTTPRouteName(), err)
 	}
-	return nil
+	return r.applied.Apply(ctx, r.client, r.fieldManager, obj, live)
 }
 
 // ownedRoute is the whole route trafficctl owns. Its rules are what a user's route with one

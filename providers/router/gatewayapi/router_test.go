@@ -400,3 +400,46 @@ func assertFieldsOwned(t *testing.T, route *gatewayv1.HTTPRoute, manager string,
 		assert.NotContains(t, fields.String(), f, "%s does not own %s", manager, f)
 	}
 }
+
+// An Apply that would write what the route already carries writes nothing; a changed routing,
+// a spec someone else changed, or a label someone removed is written again.
+func TestApplyWritesOnlyWhatChanged(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	cn := newCanary(t, ns)
+	applies := 0
+	direct, err := client.NewWithWatch(env.Config, client.Options{Scheme: testenv.Scheme()})
+	require.NoError(t, err)
+	r := gatewayapi.New(interceptor.NewClient(direct, interceptor.Funcs{
+		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+			applies++
+			return c.Apply(ctx, obj, opts...)
+		},
+	}), fieldManager)
+	at := func(canary int32) rollout.Routing {
+		return rollout.Routing{Weights: rollout.Weights{Primary: 100 - canary, Canary: canary}}
+	}
+
+	require.NoError(t, r.Apply(ctx, cn, at(10)))
+	require.NoError(t, r.Apply(ctx, cn, at(10)))
+	require.NoError(t, r.Apply(ctx, cn, at(10)))
+	assert.Equal(t, 1, applies, "the same routing three times is written once")
+
+	require.NoError(t, r.Apply(ctx, cn, at(20)))
+	assert.Equal(t, 2, applies, "a new routing is written")
+
+	route := getRoute(t, ns, "podinfo")
+	route.Spec.Hostnames = append(route.Spec.Hostnames, "other.example.com")
+	require.NoError(t, env.Client.Update(ctx, route))
+	require.NoError(t, r.Apply(ctx, cn, at(20)))
+	assert.Equal(t, 3, applies, "a spec changed by someone else is written back")
+	assert.Equal(t, []gatewayv1.Hostname{"podinfo.example.com"}, getRoute(t, ns, "podinfo").Spec.Hostnames)
+
+	route = getRoute(t, ns, "podinfo")
+	route.Labels = nil
+	require.NoError(t, env.Client.Update(ctx, route))
+	require.NoError(t, r.Apply(ctx, cn, at(20)))
+	assert.Equal(t, 4, applies, "a label taken off is put back")
+	require.NoError(t, r.Apply(ctx, cn, at(20)))
+	assert.Equal(t, 4, applies)
+}

@@ -45,18 +45,19 @@ type userRule struct {
 }
 
 // applyUserRoute rewrites the user's route for routing, as userRules computes it from the live
-// route. A route that already carries the result is not written.
-func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, routing rollout.Routing) error {
+// route. A route that already carries the result is not written. It returns the route as
+// stored, nil when not written.
+func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, routing rollout.Routing) (*unstructured.Unstructured, error) {
 	route, err := r.getUserRoute(ctx, backendsOf(cn))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rules, record, err := userRules(cn, routing, route)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if equality.Semantic.DeepEqual(rules, route.rules) && route.obj.GetAnnotations()[OriginalBackendsAnnotation] == record {
-		return nil
+		return nil, nil
 	}
 	return r.applyRules(ctx, route, rules, record)
 }
@@ -147,7 +148,8 @@ func (r *Router) releaseUserRoute(ctx context.Context, cn *v1alpha1.Canary) erro
 	for i, rule := range user {
 		rules[i] = rule.obj
 	}
-	return r.applyRules(ctx, route, rules, "")
+	_, err = r.applyRules(ctx, route, rules, "")
+	return err
 }
 
 // restore recovers the rules as the user wrote them from the live route: the rules trafficctl
@@ -206,7 +208,7 @@ func (b backends) withoutMirror(rule map[string]any, typed []gatewayv1.HTTPRoute
 //
 // Once trafficctl has applied spec.rules it is their only owner, so every later apply under its
 // field manager must carry them: an apply without them would delete the rules.
-func (r *Router) applyRules(ctx context.Context, route *userRoute, rules []any, record string) error {
+func (r *Router) applyRules(ctx context.Context, route *userRoute, rules []any, record string) (*unstructured.Unstructured, error) {
 	patch := &unstructured.Unstructured{}
 	patch.SetGroupVersionKind(schema.FromAPIVersionAndKind(gatewayv1.GroupVersion.String(), "HTTPRoute"))
 	patch.SetNamespace(route.obj.GetNamespace())
@@ -216,18 +218,19 @@ func (r *Router) applyRules(ctx context.Context, route *userRoute, rules []any, 
 		patch.SetAnnotations(map[string]string{OriginalBackendsAnnotation: record})
 	}
 	if err := unstructured.SetNestedSlice(patch.Object, rules, "spec", "rules"); err != nil {
-		return fmt.Errorf("build apply of HTTPRoute %s/%s: %w", route.obj.GetNamespace(), route.obj.GetName(), err)
+		return nil, fmt.Errorf("build apply of HTTPRoute %s/%s: %w", route.obj.GetNamespace(), route.obj.GetName(), err)
 	}
 	err := r.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(patch),
 		client.ForceOwnership, client.FieldOwner(r.fieldManager))
 	if err != nil {
-		return fmt.Errorf("apply HTTPRoute %s/%s: %w", route.obj.GetNamespace(), route.obj.GetName(), err)
+		return nil, fmt.Errorf("apply HTTPRoute %s/%s: %w", route.obj.GetNamespace(), route.obj.GetName(), err)
 	}
-	return nil
+	return patch, nil
 }
 
-// getUserRoute reads the user's route straight from the apiserver. A route that is not there is a
-// plain error, wrapping the NotFound: the user may be about to create it.
+// getUserRoute reads the user's route as stored, every field kept (through the controller's cache
+// of unstructured objects). A route that is not there is a plain error, wrapping the NotFound: the
+// user may be about to create it.
 func (r *Router) getUserRoute(ctx context.Context, b backends) (*userRoute, error) {
 	obj := &unstructured.Unstructured{}
 	obj.SetGroupVersionKind(schema.FromAPIVersionAndKind(gatewayv1.GroupVersion.String(), "HTTPRoute"))

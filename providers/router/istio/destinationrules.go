@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -26,7 +27,7 @@ func (r *Router) applyDestinationRules(ctx context.Context, cn *v1alpha1.Canary)
 		return err
 	}
 	for _, dr := range drs {
-		err := r.apply(ctx, dr)
+		err := r.applyOwned(ctx, dr, &istionetv1.DestinationRule{})
 		if cn.Spec.Service.TrafficPolicy != nil && rejected(err) {
 			// Only the policy can be at fault, and only the user can fix it: retrying does not help.
 			return fmt.Errorf("%w: %w", &router.InvalidRouteError{Message: fmt.Sprintf(

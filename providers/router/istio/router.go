@@ -30,8 +30,9 @@ var (
 	destinationRuleGVK = istionetv1.SchemeGroupVersion.WithKind("DestinationRule")
 )
 
-// Router writes a Canary's routing into its VirtualService. It holds no state of its own:
-// everything it needs to undo its changes lives in the VirtualService.
+// Router writes a Canary's routing into its VirtualService. Everything it needs to undo its
+// changes lives in the VirtualService; it remembers only what it last wrote, to skip writing it
+// again.
 type Router struct {
 	client       client.Client
 	fieldManager string
@@ -39,6 +40,8 @@ type Router struct {
 	// (istiod's status feature is on), so one without a status has not been reconciled yet. It is
 	// learnt again after a restart, at the first VirtualService read with a status.
 	reporting atomic.Bool
+	// applied keeps an idle reconcile from writing the objects it owns again.
+	applied router.Applied
 }
 
 // New returns a Router that writes through c under fieldManager, the server-side apply manager
@@ -71,7 +74,7 @@ func (r *Router) Apply(ctx context.Context, cn *v1alpha1.Canary, rt rollout.Rout
 	if err := r.applyDestinationRules(ctx, cn); err != nil {
 		return err
 	}
-	err = r.apply(ctx, vs)
+	err = r.applyOwned(ctx, vs, &istionetv1.VirtualService{})
 	if rejected(err) && hasRawRouteFields(cn) {
 		// The raw fields are the user's and the likely fault; only the user can fix them.
 		return fmt.Errorf("%w: %w", &router.InvalidRouteError{Message: fmt.Sprintf(
@@ -217,6 +220,19 @@ func (r *Router) apply(ctx context.Context, obj *unstructured.Unstructured) erro
 		return fmt.Errorf("apply %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 	}
 	return nil
+}
+
+// applyOwned writes obj, an object trafficctl owns whole, unless it is cached (into live, an
+// empty object of its type) already carrying it.
+func (r *Router) applyOwned(ctx context.Context, obj *unstructured.Unstructured, live client.Object) error {
+	switch err := r.client.Get(ctx, client.ObjectKeyFromObject(obj), live); {
+	case apierrors.IsNotFound(err):
+		live = nil
+	case err != nil:
+		return fmt.Errorf("get %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
+	}
+	_, err := r.applied.Apply(ctx, r.client, r.fieldManager, obj, live)
+	return err
 }
 
 func stringsToAny(s []string) []any {

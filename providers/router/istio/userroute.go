@@ -7,6 +7,7 @@ import (
 
 	istionetapi "istio.io/api/networking/v1"
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -52,6 +53,9 @@ func (r *Router) applyUserRoute(ctx context.Context, cn *v1alpha1.Canary, s stra
 	}
 	if err := r.applyDestinationRules(ctx, cn); err != nil {
 		return err
+	}
+	if equality.Semantic.DeepEqual(http, vs.http) && (record == "" || vs.obj.GetAnnotations()[OriginalDestinationsAnnotation] == record) {
+		return nil // it carries them already
 	}
 	return r.applyHTTP(ctx, vs, http, record)
 }
@@ -234,8 +238,9 @@ func (r *Router) applyHTTP(ctx context.Context, vs *userRoute, http []any, recor
 	return r.apply(ctx, patch)
 }
 
-// getUserRoute reads the user's VirtualService straight from the apiserver. One that is not there
-// is a plain error, wrapping the NotFound: the user may be about to create it.
+// getUserRoute reads the user's VirtualService as stored, every field kept (through the
+// controller's cache of unstructured objects). One that is not there is a plain error, wrapping
+// the NotFound: the user may be about to create it.
 func (r *Router) getUserRoute(ctx context.Context, d destinations) (*userRoute, error) {
 	obj := &unstructured.Unstructured{}
 	obj.SetGroupVersionKind(virtualServiceGVK)

@@ -1,0 +1,37 @@
+// Command bench-scale runs the scale benchmark and prints its table: see package scale.
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/trafficctl/trafficctl/test/scale"
+)
+
+func main() {
+	var cfg scale.Config
+	flag.IntVar(&cfg.Canaries, "n", 1000, "how many Canaries")
+	flag.DurationVar(&cfg.Interval, "interval", time.Minute, "every Canary's analysis.interval")
+	flag.DurationVar(&cfg.Idle, "idle", 5*time.Minute, "how long the idle window lasts")
+	flag.Float64Var(&cfg.Wave, "wave", 0.1, "share of targets changed at once after the idle window; 0 for none")
+	flag.IntVar(&cfg.Workers, "workers", 0, "the controller's --concurrent-canaries; its default when 0")
+	flag.StringVar(&cfg.Binary, "binary", "", "controller binary; built into bin/trafficctl when empty")
+	flag.DurationVar(&cfg.InitTimeout, "timeout", 30*time.Minute, "how long initialisation and the wave may each take")
+	flag.Parse()
+	cfg.Logf = func(format string, args ...any) { log.Printf(format, args...) }
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := scale.Run(ctx, cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := io.WriteString(os.Stdout, res.Table()); err != nil {
+		log.Fatal(err)
+	}
+}
