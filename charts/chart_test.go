@@ -168,7 +168,7 @@ func TestDeploymentDefaults(t *testing.T) {
 
 	svc := one[corev1.Service](t, objs, "Service")
 	assert.Equal(t, release+"-metrics", svc.Name)
-	assert.Equal(t, d.Spec.Selector.MatchLabels, svc.Spec.Selector)
+	assert.True(t, labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)), "the metrics Service selects the controller's pods: %v", svc.Spec.Selector)
 	assert.Equal(t, []corev1.ServicePort{{Name: "metrics", Port: 8080, TargetPort: intstr.FromString("metrics"), Protocol: corev1.ProtocolTCP}}, svc.Spec.Ports)
 
 	pdb := one[policyv1.PodDisruptionBudget](t, objs, "PodDisruptionBudget")

@@ -180,19 +180,11 @@ func (r *CanaryReconciler) ensureConfigCopy(ctx context.Context, cn *v1alpha1.Ca
 		},
 		OwnerReferences: []metav1.OwnerReference{ownerRef(cn)},
 	}
-	obj, err := r.withData(ctx, cn.Namespace, it)
-	if err != nil {
-		return "", err
+	var live client.Object = &corev1.ConfigMap{}
+	if it.ref.Kind == rollout.KindSecret {
+		live = &corev1.Secret{}
 	}
-	var copied client.Object
-	switch o := obj.(type) {
-	case *corev1.ConfigMap:
-		copied = &corev1.ConfigMap{ObjectMeta: meta, Data: o.Data, BinaryData: o.BinaryData, Immutable: ptr.To(true)}
-	case *corev1.Secret:
-		copied = &corev1.Secret{ObjectMeta: meta, Data: o.Data, Type: o.Type, Immutable: ptr.To(true)}
-	}
-	live := copied.DeepCopyObject().(client.Object)
-	switch err := r.Client.Get(ctx, client.ObjectKeyFromObject(copied), live); {
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: name}, live); {
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return "", fmt.Errorf("reading %s %s/%s: %w", it.ref.Kind, cn.Namespace, name, err)
@@ -204,6 +196,18 @@ func (r *CanaryReconciler) ensureConfigCopy(ctx context.Context, cn *v1alpha1.Ca
 		if err := r.Client.Delete(ctx, live); client.IgnoreNotFound(err) != nil {
 			return "", fmt.Errorf("replacing %s %s/%s: %w", it.ref.Kind, cn.Namespace, name, err)
 		}
+	}
+	// The data is read only now, to make the copy.
+	obj, err := r.withData(ctx, cn.Namespace, it)
+	if err != nil {
+		return "", err
+	}
+	var copied client.Object
+	switch o := obj.(type) {
+	case *corev1.ConfigMap:
+		copied = &corev1.ConfigMap{ObjectMeta: meta, Data: o.Data, BinaryData: o.BinaryData, Immutable: ptr.To(true)}
+	case *corev1.Secret:
+		copied = &corev1.Secret{ObjectMeta: meta, Data: o.Data, Type: o.Type, Immutable: ptr.To(true)}
 	}
 	if err := r.Client.Create(ctx, copied, client.FieldOwner(FieldManager)); err != nil && !apierrors.IsAlreadyExists(err) {
 		return "", fmt.Errorf("copying %s %s/%s for the primary: %w", it.ref.Kind, cn.Namespace, it.ref.Name, err)

@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	go mem.run(ctx)
 
 	logf("controller started (pid %d); waiting for every Canary to be initialised", cmd.Process.Pid)
-	if err := waitPhase(ctx, c, nil, cfg.InitTimeout, proc, func(p v1alpha1.CanaryPhase) bool {
+	if err := waitPhase(ctx, cl.cache, nil, cfg.InitTimeout, proc, func(p v1alpha1.CanaryPhase) bool {
 		return p == v1alpha1.PhaseInitialized || p == v1alpha1.PhaseSucceeded
 	}, logf); err != nil {
 		return res, fmt.Errorf("%w (controller log: %s)", err, tail(logPath))
@@ -197,12 +197,12 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			}
 			// A changed target passes through Progressing before it succeeds again: wait for the
 			// rollout to have started, then for it to end.
-			if err := waitPhase(ctx, c, names, cfg.InitTimeout, proc, func(p v1alpha1.CanaryPhase) bool {
+			if err := waitPhase(ctx, cl.cache, names, cfg.InitTimeout, proc, func(p v1alpha1.CanaryPhase) bool {
 				return p != v1alpha1.PhaseInitialized && p != v1alpha1.PhaseSucceeded
 			}, logf); err != nil {
 				return err
 			}
-			if err := waitPhase(ctx, c, names, cfg.InitTimeout, proc, func(p v1alpha1.CanaryPhase) bool { return p == v1alpha1.PhaseSucceeded }, logf); err != nil {
+			if err := waitPhase(ctx, cl.cache, names, cfg.InitTimeout, proc, func(p v1alpha1.CanaryPhase) bool { return p == v1alpha1.PhaseSucceeded }, logf); err != nil {
 				return err
 			}
 			res.WaveDone = time.Since(waveStart)
@@ -280,12 +280,12 @@ func changeTemplate(ctx context.Context, c client.Client, i int) error {
 }
 
 // waitPhase polls until every Canary (of names, or all) is in a phase done accepts.
-func waitPhase(ctx context.Context, c client.Client, names map[string]bool, timeout time.Duration, proc *process, done func(v1alpha1.CanaryPhase) bool, logf func(string, ...any)) error {
+func waitPhase(ctx context.Context, c client.Reader, names map[string]bool, timeout time.Duration, proc *process, done func(v1alpha1.CanaryPhase) bool, logf func(string, ...any)) error {
 	deadline := time.Now().Add(timeout)
 	lastLog := time.Now()
 	for {
 		var list v1alpha1.CanaryList
-		if err := c.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		if err := c.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
 			return err
 		}
 		left, total := 0, 0

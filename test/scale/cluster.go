@@ -25,8 +25,10 @@ import (
 // stand-in that plays the Deployment and Gateway controllers.
 type cluster struct {
 	env *testenv.Env
-	// client is the harness's own, unthrottled; the audit log leaves it out.
+	// client is the harness's own, unthrottled; the audit log leaves it out. cache holds the
+	// Canaries, Deployments and HTTPRoutes of the apps' namespace, from a watch.
 	client client.Client
+	cache  client.Reader
 	dir    string
 	// kubeconfigs are the controllers' users' kubeconfig files, by user.
 	kubeconfigs map[string]string
@@ -66,9 +68,11 @@ func startCluster(ctx context.Context, dir string) (*cluster, error) {
 			return fail(fmt.Errorf("creating namespace %s: %w", ns, err))
 		}
 	}
-	if _, err := startStandIn(ctx, env.Config, namespace, 8); err != nil {
+	standIn, err := startStandIn(ctx, env.Config, namespace, 8)
+	if err != nil {
 		return fail(err)
 	}
+	c.cache = standIn.cache
 	c.kubeconfigs = map[string]string{}
 	for _, name := range []string{controllerUser, secondUser} {
 		user, err := env.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}})

@@ -83,7 +83,7 @@ func TestShardsActOnTheirOwnCanaries(t *testing.T) {
 	}
 	initialised := func(p v1alpha1.CanaryPhase) bool { return p == v1alpha1.PhaseInitialized }
 	for _, p := range []*process{east, def} {
-		if err := waitPhase(ctx, cl.client, nil, 2*time.Minute, p, initialised, t.Logf); err != nil {
+		if err := waitPhase(ctx, cl.cache, nil, 2*time.Minute, p, initialised, t.Logf); err != nil {
 			t.Fatalf("%v\neast: %s\ndefault: %s", err, east.logTail(), def.logTail())
 		}
 	}
@@ -126,7 +126,7 @@ func TestLeaderFailoverMidRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	initialised := func(p v1alpha1.CanaryPhase) bool { return p == v1alpha1.PhaseInitialized }
-	if err := waitPhase(ctx, cl.client, nil, time.Minute, first, initialised, t.Logf); err != nil {
+	if err := waitPhase(ctx, cl.cache, nil, time.Minute, first, initialised, t.Logf); err != nil {
 		t.Fatalf("%v\n%s", err, first.logTail())
 	}
 	if err := changeTemplate(ctx, cl.client, 0); err != nil {

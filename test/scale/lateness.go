@@ -74,8 +74,9 @@ func (h histogram) since(earlier histogram) histogram {
 	return out
 }
 
-// quantile is the upper bound of the bucket that holds quantile q: the wait is at most that.
-// The buckets of controller-runtime's workqueue histogram are powers of ten.
+// quantile is quantile q of the waits, interpolated linearly within its bucket as Prometheus'
+// histogram_quantile does. The buckets of controller-runtime's workqueue histogram are powers of
+// ten, so read it with its bucket (bucket gives the bounds).
 func (h histogram) quantile(q float64) float64 {
 	if h.total == 0 {
 		return 0
@@ -85,7 +86,15 @@ func (h histogram) quantile(q float64) float64 {
 	if i == len(h.counts) {
 		return math.Inf(1)
 	}
-	return h.bounds[i]
+	lower, below := 0.0, 0.0
+	if i > 0 {
+		lower, below = h.bounds[i-1], h.counts[i-1]
+	}
+	in := h.counts[i] - below
+	if in <= 0 {
+		return h.bounds[i]
+	}
+	return lower + (h.bounds[i]-lower)*(rank-below)/in
 }
 
 // over is the share of waits longer than bound seconds.
@@ -101,7 +110,7 @@ func (h histogram) over(bound float64) float64 {
 	return 0
 }
 
-// describe puts a quantile's bound in words: "≤ 10ms".
+// describeBound puts a quantile in words: "42ms".
 func describeBound(s float64) string {
 	if math.IsInf(s, 1) {
 		return "> 1000s"
@@ -109,5 +118,12 @@ func describeBound(s float64) string {
 	if s == 0 {
 		return "—"
 	}
-	return "≤ " + time.Duration(math.Round(s*1e9)).String()
+	d := time.Duration(math.Round(s * 1e9))
+	switch {
+	case d >= time.Second:
+		d = d.Round(100 * time.Millisecond)
+	case d >= time.Millisecond:
+		d = d.Round(10 * time.Microsecond)
+	}
+	return d.String()
 }

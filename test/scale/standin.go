@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/internal/testenv"
 )
 
@@ -65,6 +66,11 @@ func startStandIn(ctx context.Context, cfg *rest.Config, namespace string, worke
 		}); err != nil {
 			return nil, err
 		}
+	}
+	// The harness watches the Canaries through the same cache: waiting for thousands of them
+	// must not list them all every second.
+	if _, err := c.GetInformer(ctx, &v1alpha1.Canary{}); err != nil {
+		return nil, fmt.Errorf("stand-in informer for Canaries: %w", err)
 	}
 	go func() { _ = c.Start(ctx) }()
 	if !c.WaitForCacheSync(ctx) {
