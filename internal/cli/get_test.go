@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
@@ -161,9 +163,10 @@ func TestGetCompletesNames(t *testing.T) {
 	assert.Equal(t, []string{"podinfo", ":4"}, lines, "the names, then the directive not to complete files")
 }
 
-// Once any Canary is labelled for a shard, the table says which shard acts on each.
+// Once any Canary is labelled for a shard, the table says which shard acts on each. Not in
+// parallel, and the label is taken off at the end: the tests that list every namespace would see
+// the column too.
 func TestGetShowsShards(t *testing.T) {
-	t.Parallel()
 	h := newHarness(t)
 	h.createCanary()
 	out, _, err := h.run(newGetCommand)
@@ -173,6 +176,12 @@ func TestGetShowsShards(t *testing.T) {
 	h.createCanary(func(cn *v1alpha1.Canary) {
 		cn.Name = "shop"
 		cn.Labels = map[string]string{v1alpha1.LabelShard: "east"}
+	})
+	t.Cleanup(func() {
+		cn := &v1alpha1.Canary{}
+		require.NoError(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: h.ns, Name: "shop"}, cn))
+		cn.Labels = nil
+		require.NoError(t, k8s.Update(context.Background(), cn))
 	})
 	out, _, err = h.run(newGetCommand)
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,8 +28,8 @@ import (
 
 // Config is one run of the benchmark.
 type Config struct {
-	// Canaries is how many Canaries (each with its Deployment and a ConfigMap the Deployment
-	// reads through envFrom) are created.
+	// Canaries is how many Canaries (each with its Deployment, its Service and a ConfigMap the
+	// Deployment reads through envFrom) are created.
 	Canaries int
 	// Interval is every Canary's analysis.interval.
 	Interval time.Duration
@@ -237,8 +238,8 @@ func withDefaults(cfg Config) Config {
 
 func appName(i int) string { return fmt.Sprintf("app-%05d", i) }
 
-// createApp creates app i: a ConfigMap, a Deployment reading it through envFrom, and a Canary
-// rolling the Deployment out in one 50% step.
+// createApp creates app i: a ConfigMap, a Deployment reading it through envFrom, its Service,
+// and a Canary rolling the Deployment out in one 50% step.
 func createApp(ctx context.Context, c client.Client, i int, interval time.Duration, mods ...gen.CanaryMod) error {
 	name := appName(i)
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name + "-config", Namespace: namespace}, Data: map[string]string{"GREETING": "hello"}}
@@ -257,6 +258,12 @@ func createApp(ctx context.Context, c client.Client, i int, interval time.Durati
 			},
 		},
 	}
+	// The app's own Service, as apps have before they get a Canary: trafficctl adopts it as the
+	// apex Service.
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 9898, TargetPort: intstr.FromInt32(9898)}}},
+	}
 	cn := gen.Canary(namespace, append([]gen.CanaryMod{func(cn *v1alpha1.Canary) {
 		cn.Name = name
 		cn.Spec.TargetRef.Name = name
@@ -264,7 +271,7 @@ func createApp(ctx context.Context, c client.Client, i int, interval time.Durati
 		cn.Spec.Analysis.Interval = interval.String()
 		cn.Spec.Analysis.StepWeights = []int32{50}
 	}}, mods...)...)
-	for _, obj := range []client.Object{cm, d, cn} {
+	for _, obj := range []client.Object{cm, d, svc, cn} {
 		if err := c.Create(ctx, obj); err != nil {
 			return fmt.Errorf("creating %s: %w", name, err)
 		}
