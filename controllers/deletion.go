@@ -30,7 +30,15 @@ func (r *CanaryReconciler) finalize(ctx context.Context, cn *v1alpha1.Canary) (c
 	r.routes.forget(cn.UID) // the hand-back moves the route itself
 	rt, rtErr := r.router(cn)
 	snap := rollout.HandBackSnapshot{Canary: cn, Now: r.Clock.Now(), RouteHandedBack: true}
-	target, err := r.getTarget(ctx, cn)
+	// The target is read straight from the apiserver: the hand-back moves users onto its pods, and
+	// a cached copy that lags behind a scale-down (a promotion scales the canary to 0 moments
+	// after it ends) would send them to pods that are going. A deletion reads it a few times at
+	// most.
+	target := &appsv1.Deployment{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: cn.Spec.TargetRef.Name}, target)
+	if err != nil {
+		target = nil
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
