@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -86,11 +87,16 @@ func (r *CanaryReconciler) finalize(ctx context.Context, cn *v1alpha1.Canary) (c
 	if plan.HandBack {
 		// The apex Service first: the route then sends traffic to pods it already selects.
 		if !snap.ApexOnTarget {
-			svc := kubernetes.HandedBackService(cn, target.Spec.Selector.MatchLabels)
+			svc := kubernetes.HandedBackService(cn, target.Spec.Selector.MatchLabels).
+				WithAnnotations(map[string]string{AnnotationApexHandedBackAt: r.Clock.Now().UTC().Format(time.RFC3339Nano)})
 			if err := r.Client.Apply(ctx, svc, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 				return ctrl.Result{}, fmt.Errorf("handing back service %s/%s: %w", cn.Namespace, cn.ApexServiceName(), err)
 			}
+			return ctrl.Result{RequeueAfter: apexSettle}, nil
 		} else if rtErr == nil {
+			if wait := apexSettling(apex, r.Clock.Now()); wait > 0 {
+				return ctrl.Result{RequeueAfter: wait}, nil
+			}
 			if err := rt.HandBack(ctx, cn); err != nil {
 				return ctrl.Result{}, fmt.Errorf("handing back %s %s/%s: %w", cn.RouteKind(), cn.Namespace, cn.RouteName(), err)
 			}
@@ -117,6 +123,31 @@ func (r *CanaryReconciler) finalize(ctx context.Context, cn *v1alpha1.Canary) (c
 	}
 	forget(cn)
 	return ctrl.Result{}, nil
+}
+
+// apexSettle is how long the apex Service selects the target's pods before the route is moved to
+// it: the Deployment is available as soon as its pods are Ready, and a data plane learns the
+// Service's new endpoints a moment later (EndpointSlices, then the proxies). Without it, a
+// deletion right after a promotion (which scales the target to 0 and the hand-back up again) had
+// the route reach the apex Service before the gateway had its pods: 503s for up to 0.7 s.
+const apexSettle = 3 * time.Second
+
+// AnnotationApexHandedBackAt on the apex Service records when a deletion pointed it at the
+// target's pods, so the settle time survives a restart. It stays on the Service afterwards.
+const AnnotationApexHandedBackAt = "trafficctl.io/handed-back-at"
+
+// apexSettling is how much longer the route waits for the apex Service's endpoints, after
+// AnnotationApexHandedBackAt; none when the annotation is missing (an apex Service handed back
+// by an earlier version) or unreadable.
+func apexSettling(apex *corev1.Service, now time.Time) time.Duration {
+	if apex == nil {
+		return 0
+	}
+	at, err := time.Parse(time.RFC3339Nano, apex.Annotations[AnnotationApexHandedBackAt])
+	if err != nil {
+		return 0
+	}
+	return max(0, apexSettle-now.Sub(at))
 }
 
 // recordHandBack writes the hand-back's phase and condition into status, when they changed.
