@@ -25,6 +25,7 @@ var exported = map[string][]string{
 	"trafficctl_rollout_duration_seconds_bucket":       {"result", "le"},
 	"trafficctl_rollouts_total":                        {"namespace", "name", "result", "reason"},
 	"trafficctl_notifications_total":                   {"kind", "provider", "outcome"},
+	"trafficctl_reconcile_lateness_seconds_bucket":     {"le"},
 	"controller_runtime_reconcile_time_seconds_bucket": {"controller", "le"},
 	"workqueue_depth":                                  {"name", "controller"},
 }

@@ -143,7 +143,7 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		// A manual request is an annotation, which leaves the generation as it is.
 		For(&v1alpha1.Canary{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.MaxConcurrentReconciles, 4)}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.MaxConcurrentReconciles, 4), NewQueue: newCanaryQueue}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
@@ -399,18 +399,24 @@ func (r *CanaryReconciler) act(ctx context.Context, cn *v1alpha1.Canary, target 
 	return nil
 }
 
-// requeueAfter is the plan's own wish, or, for an idle Canary, a jittered look every interval,
-// for what is not watched (a MetricTemplate, an AlertProvider); it reads only the cache.
+// idleResync is how often an idle Canary is looked at without a watch event. Everything an idle
+// Canary depends on is watched (its target, the config the target uses, what it owns, its route,
+// its autoscaler); what is not (a MetricTemplate, an AlertProvider) matters only once a rollout
+// starts, and is read then.
+const idleResync = 10 * time.Minute
+
+// requeueAfter is the plan's own wish, or, for an idle Canary, a jittered resync every
+// idleResync (or interval, when longer), which reads only the cache.
 func (r *CanaryReconciler) requeueAfter(cn *v1alpha1.Canary, plan rollout.Plan) time.Duration {
 	if plan.RequeueAfter > 0 {
 		return plan.RequeueAfter
 	}
-	interval := cn.AnalysisInterval()
+	resync := max(cn.AnalysisInterval(), idleResync)
 	jitter := r.Jitter
 	if jitter == nil {
 		jitter = func(n time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(n))) }
 	}
-	return interval + jitter(interval/10+1)
+	return resync + jitter(resync/10+1)
 }
 
 // stall records a problem that retrying cannot fix, and stops retrying until the Canary or

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"github.com/trafficctl/trafficctl/api/v1alpha1"
 	"github.com/trafficctl/trafficctl/rollout"
 )
 
@@ -101,13 +102,17 @@ func (w *configWatch) forget(uid types.UID) {
 }
 
 // sources are the watches that wake the Canaries whose target uses a ConfigMap or Secret that
-// was created, changed or deleted.
+// was created, changed or deleted, and the Canary that owns one (the primary's config copies:
+// one deleted by hand is made again at once).
 func (w *configWatch) sources(r *CanaryReconciler) []source.Source {
 	var out []source.Source
 	for _, kind := range []string{rollout.KindConfigMap, rollout.KindSecret} {
 		wake := func(ctx context.Context, m *metav1.PartialObjectMetadata, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			for _, req := range r.canariesUsing(ctx, kind, m) {
 				q.Add(req)
+			}
+			if owner := metav1.GetControllerOf(m); owner != nil && owner.Kind == "Canary" && owner.APIVersion == v1alpha1.GroupVersion.String() {
+				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.Namespace, Name: owner.Name}})
 			}
 		}
 		h := handler.TypedFuncs[*metav1.PartialObjectMetadata, reconcile.Request]{

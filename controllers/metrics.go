@@ -40,6 +40,11 @@ var (
 		Help:    "How long whole rollouts took, from their start to their promotion or rollback, by result.",
 		Buckets: []float64{30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400},
 	}, []string{"result"})
+	reconcileLateness = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "trafficctl_reconcile_lateness_seconds",
+		Help:    "How long a Canary waited in the workqueue after it was due (its requeue time ran out, or a watch event woke it); retries after an error are not counted.",
+		Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 120, 300},
+	})
 	rolloutsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "trafficctl_rollouts_total",
 		Help: "Rollouts that ended, by result (Succeeded is a promotion, Failed a rollback) and reason.",
@@ -52,7 +57,7 @@ var registerMetrics sync.Once
 // many managers a process starts.
 func RegisterMetrics() {
 	registerMetrics.Do(func() {
-		metrics.Registry.MustRegister(canaryPhase, canaryWeight, canaryStep, canaryFailedChecks, canaryCheckValue, rolloutDuration, rolloutsTotal)
+		metrics.Registry.MustRegister(canaryPhase, canaryWeight, canaryStep, canaryFailedChecks, canaryCheckValue, rolloutDuration, rolloutsTotal, reconcileLateness)
 	})
 }
 

@@ -42,6 +42,12 @@ type Config struct {
 	Workers int
 	// Binary is the controller binary; built into bin/trafficctl when empty.
 	Binary string
+	// Poke wakes every Canary once in the first interval of the idle window, paced evenly over
+	// that interval as the per-interval tick of an older controller would, by an annotation on its
+	// target that changes nothing it depends on: each is reconciled, must read only its cache and
+	// write nothing, and the lateness of those reconciles is measured. Without it an idle Canary
+	// is looked at only by the idle resync (every 10 minutes).
+	Poke bool
 	// InitTimeout bounds the wait for every Canary to be initialised.
 	InitTimeout time.Duration
 	// Logf tells progress.
@@ -149,7 +155,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		if err != nil {
 			return calls{}, histogram{}, 0, err
 		}
-		h0, err := scrapeQueueDuration(metricsURL)
+		h0, err := scrapeLateness(metricsURL)
 		if err != nil {
 			return calls{}, histogram{}, 0, err
 		}
@@ -163,7 +169,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			return calls{}, histogram{}, 0, err
 		}
 		cpu1, _ := cpuSeconds(cmd.Process.Pid)
-		h1, err := scrapeQueueDuration(metricsURL)
+		h1, err := scrapeLateness(metricsURL)
 		if err != nil {
 			return calls{}, histogram{}, 0, err
 		}
@@ -175,7 +181,24 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return n, h1.since(h0), cpu1 - cpu0, err
 	}
 	var cpu float64
-	res.Idle, res.IdleLate, cpu, err = window(cfg.Idle, nil)
+	var poke func() error
+	if cfg.Poke {
+		poke = func() error {
+			start := time.Now()
+			pace := min(cfg.Interval, cfg.Idle) / time.Duration(cfg.Canaries)
+			err := parallel(ctx, cfg.Canaries, 32, func(i int) error {
+				if err := sleep(ctx, time.Until(start.Add(time.Duration(i)*pace))); err != nil {
+					return err
+				}
+				return annotate(ctx, c, i)
+			})
+			if err != nil {
+				return err
+			}
+			return sleep(ctx, time.Until(start.Add(cfg.Idle)))
+		}
+	}
+	res.Idle, res.IdleLate, cpu, err = window(cfg.Idle, poke)
 	if err != nil {
 		return res, err
 	}
@@ -277,6 +300,14 @@ func createApp(ctx context.Context, c client.Client, i int, interval time.Durati
 		}
 	}
 	return nil
+}
+
+// annotate gives app i's Deployment an annotation of its own, outside its pod template: a watch
+// event for its Canary, and nothing it depends on.
+func annotate(ctx context.Context, c client.Client, i int) error {
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: appName(i), Namespace: namespace}}
+	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"annotations":{"bench/poke":%q}}}`, time.Now().Format(time.RFC3339Nano)))
+	return c.Patch(ctx, d, patch)
 }
 
 // changeTemplate gives app i's pod template a new annotation: a new revision to roll out.

@@ -7,13 +7,14 @@ import (
 )
 
 // TestIdleIntervalWritesNothing runs the benchmark small: a few Canaries on short intervals, an
-// idle window of several intervals in which the controller must write nothing, and a wave in
-// which one Canary rolls out (so the counts are seen to count).
+// idle window of several intervals in which every Canary is woken (an annotation on its target)
+// and the controller must neither read from the apiserver nor write, and a wave in which one
+// Canary rolls out (so the counts are seen to count).
 func TestIdleIntervalWritesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, Config{
-		Canaries: 10, Interval: 2 * time.Second, Idle: 8 * time.Second, Wave: 0.1,
+		Canaries: 10, Interval: 2 * time.Second, Idle: 8 * time.Second, Wave: 0.1, Poke: true,
 		InitTimeout: 2 * time.Minute, Logf: t.Logf,
 	})
 	if err != nil {
@@ -26,8 +27,8 @@ func TestIdleIntervalWritesNothing(t *testing.T) {
 	if n := res.Idle.reads(); n != 0 {
 		t.Errorf("the controller read %d times from the apiserver in an idle window of %s, where its cache has all it needs: %s", n, res.Config.Idle, res.Idle.summary())
 	}
-	if res.IdleLate.total == 0 {
-		t.Errorf("no Canary was reconciled in the idle window of %s, %d intervals: the window measured nothing", res.Config.Idle, int(res.Config.Idle/res.Config.Interval))
+	if int(res.IdleLate.total) < res.Config.Canaries {
+		t.Errorf("%d reconciles in the idle window, fewer than the %d Canaries woken: the window measured too little", int(res.IdleLate.total), res.Config.Canaries)
 	}
 	if res.Wave.writes() == 0 {
 		t.Errorf("the wave's rollout wrote nothing the audit log saw: %s", res.Wave.summary())

@@ -18,11 +18,20 @@ type histogram struct {
 	bounds []float64
 	counts []float64
 	total  float64
+	// metric is the series it was read from.
+	metric string
 }
 
-// scrapeQueueDuration reads workqueue_queue_duration_seconds of the canary controller's queue:
-// how long each Canary waited in the workqueue before a worker took it.
-func scrapeQueueDuration(url string) (histogram, error) {
+// The lateness histograms, best first: the controller's own, with buckets from 1ms to 300s, and
+// controller-runtime's workqueue wait of the canary queue, whose buckets are powers of ten (the
+// only one a controller built before trafficctl_reconcile_lateness_seconds has).
+const (
+	latenessMetric  = "trafficctl_reconcile_lateness_seconds"
+	queueWaitMetric = "workqueue_queue_duration_seconds"
+)
+
+// scrapeLateness reads how long each Canary waited in the workqueue after it was due.
+func scrapeLateness(url string) (histogram, error) {
 	c := &http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
@@ -34,23 +43,24 @@ func scrapeQueueDuration(url string) (histogram, error) {
 	if err != nil {
 		return histogram{}, fmt.Errorf("parsing %s: %w", url, err)
 	}
-	fam, ok := families["workqueue_queue_duration_seconds"]
-	if !ok {
-		return histogram{}, fmt.Errorf("%s has no workqueue_queue_duration_seconds", url)
-	}
-	for _, m := range fam.GetMetric() {
-		if label(m, "name") != "canary" {
-			continue
-		}
+	read := func(m *dto.Metric, name string) histogram {
 		h := m.GetHistogram()
-		out := histogram{total: float64(h.GetSampleCount())}
+		out := histogram{total: float64(h.GetSampleCount()), metric: name}
 		for _, b := range h.GetBucket() {
 			out.bounds = append(out.bounds, b.GetUpperBound())
 			out.counts = append(out.counts, float64(b.GetCumulativeCount()))
 		}
-		return out, nil
+		return out
 	}
-	return histogram{}, fmt.Errorf("%s has no workqueue_queue_duration_seconds of queue canary", url)
+	if fam, ok := families[latenessMetric]; ok && len(fam.GetMetric()) > 0 {
+		return read(fam.GetMetric()[0], latenessMetric), nil
+	}
+	for _, m := range families[queueWaitMetric].GetMetric() {
+		if label(m, "name") == "canary" {
+			return read(m, queueWaitMetric), nil
+		}
+	}
+	return histogram{}, fmt.Errorf("%s has neither %s nor %s of queue canary", url, latenessMetric, queueWaitMetric)
 }
 
 func label(m *dto.Metric, name string) string {
@@ -64,7 +74,7 @@ func label(m *dto.Metric, name string) string {
 
 // since is what was observed after earlier.
 func (h histogram) since(earlier histogram) histogram {
-	out := histogram{bounds: h.bounds, counts: make([]float64, len(h.counts)), total: h.total - earlier.total}
+	out := histogram{bounds: h.bounds, counts: make([]float64, len(h.counts)), total: h.total - earlier.total, metric: h.metric}
 	for i := range h.counts {
 		out.counts[i] = h.counts[i]
 		if i < len(earlier.counts) {

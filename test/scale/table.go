@@ -1,6 +1,7 @@
 package scale
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 )
@@ -26,7 +27,7 @@ func (r Result) Table() string {
 		per(r.Idle.reads()), per(r.Idle.writes()),
 		describeBound(r.IdleLate.quantile(0.5)), describeBound(r.IdleLate.quantile(0.99)),
 		wave, waveLate, mib(r.APIServerRSS), mib(r.EtcdRSS))
-	fmt.Fprintf(&b, "\nLateness is workqueue_queue_duration_seconds, whose buckets are powers of ten: quantiles are interpolated within a bucket, as histogram_quantile does.\n")
+	fmt.Fprintf(&b, "\nLateness is %s: quantiles are interpolated within a bucket, as histogram_quantile does.\n", cmp.Or(r.IdleLate.metric, r.WaveLate.metric))
 	fmt.Fprintf(&b, "Idle window %s (%.1f intervals): %d requests: %s; %d queue waits, %.1f%% over 1s.\n",
 		cfg.Idle, intervals, r.Idle.total(), r.Idle.summary(), int(r.IdleLate.total), 100*r.IdleLate.over(1))
 	if r.WaveCanaries > 0 {
