@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -97,12 +99,39 @@ func (a *App) PodHeaders(ctx context.Context, deployment, header string) (map[st
 		}
 		resp, err := httpClient.Do(req)
 		if err != nil {
+			// A pod that stopped serving since it was listed (a rollout moved on) is not asked.
+			if gone, lerr := a.stoppedServing(ctx, deployment, pods[i].Name); lerr == nil && gone {
+				continue
+			}
 			return nil, fmt.Errorf("asking pod %s: %w", pods[i].Name, err)
 		}
 		_ = resp.Body.Close()
 		out[pods[i].Name] = resp.Header.Get(header)
 	}
 	return out, nil
+}
+
+// stoppedServing is true when pod leaves the Deployment's serving pods within a few seconds: a
+// pod whose process has just stopped is listed until the node agent reports it.
+func (a *App) stoppedServing(ctx context.Context, deployment, pod string) (bool, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pods, err := a.servingPods(ctx, deployment)
+		if err != nil {
+			return false, err
+		}
+		if !slices.ContainsFunc(pods, func(p corev1.Pod) bool { return p.Name == pod }) {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // PodRequests reads the request counters of every running pod of a Deployment of the app, such
