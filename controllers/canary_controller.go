@@ -104,6 +104,8 @@ type CanaryReconciler struct {
 
 	// gates makes the webhook calls off the reconcile workers.
 	gates *gateCalls
+	// checks runs the check rounds off the reconcile workers.
+	checks *checkRounds
 	// routes tells a route changed by another writer from one the cache has not caught up on.
 	routes routeMemory
 	// config watches the ConfigMaps and Secrets targets use; nil reads them from the apiserver
@@ -165,6 +167,11 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	// The answers of webhooks called off the reconcile wake their Canary.
 	b = b.WatchesRawSource(source.Channel(r.gates.wake, &handler.EnqueueRequestForObject{}))
+	if r.checks == nil {
+		r.checks = newCheckRounds(r.Clock)
+	}
+	// So do the check rounds that outlasted their reconcile.
+	b = b.WatchesRawSource(source.Channel(r.checks.wake, &handler.EnqueueRequestForObject{}))
 	return b.Complete(r)
 }
 
@@ -336,7 +343,13 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, cn *v1alpha1.Canary) (
 		return ctrl.Result{}, err
 	}
 	if rollout.ChecksDue(snap) {
-		snap.Checks = r.runChecks(ctx, snap)
+		checks, pending := r.checks.take(snap, func(ctx context.Context) []v1alpha1.Decision { return r.runChecks(ctx, snap) })
+		if pending {
+			// The round goes on off the worker and wakes the Canary when it ends; until then
+			// nothing is recorded or changed.
+			return ctrl.Result{RequeueAfter: checkRecheck}, nil
+		}
+		snap.Checks = checks
 	}
 	snap, plan := r.planWithGates(snap, target)
 	if e, ok := r.routes.drift(cn, snap.Route, plan.Routing); ok {

@@ -353,6 +353,63 @@ func TestHangingWebhooksOfMoreCanariesThanWorkers(t *testing.T) {
 	}
 }
 
+// TestHangingPrometheusOfMoreCanariesThanWorkers: six Canaries whose metric provider hangs (their
+// MetricTemplate's address never answers, each query until a 30 s timeout), beside the default
+// four reconcile workers, cost another Canary's rollout little: check rounds run off the workers,
+// which wait for one only briefly. Its rollout is timed alone, then beside them; the times are
+// logged.
+func TestHangingPrometheusOfMoreCanariesThanWorkers(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.setTraffic(healthy, healthy)
+	c.createTarget("podinfo:1.0")
+	stuck := newReceiver(t, http.StatusOK)
+	stuck.hangUp()
+	c.startController(func(o *controllers.Options) { o.QueryTimeout = 30 * time.Second }) // 4 workers
+	c.create(c.newCanary())
+	c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+
+	rollOut := func(image string) time.Duration {
+		started := time.Now()
+		c.setImage(image)
+		c.waitFor("the promotion of "+image, rolloutTimeout, func(cn *v1alpha1.Canary) bool {
+			return cn.Status.Phase == v1alpha1.PhaseSucceeded && cn.Status.History[0].Images[0] == "app="+image
+		})
+		return time.Since(started)
+	}
+	alone := rollOut("podinfo:2.0")
+
+	c.create(&v1alpha1.MetricTemplate{
+		ObjectMeta: metav1.ObjectMeta{Name: "hanging", Namespace: c.ns},
+		Spec: v1alpha1.MetricTemplateSpec{
+			Provider: v1alpha1.MetricProvider{Type: v1alpha1.MetricProviderPrometheus, Address: stuck.URL("")},
+			Query:    `sum(rate(http_requests_total{namespace="{{ namespace }}"}[{{ interval }}]))`,
+		},
+	})
+	const hanging = 6
+	for i := range hanging {
+		name := fmt.Sprintf("hang-%d", i)
+		c.createNamedTarget(name, name+":1.0")
+		c.create(c.newCanary(func(cn *v1alpha1.Canary) {
+			cn.Name, cn.Spec.TargetRef.Name = name, name
+			cn.Spec.Service.Hostnames = []string{name + ".example.com"}
+			cn.Spec.Analysis.Metrics = []v1alpha1.CanaryMetric{{
+				Name: "rps", TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "hanging"},
+				ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(1.0)},
+			}}
+		}))
+		c.waitForNamed(name, "initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
+		c.setNamedImage(name, name+":2.0")
+	}
+	require.Eventually(t, func() bool { return stuck.holding() >= hanging }, 30*time.Second, 50*time.Millisecond, "every hanging Canary's query is held")
+
+	beside := rollOut("podinfo:3.0")
+	t.Logf("podinfo's rollout took %s alone and %s beside %d Canaries whose Prometheus hangs (%+.0f%%)",
+		alone.Round(time.Millisecond), beside.Round(time.Millisecond), hanging, 100*(beside.Seconds()/alone.Seconds()-1))
+	assert.Less(t, beside, alone+15*time.Second, "the hanging queries held no worker for long: %s alone, %s beside them", alone, beside)
+	assert.GreaterOrEqual(t, stuck.holding(), 1, "hanging queries were still held meanwhile")
+}
+
 // TestTenancy: a Canary cannot name another namespace's MetricTemplate or AlertProvider unless the
 // controller allows it, nor have the controller call a link-local address.
 func TestTenancy(t *testing.T) {

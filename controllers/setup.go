@@ -159,6 +159,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := mgr.Add(r.gates); err != nil {
 		return fmt.Errorf("adding the webhook caller: %w", err)
 	}
+	r.checks = newCheckRounds(clk)
+	if err := mgr.Add(r.checks); err != nil {
+		return fmt.Errorf("adding the check runner: %w", err)
+	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the canary controller: %w", err)
 	}
