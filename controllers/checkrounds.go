@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -23,13 +22,9 @@ import (
 // belongs to the moment of the rollout it started at (see moment); one Canary has at most one
 // round in flight, and its decisions are taken once.
 type checkRounds struct {
+	// offWorker's wake receives the Canary whose round ended after its reconcile stopped waiting.
+	offWorker
 	clock clock.PassiveClock
-	// ctx is the manager's, which ends the rounds in flight when it stops.
-	ctx atomic.Pointer[context.Context]
-	// wake receives the Canary whose round ended after its reconcile stopped waiting.
-	wake chan event.GenericEvent
-	// slots bounds the rounds in flight over all Canaries.
-	slots chan struct{}
 
 	mu     sync.Mutex
 	rounds map[types.UID]*checkRound
@@ -64,21 +59,9 @@ type checkRound struct {
 type checkRun func(ctx context.Context) []v1alpha1.Decision
 
 func newCheckRounds(clk clock.PassiveClock) *checkRounds {
-	c := &checkRounds{
-		clock: clk, rounds: map[types.UID]*checkRound{},
-		wake:  make(chan event.GenericEvent, 1024),
-		slots: make(chan struct{}, maxCheckRoundsInFlight),
-	}
-	background := context.Background()
-	c.ctx.Store(&background)
+	c := &checkRounds{clock: clk, rounds: map[types.UID]*checkRound{}}
+	c.init(maxCheckRoundsInFlight)
 	return c
-}
-
-// Start keeps the manager's context, so that its rounds end when it stops; a manager.Runnable.
-func (c *checkRounds) Start(ctx context.Context) error {
-	c.ctx.Store(&ctx)
-	<-ctx.Done()
-	return nil
 }
 
 // take returns the decisions of the Canary's round at the moment of s, starting the round when

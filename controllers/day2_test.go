@@ -316,15 +316,7 @@ func TestHangingWebhooksOfMoreCanariesThanWorkers(t *testing.T) {
 	c.create(c.newCanary(func(cn *v1alpha1.Canary) { cn.Spec.Analysis.Metrics = nil }))
 	c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
 
-	rollOut := func(image string) time.Duration {
-		started := time.Now()
-		c.setImage(image)
-		c.waitFor("the promotion of "+image, rolloutTimeout, func(cn *v1alpha1.Canary) bool {
-			return cn.Status.Phase == v1alpha1.PhaseSucceeded && cn.Status.History[0].Images[0] == "app="+image
-		})
-		return time.Since(started)
-	}
-	alone := rollOut("podinfo:2.0")
+	alone := c.timedRollout("podinfo:2.0")
 
 	const hanging = 6
 	for i := range hanging {
@@ -341,7 +333,7 @@ func TestHangingWebhooksOfMoreCanariesThanWorkers(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return stuck.holding() >= hanging }, 30*time.Second, 50*time.Millisecond, "every hanging Canary's webhook is held")
 
-	beside := rollOut("podinfo:3.0")
+	beside := c.timedRollout("podinfo:3.0")
 	t.Logf("podinfo's rollout took %s alone and %s beside %d Canaries whose webhooks hang (%+.0f%%)",
 		alone.Round(time.Millisecond), beside.Round(time.Millisecond), hanging, 100*(beside.Seconds()/alone.Seconds()-1))
 	assert.Less(t, beside, time.Minute, "it finished long before the hanging webhooks' 5m timeout")
@@ -351,6 +343,17 @@ func TestHangingWebhooksOfMoreCanariesThanWorkers(t *testing.T) {
 		require.NoError(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: fmt.Sprintf("hang-%d", i)}, cn))
 		assert.NotEqual(t, v1alpha1.PhaseProgressing, cn.Status.Phase, "hang-%d still waits for its approval", i)
 	}
+}
+
+// timedRollout sets the target's image and waits for its promotion; it returns how long it took.
+func (c *cluster) timedRollout(image string) time.Duration {
+	c.t.Helper()
+	started := time.Now()
+	c.setImage(image)
+	c.waitFor("the promotion of "+image, rolloutTimeout, func(cn *v1alpha1.Canary) bool {
+		return cn.Status.Phase == v1alpha1.PhaseSucceeded && cn.Status.History[0].Images[0] == "app="+image
+	})
+	return time.Since(started)
 }
 
 // TestHangingPrometheusOfMoreCanariesThanWorkers: six Canaries whose metric provider hangs (their
@@ -369,15 +372,7 @@ func TestHangingPrometheusOfMoreCanariesThanWorkers(t *testing.T) {
 	c.create(c.newCanary())
 	c.waitFor("initialization", 30*time.Second, phaseIs(v1alpha1.PhaseInitialized))
 
-	rollOut := func(image string) time.Duration {
-		started := time.Now()
-		c.setImage(image)
-		c.waitFor("the promotion of "+image, rolloutTimeout, func(cn *v1alpha1.Canary) bool {
-			return cn.Status.Phase == v1alpha1.PhaseSucceeded && cn.Status.History[0].Images[0] == "app="+image
-		})
-		return time.Since(started)
-	}
-	alone := rollOut("podinfo:2.0")
+	alone := c.timedRollout("podinfo:2.0")
 
 	c.create(&v1alpha1.MetricTemplate{
 		ObjectMeta: metav1.ObjectMeta{Name: "hanging", Namespace: c.ns},
@@ -403,7 +398,7 @@ func TestHangingPrometheusOfMoreCanariesThanWorkers(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return stuck.holding() >= hanging }, 30*time.Second, 50*time.Millisecond, "every hanging Canary's query is held")
 
-	beside := rollOut("podinfo:3.0")
+	beside := c.timedRollout("podinfo:3.0")
 	t.Logf("podinfo's rollout took %s alone and %s beside %d Canaries whose Prometheus hangs (%+.0f%%)",
 		alone.Round(time.Millisecond), beside.Round(time.Millisecond), hanging, 100*(beside.Seconds()/alone.Seconds()-1))
 	assert.Less(t, beside, alone+15*time.Second, "the hanging queries held no worker for long: %s alone, %s beside them", alone, beside)

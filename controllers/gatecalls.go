@@ -23,16 +23,35 @@ import (
 // revisions, the last check and transition): the answers of a moment are its own, and a rollout
 // that moved on asks again.
 type gateCalls struct {
+	offWorker
 	clock clock.PassiveClock
-	// ctx is the manager's, which ends the calls in flight when it stops.
-	ctx atomic.Pointer[context.Context]
-	// wake receives the Canary whose calls have all answered.
-	wake chan event.GenericEvent
-	// slots bounds the calls in flight over all Canaries.
-	slots chan struct{}
 
 	mu    sync.Mutex
 	calls map[gateKey]*gateAnswer
+}
+
+// offWorker is what work done off the reconcile workers needs: the manager's context, which ends
+// it when the manager stops; a channel that wakes the Canary whose work ended; and slots bounding
+// the work in flight over all Canaries.
+type offWorker struct {
+	ctx   atomic.Pointer[context.Context]
+	wake  chan event.GenericEvent
+	slots chan struct{}
+}
+
+// init makes the channels, inFlight slots, and starts with a context that never ends.
+func (w *offWorker) init(inFlight int) {
+	w.wake, w.slots = make(chan event.GenericEvent, 1024), make(chan struct{}, inFlight)
+	background := context.Background()
+	w.ctx.Store(&background)
+}
+
+// Start keeps the manager's context, so that the work in flight ends when it stops; a
+// manager.Runnable.
+func (w *offWorker) Start(ctx context.Context) error {
+	w.ctx.Store(&ctx)
+	<-ctx.Done()
+	return nil
 }
 
 // maxGateCallsInFlight bounds the webhook calls in flight at once; a call beyond waits for a slot.
@@ -60,21 +79,9 @@ type gateAnswer struct {
 type gateCall func(ctx context.Context, t v1alpha1.WebhookType) []v1alpha1.WebhookResult
 
 func newGateCalls(clk clock.PassiveClock) *gateCalls {
-	g := &gateCalls{
-		clock: clk, calls: map[gateKey]*gateAnswer{},
-		wake:  make(chan event.GenericEvent, 1024),
-		slots: make(chan struct{}, maxGateCallsInFlight),
-	}
-	background := context.Background()
-	g.ctx.Store(&background)
+	g := &gateCalls{clock: clk, calls: map[gateKey]*gateAnswer{}}
+	g.init(maxGateCallsInFlight)
 	return g
-}
-
-// Start keeps the manager's context, so that its calls end when it stops; a manager.Runnable.
-func (g *gateCalls) Start(ctx context.Context) error {
-	g.ctx.Store(&ctx)
-	<-ctx.Done()
-	return nil
 }
 
 // moment names where the rollout of s stands, which the answers of its webhooks belong to.

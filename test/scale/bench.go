@@ -89,14 +89,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	cfg = withDefaults(cfg)
 	res.Config = cfg
 	logf := cfg.Logf
-	dir, err := os.MkdirTemp("", "trafficctl-bench-")
-	if err != nil {
-		return res, err
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cl, err := startCluster(ctx, dir)
+	cl, err := startTempCluster(ctx, "trafficctl-bench-")
 	if err != nil {
 		return res, err
 	}

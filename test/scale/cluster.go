@@ -30,6 +30,8 @@ type cluster struct {
 	client client.Client
 	cache  client.Reader
 	dir    string
+	// tempDir is true when dir is the cluster's own, removed by stop.
+	tempDir bool
 	// kubeconfigs are the controllers' users' kubeconfig files, by user.
 	kubeconfigs map[string]string
 	audit       auditLog
@@ -91,7 +93,29 @@ func startCluster(ctx context.Context, dir string) (*cluster, error) {
 	return c, nil
 }
 
-func (c *cluster) stop() error { return c.env.Stop() }
+func (c *cluster) stop() error {
+	err := c.env.Stop()
+	if c.tempDir {
+		_ = os.RemoveAll(c.dir)
+	}
+	return err
+}
+
+// startTempCluster starts one keeping its files in a new temporary directory named after prefix,
+// which stop removes.
+func startTempCluster(ctx context.Context, prefix string) (*cluster, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, err
+	}
+	c, err := startCluster(ctx, dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	c.tempDir = true
+	return c, nil
+}
 
 // process is a controller binary running against the cluster.
 type process struct {

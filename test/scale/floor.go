@@ -3,7 +3,6 @@ package scale
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,14 +34,9 @@ type FloorResult struct {
 func Floor(ctx context.Context, cfg Config) (res FloorResult, err error) {
 	cfg = withDefaults(cfg)
 	res.Canaries = cfg.Canaries
-	dir, err := os.MkdirTemp("", "trafficctl-floor-")
-	if err != nil {
-		return res, err
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cl, err := startCluster(ctx, dir)
+	cl, err := startTempCluster(ctx, "trafficctl-floor-")
 	if err != nil {
 		return res, err
 	}
