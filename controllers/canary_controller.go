@@ -117,6 +117,9 @@ const (
 	indexTargetName = ".spec.targetRef.name"
 	indexRouteName  = ".spec.routeName"
 	indexHPAName    = ".spec.autoscalerRef.name"
+	// indexCopyOf indexes the primary's config copies by their Canary: a label selector on a
+	// cached list scans every object of the namespace, this looks up the Canary's own.
+	indexCopyOf = ".metadata.labels.canary"
 )
 
 // SetupWithManager registers the reconciler and its watches: the Canary itself, the objects
@@ -128,6 +131,19 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return []string{o.(*v1alpha1.Canary).Spec.TargetRef.Name}
 	}); err != nil {
 		return fmt.Errorf("indexing canaries by target: %w", err)
+	}
+	for _, obj := range []client.Object{&corev1.ConfigMap{}, &corev1.Secret{}} {
+		if err := indexer.IndexField(ctx, obj, indexCopyOf, func(o client.Object) []string {
+			if o.GetLabels()[LabelManagedBy] != ManagedByValue {
+				return nil
+			}
+			if name := o.GetLabels()[LabelCanary]; name != "" {
+				return []string{name}
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("indexing config copies by canary: %w", err)
+		}
 	}
 	if err := indexer.IndexField(ctx, &v1alpha1.Canary{}, indexRouteName, func(o client.Object) []string {
 		return []string{o.(*v1alpha1.Canary).RouteName()}

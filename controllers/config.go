@@ -180,11 +180,7 @@ func (r *CanaryReconciler) ensureConfigCopy(ctx context.Context, cn *v1alpha1.Ca
 		},
 		OwnerReferences: []metav1.OwnerReference{ownerRef(cn)},
 	}
-	var live client.Object = &corev1.ConfigMap{}
-	if it.ref.Kind == rollout.KindSecret {
-		live = &corev1.Secret{}
-	}
-	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: cn.Namespace, Name: name}, live); {
+	switch live, err := r.liveMeta(ctx, it.ref.Kind, client.ObjectKey{Namespace: cn.Namespace, Name: name}); {
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return "", fmt.Errorf("reading %s %s/%s: %w", it.ref.Kind, cn.Namespace, name, err)
@@ -246,12 +242,15 @@ func (r *CanaryReconciler) tendConfigCopies(ctx context.Context, cn *v1alpha1.Ca
 		return err
 	}
 	used := rollout.ConfigRefs(&primary.Spec.Template.Spec)
-	have := map[rollout.ConfigRef]bool{}
-	for _, c := range copies {
-		have[rollout.ConfigRef{Kind: kindOf(c), Name: c.GetName()}] = true
-	}
 	for _, ref := range used {
-		if have[ref] || !isCopyName(ref.Name) {
+		if !isCopyName(ref.Name) {
+			continue
+		}
+		_, err := r.liveMeta(ctx, ref.Kind, client.ObjectKey{Namespace: cn.Namespace, Name: ref.Name})
+		if !apierrors.IsNotFound(err) {
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		if err := r.restoreConfigCopy(ctx, cn, ref); err != nil {
@@ -273,11 +272,23 @@ func (r *CanaryReconciler) tendConfigCopies(ctx context.Context, cn *v1alpha1.Ca
 	return nil
 }
 
+// liveMeta reads the metadata of a ConfigMap or Secret from the metadata cache, the one whose
+// events wake the Canaries: the cache of trafficctl's own copies may still hold one whose deletion
+// the metadata cache has already told of.
+func (r *CanaryReconciler) liveMeta(ctx context.Context, kind string, key client.ObjectKey) (*metav1.PartialObjectMetadata, error) {
+	m := metadataOf(kind)
+	var reader client.Reader = r.Client
+	if r.config != nil {
+		reader = r.config.cache
+	}
+	return m, reader.Get(ctx, key, m)
+}
+
 // configCopies are the copies made for the Canary's primary, cached.
 func (r *CanaryReconciler) configCopies(ctx context.Context, cn *v1alpha1.Canary) ([]client.Object, error) {
 	var copies []client.Object
 	for _, list := range []client.ObjectList{&corev1.ConfigMapList{}, &corev1.SecretList{}} {
-		if err := r.Client.List(ctx, list, client.InNamespace(cn.Namespace), client.MatchingLabels{LabelCanary: cn.Name, LabelManagedBy: ManagedByValue}); err != nil {
+		if err := r.Client.List(ctx, list, client.InNamespace(cn.Namespace), client.MatchingFields{indexCopyOf: cn.Name}); err != nil {
 			return nil, fmt.Errorf("listing the primary's config copies: %w", err)
 		}
 		switch l := list.(type) {

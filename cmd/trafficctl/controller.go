@@ -21,6 +21,7 @@ import (
 
 type controllerOptions struct {
 	metricsAddr       string
+	pprofAddr         string
 	probeAddr         string
 	leaderElect       bool
 	leaderElectionNS  string
@@ -49,6 +50,7 @@ func newControllerCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address the controller's own Prometheus metrics are served on; 0 turns them off")
+	f.StringVar(&o.pprofAddr, "pprof-bind-address", "", "address Go's profiles (/debug/pprof) are served on, for a sizing question; off when empty")
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address /healthz and /readyz are served on")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so that only one replica acts at a time")
 	f.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election Lease; the controller's own when empty")
@@ -94,6 +96,7 @@ func (o *controllerOptions) run() error {
 		Scheme:                  apis.NewScheme(),
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        leaseID,
 		LeaderElectionNamespace: o.leaderElectionNS,

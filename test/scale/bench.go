@@ -40,6 +40,8 @@ type Config struct {
 	Wave float64
 	// Workers is the controller's --concurrent-canaries; its default when 0.
 	Workers int
+	// ControllerArgs are more flags for the controller, such as --pprof-bind-address.
+	ControllerArgs []string
 	// Binary is the controller binary; built into bin/trafficctl when empty.
 	Binary string
 	// Poke wakes every Canary once in the first interval of the idle window, paced evenly over
@@ -115,6 +117,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if cfg.Workers > 0 {
 		args = append(args, "--concurrent-canaries", strconv.Itoa(cfg.Workers))
 	}
+	args = append(args, cfg.ControllerArgs...)
 	start := time.Now()
 	proc, err := cl.startController(ctx, bin, controllerUser, "controller", args...)
 	if err != nil {

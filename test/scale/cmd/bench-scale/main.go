@@ -24,6 +24,10 @@ func main() {
 	flag.IntVar(&cfg.Workers, "workers", 0, "the controller's --concurrent-canaries; its default when 0")
 	flag.StringVar(&cfg.Binary, "binary", "", "controller binary; built into bin/trafficctl when empty")
 	flag.DurationVar(&cfg.InitTimeout, "timeout", 30*time.Minute, "how long initialisation and the wave may each take")
+	flag.Func("controller-arg", "a further flag for the controller, such as --pprof-bind-address=127.0.0.1:6060 (repeatable)", func(v string) error {
+		cfg.ControllerArgs = append(cfg.ControllerArgs, v)
+		return nil
+	})
 	floor := flag.Bool("floor", false, "time the apiserver alone creating what initialisation creates (no controller), instead of the benchmark")
 	flag.Parse()
 	cfg.Logf = func(format string, args ...any) { log.Printf(format, args...) }
