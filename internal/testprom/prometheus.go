@@ -20,6 +20,8 @@ import (
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/trafficctl/trafficctl/internal/freeport"
 )
 
 const (
@@ -174,7 +176,7 @@ var errAddressInUse = errors.New("listen address already in use")
 func launch(binary, configPath string, web *webSettings, dir string, ownsDir bool, attempt, port int) (*Prometheus, error) {
 	if port == 0 {
 		var err error
-		if port, err = freePort(); err != nil {
+		if port, err = freeport.Port(); err != nil {
 			return nil, err
 		}
 	}
@@ -249,15 +251,6 @@ func config(targets []string, fileSD string) []byte {
 			strconv.Quote(fileSD), model.Duration(ScrapeInterval))
 	}
 	return b.Bytes()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitReady polls /-/ready until it answers 200, the process exits, or readyTimeout passes.

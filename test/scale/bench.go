@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -404,15 +403,6 @@ func controllerBinary(path string) (string, error) {
 		return "", fmt.Errorf("building the controller: %w: %s", err, b)
 	}
 	return out, nil
-}
-
-func freeAddress() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/trafficctl/trafficctl/internal/freeport"
 	"github.com/trafficctl/trafficctl/internal/testenv"
 )
 
@@ -130,7 +131,7 @@ type process struct {
 // startController runs bin's controller as user (controllerUser or secondUser) with args, its
 // output in a log file named after name. It ends with ctx (SIGTERM).
 func (c *cluster) startController(ctx context.Context, bin, user, name string, args ...string) (*process, error) {
-	metricsAddr, err := freeAddress()
+	metricsAddr, err := freeport.Address()
 	if err != nil {
 		return nil, err
 	}

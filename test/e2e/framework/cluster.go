@@ -3,7 +3,6 @@ package framework
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/trafficctl/trafficctl/internal/freeport"
 	"github.com/trafficctl/trafficctl/internal/testenv"
 )
 
@@ -151,15 +151,9 @@ func (c *Cluster) Stop() {
 	}
 }
 
-// FreePort finds a loopback port nobody listens on.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// FreePort finds a loopback port nobody listens on, outside the range outgoing connections
+// take theirs from (see internal/freeport).
+func FreePort() (int, error) { return freeport.Port() }
 
 // WaitHTTP polls url until it answers 200, or the deadline passes.
 func WaitHTTP(ctx context.Context, url string, timeout time.Duration) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -30,8 +31,19 @@ func StartController(ctx context.Context, o ControllerOptions) (*Controller, err
 	return c, c.Start(ctx)
 }
 
-// Start starts the controller process (again, after Kill or Stop).
+// Start starts the controller process (again, after Kill or Stop). A port taken between
+// choosing it and the controller binding it (by another test process) is chosen again.
 func (c *Controller) Start(ctx context.Context) error {
+	var err error
+	for range 3 {
+		if err = c.start(ctx); err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return err
+		}
+	}
+	return err
+}
+
+func (c *Controller) start(ctx context.Context) error {
 	probePort, err := FreePort()
 	if err != nil {
 		return err
