@@ -59,6 +59,7 @@ func workloadOf(d *appsv1.Deployment) rollout.Workload {
 		w.Images = append(w.Images, c.Name+"="+c.Image)
 	}
 	st := d.Status
+	w.Pods, w.Observed = st.Replicas, st.ObservedGeneration >= d.Generation
 	if st.TerminatingReplicas != nil {
 		w.Terminating = *st.TerminatingReplicas
 	}

@@ -76,7 +76,7 @@ func TestWebhookGates(t *testing.T) {
 		{
 			name: "an approved waiting revision starts its rollout",
 			snap: Snapshot{Canary: planCanary(confirmRollout, withStatus(v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseWaiting, LastAppliedSpec: "rev2", LastPromotedSpec: "rev1", LastCheckedAt: at(0)})),
-				Target: newRevision, Primary: readyPrimary, Route: acceptedAt(0), Now: t0.Add(11e9), Gates: answered("approve", v1alpha1.WebhookConfirmRollout, v1alpha1.WebhookApproved)},
+				Target: Workload{Found: true, Observed: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0.Add(11e9), Gates: answered("approve", v1alpha1.WebhookConfirmRollout, v1alpha1.WebhookApproved)},
 			phase: v1alpha1.PhaseProgressing, reason: ReasonWaitingForCanary,
 			check: func(t *testing.T, p Plan) {
 				assert.Equal(t, ptr.To[int32](3), p.CanaryReplicas)

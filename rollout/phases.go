@@ -79,6 +79,7 @@ func (p *planner) resetRollout(phase v1alpha1.CanaryPhase) {
 	st.Decisions = nil
 	st.Evidence = nil
 	st.MaxWeightReached = 0
+	st.CanaryFresh = false
 	st.RolloutStartedAt = nil
 	st.Outage = nil
 }
@@ -88,7 +89,9 @@ func (p *planner) startRollout(message string) {
 	p.resetRollout(v1alpha1.PhaseProgressing)
 	now := metav1.NewTime(p.s.Now)
 	st.RolloutStartedAt = &now
-	p.scaleCanary(p.canaryReplicas(Stages(p.s.Canary)[0].Weight))
+	if p.freshCanary() {
+		p.scaleCanary(p.canaryReplicas(Stages(p.s.Canary)[0].Weight))
+	}
 	p.event(corev1.EventTypeNormal, ReasonNewRevision, message)
 	p.wait(ReasonWaitingForCanary, "Waiting for the canary Deployment to become ready.", 0)
 }
@@ -109,7 +112,9 @@ func (p *planner) progress() {
 	}
 	switch {
 	case st.Step == 0:
-		p.scaleCanary(p.canaryReplicas(steps[0].Weight))
+		if p.freshCanary() {
+			p.scaleCanary(p.canaryReplicas(steps[0].Weight))
+		}
 	case held(st):
 		// The analysis is out: no traffic for the canary (and no pods for a replica ratio,
 		// whose pods are its traffic) until it answers again.
@@ -123,7 +128,12 @@ func (p *planner) progress() {
 	if st.Step == 0 {
 		if !p.canaryUp() {
 			msg := cmp.Or(p.s.Target.Message, "its pods are not available yet")
-			if p.s.Target.Replicas == 0 {
+			switch {
+			case !st.CanaryFresh && p.s.Target.Pods > 0:
+				msg = fmt.Sprintf("%d of its pods started before this rollout and must stop first, so that every canary pod starts on revision %s and the config it reads", p.s.Target.Pods, st.LastAppliedSpec)
+			case !st.CanaryFresh:
+				msg = "its controller has not yet seen it scaled to none, which it must be before the canary's pods start on this revision"
+			case p.s.Target.Replicas == 0:
 				msg = "it has not been scaled up yet"
 			}
 			if p.deadlinePassed() {
@@ -415,7 +425,25 @@ func summary(checks []v1alpha1.Decision) string {
 // canaryUp reports whether the canary's pods are there to take traffic: its Deployment has rolled
 // out and runs at least one pod. A Deployment at 0 replicas is "ready" with nothing to serve, as
 // the target is when a controller died before scaling it up.
-func (p *planner) canaryUp() bool { return p.s.Target.Ready && p.s.Target.Replicas > 0 }
+func (p *planner) canaryUp() bool {
+	return p.st().CanaryFresh && p.s.Target.Ready && p.s.Target.Replicas > 0
+}
+
+// freshCanary is true once the target has had no pods since the rollout began, and keeps it at
+// none until then. Pods already running when a rollout begins would be analysed as the new
+// revision: those left from before a promotion or a rollback (a Deployment scaled to none and
+// back before its controller acted keeps its pods), and, for a revision that differs only in
+// its ConfigMaps or Secrets, any pod at all, as a pod reads them when it starts.
+func (p *planner) freshCanary() bool {
+	st, t := p.st(), p.s.Target
+	if !st.CanaryFresh && t.Replicas == 0 && t.Observed && t.Pods == 0 {
+		st.CanaryFresh = true
+	}
+	if !st.CanaryFresh {
+		p.scaleCanary(0)
+	}
+	return st.CanaryFresh
+}
 
 // advanceTo moves to a step; why, when given, is what the previous step's checks said.
 func (p *planner) advanceTo(step int32, steps []Stage, why string) {

@@ -41,7 +41,7 @@ var (
 // progressing is the status of a rollout of rev2 at the given step.
 func progressing(step, weight int32, mods ...func(*v1alpha1.CanaryStatus)) v1alpha1.CanaryStatus {
 	st := v1alpha1.CanaryStatus{
-		Phase: v1alpha1.PhaseProgressing, Step: step, CanaryWeight: weight,
+		Phase: v1alpha1.PhaseProgressing, Step: step, CanaryWeight: weight, CanaryFresh: true,
 		LastAppliedSpec: "rev2", LastPromotedSpec: "rev1", LastTransitionTime: at(0),
 	}
 	for _, m := range mods {
@@ -115,7 +115,7 @@ func TestComputePlan(t *testing.T) {
 		},
 		{
 			name:  "a new revision starts a rollout and scales the canary like the primary",
-			snap:  Snapshot{Canary: planCanary(withStatus(v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseInitialized, LastAppliedSpec: "rev1", LastPromotedSpec: "rev1"})), Target: Workload{Found: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0},
+			snap:  Snapshot{Canary: planCanary(withStatus(v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseInitialized, LastAppliedSpec: "rev1", LastPromotedSpec: "rev1"})), Target: Workload{Found: true, Observed: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0},
 			phase: v1alpha1.PhaseProgressing, step: 0, weight: 0, reason: ReasonWaitingForCanary, canaryReplicas: ptr.To[int32](3), event: ReasonNewRevision,
 			check: func(t *testing.T, p Plan) {
 				assert.Equal(t, "rev2", p.Status.LastAppliedSpec)
@@ -283,12 +283,30 @@ func TestComputePlan(t *testing.T) {
 			phase: v1alpha1.PhaseProgressing, step: 2, weight: 50, reason: ReasonWaitingForRoute, event: ReasonStepAdvanced,
 		},
 		{
-			name:  "a newer revision mid-rollout restarts the analysis at weight zero",
-			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0); s.FailedChecks = 1 }))), Target: Workload{Found: true, Ready: true, Revision: "rev3"}, Primary: readyPrimary, Route: acceptedAt(50), Now: t0.Add(10 * time.Second)},
-			phase: v1alpha1.PhaseProgressing, step: 0, weight: 0, failedChecks: 0, reason: ReasonWaitingForCanary, canaryReplicas: ptr.To[int32](3), event: ReasonNewRevision,
+			// The canary's pods of rev2 go first: rev3 may differ from it only in the config its
+			// pods read when they start.
+			name:  "a newer revision mid-rollout restarts the analysis at weight zero, with none of the earlier pods",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(2, 50, func(s *v1alpha1.CanaryStatus) { s.StepStartedAt = at(0); s.FailedChecks = 1 }))), Target: Workload{Found: true, Ready: true, Observed: true, Replicas: 3, Pods: 3, Revision: "rev3"}, Primary: readyPrimary, Route: acceptedAt(50), Now: t0.Add(10 * time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 0, weight: 0, failedChecks: 0, reason: ReasonWaitingForCanary, canaryReplicas: ptr.To[int32](0), event: ReasonNewRevision,
 			check: func(t *testing.T, p Plan) {
 				assert.Equal(t, "rev3", p.Status.LastAppliedSpec)
 				assert.Equal(t, Weights{Primary: 100}, p.Routing.Weights)
+				assert.False(t, p.Status.CanaryFresh)
+			},
+		},
+		{
+			name:  "the canary is scaled up for the new revision once the earlier pods are gone",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(0, 0, func(s *v1alpha1.CanaryStatus) { s.CanaryFresh = false }))), Target: Workload{Found: true, Observed: true, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0.Add(time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 0, weight: 0, reason: ReasonWaitingForCanary, canaryReplicas: ptr.To[int32](3),
+			check: func(t *testing.T, p Plan) { assert.True(t, p.Status.CanaryFresh) },
+		},
+		{
+			name:  "pods left from before the rollout are never taken for the canary",
+			snap:  Snapshot{Canary: planCanary(withStatus(progressing(0, 0, func(s *v1alpha1.CanaryStatus) { s.CanaryFresh = false }))), Target: Workload{Found: true, Ready: true, Observed: false, Replicas: 0, Pods: 3, Revision: "rev2"}, Primary: readyPrimary, Route: acceptedAt(0), Now: t0.Add(time.Second)},
+			phase: v1alpha1.PhaseProgressing, step: 0, weight: 0, reason: ReasonWaitingForCanary, canaryReplicas: ptr.To[int32](0),
+			check: func(t *testing.T, p Plan) {
+				assert.False(t, p.Status.CanaryFresh)
+				assert.Contains(t, p.Message, "3 of its pods started before this rollout and must stop first")
 			},
 		},
 		{
@@ -423,7 +441,7 @@ func simulate(t *testing.T, cn *v1alpha1.Canary, primaryReplicas int32, verdict 
 	t.Helper()
 	cn.Status = v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseInitialized, LastAppliedSpec: "rev1", LastPromotedSpec: "rev1", LastTransitionTime: at(0)}
 	primary := Workload{Found: true, Ready: true, Replicas: primaryReplicas, Revision: "rev1"}
-	target := Workload{Found: true, Ready: true, Replicas: primaryReplicas, Revision: "rev2"}
+	target := Workload{Found: true, Ready: true, Observed: true, Revision: "rev2"}
 	route := Primary()
 	now := t0
 	var out rollout
@@ -440,6 +458,9 @@ func simulate(t *testing.T, cn *v1alpha1.Canary, primaryReplicas int32, verdict 
 		}
 		if p.CanaryReplicas != nil && (len(out.replicas) == 0 || out.replicas[len(out.replicas)-1] != *p.CanaryReplicas) {
 			out.replicas = append(out.replicas, *p.CanaryReplicas)
+		}
+		if p.CanaryReplicas != nil {
+			target.Replicas, target.Pods = *p.CanaryReplicas, *p.CanaryReplicas
 		}
 		if p.PromotePrimary {
 			primary.Revision = p.Status.LastAppliedSpec

@@ -18,8 +18,10 @@ import (
 
 // The sequence tests walk the planner through whole rollouts of every strategy, one reconcile a
 // second, in a small world that does what the plans ask a moment later, the way Deployments and a
-// data plane do: a scaled Deployment is ready a second later, a route accepts a routing a second
-// after it is written, a promoted primary rolls its pods over three seconds. At every reconcile
+// data plane do: a scaled Deployment has its pods (and loses them) a second later, a route
+// accepts a routing a second after it is written, a promoted primary rolls its pods over three
+// seconds. A new revision of the target changes only its config (the hardest case: the pods
+// already running keep the old one, as they read it when they start). At every reconcile
 // they check the invariants no rollout may break, and they write the walk to a golden file a
 // reviewer can read (testdata/sequences; -update rewrites them).
 
@@ -34,9 +36,12 @@ type seqWorld struct {
 	// rolling counts the seconds a promotion's rolling update still takes; terminating, the
 	// seconds the old pods then take to go.
 	rolling, terminating int
-	// target is the user's Deployment: its revision, the replicas asked and those available.
+	// target is the user's Deployment: its revision, the replicas asked and those running, the
+	// revision its running pods started on, and whether its controller has seen the last scale.
 	targetRevision              string
 	targetWanted, targetRunning int32
+	podsRevision                string
+	unobserved                  bool
 	// route is what the route carries, accepted once pending is 0. A replica-ratio canary has no
 	// route of its own: the Service spreads requests over both versions' running pods.
 	route   Routing
@@ -56,7 +61,8 @@ func (w *seqWorld) snapshot(cn *v1alpha1.Canary) Snapshot {
 	if !primary.Ready {
 		primary.Message = "the primary is rolling out"
 	}
-	target := Workload{Found: true, Revision: w.targetRevision, Replicas: w.targetWanted, Ready: w.targetRunning == w.targetWanted}
+	target := Workload{Found: true, Revision: w.targetRevision, Replicas: w.targetWanted, Ready: w.targetRunning == w.targetWanted && !w.unobserved,
+		Pods: w.targetRunning, Observed: !w.unobserved}
 	route := State{Found: true, Routing: w.route, Accepted: w.pending == 0}
 	if w.ratio {
 		route = State{Found: true, Routing: Routing{Weights: ForCanary(Share(w.primaryReplicas, w.targetRunning))}, Accepted: target.Ready}
@@ -65,16 +71,13 @@ func (w *seqWorld) snapshot(cn *v1alpha1.Canary) Snapshot {
 }
 
 // act does what the plan asks: the route is written (and accepted a second later), the target
-// scaled (its new pods ready a second later), the primary promoted.
+// scaled (its pods come or go a second later), the primary promoted.
 func (w *seqWorld) act(p Plan) {
 	if p.Routing != w.route {
 		w.route, w.pending = p.Routing, 1
 	}
-	if p.CanaryReplicas != nil {
-		w.targetWanted = *p.CanaryReplicas
-		if w.targetRunning > w.targetWanted {
-			w.targetRunning = w.targetWanted // pods go at once
-		}
+	if p.CanaryReplicas != nil && *p.CanaryReplicas != w.targetWanted {
+		w.targetWanted, w.unobserved = *p.CanaryReplicas, true
 	}
 	if p.PromotePrimary {
 		w.primaryRevision, w.rolling, w.terminating = p.Status.LastAppliedSpec, 3, 2
@@ -87,7 +90,11 @@ func (w *seqWorld) tick() {
 	if w.pending > 0 {
 		w.pending--
 	}
-	w.targetRunning = w.targetWanted
+	if w.targetRunning == 0 && w.targetWanted > 0 {
+		// Pods started now read the target's config as it is now; those running keep theirs.
+		w.podsRevision = w.targetRevision
+	}
+	w.targetRunning, w.unobserved = w.targetWanted, false
 	switch {
 	case w.rolling > 0:
 		w.rolling--
@@ -114,11 +121,22 @@ var seqScenarios = []seqScenario{
 	{name: "rollout", verdict: passAll, want: v1alpha1.PhaseSucceeded},
 	{name: "rollback", verdict: failFrom(2), want: v1alpha1.PhaseFailed},
 	{
-		// rev3 replaces rev2 at second 25, mid-rollout; the walk ends with rev3 promoted.
+		// rev3 replaces rev2 at second 10, mid-rollout; the walk ends with rev3 promoted.
 		name: "superseded", verdict: passAll, want: v1alpha1.PhaseSucceeded,
 		at: func(n int, w *seqWorld) {
-			if n == 25 {
+			if n == 10 {
 				w.targetRevision = "rev3"
+			}
+		},
+	},
+	{
+		// rev2 arrives just after the target was scaled to none (at the end of the
+		// initialisation, a promotion or a rollback), before its controller removed its pods:
+		// they must be gone before the canary is scaled up again.
+		name: "pods-left", verdict: passAll, want: v1alpha1.PhaseSucceeded,
+		at: func(n int, w *seqWorld) {
+			if n == 0 {
+				w.targetRunning, w.podsRevision, w.unobserved = 4, "rev1", true
 			}
 		},
 	},
@@ -239,6 +257,12 @@ func walkSequence(t *testing.T, cn *v1alpha1.Canary, sc seqScenario) (string, v1
 		}
 		p := ComputePlan(snap)
 		inv.check(snap, p)
+		// The canary's pods that are judged or get traffic all started on the revision rolled
+		// out: a pod from before the rollout never saw its config.
+		judged := len(snap.Checks) > 0 || p.Routing.Weights.Canary > 0 || p.Routing.Cohort || p.Routing.Mirror > 0
+		if judged && w.targetRunning > 0 && Analysing(p.Status.Phase) {
+			require.Equal(t, p.Status.LastAppliedSpec, w.podsRevision, "the canary's pods started on %s while %s is analysed, at %s (%s step %d)", w.podsRevision, p.Status.LastAppliedSpec, w.now.Sub(t0), p.Status.Phase, p.Status.Step)
+		}
 		move := fmt.Sprintf("%s %d %s", p.Status.Phase, p.Status.Step, p.Routing)
 		killed := sc.killOnChange && move != lastMove && !strings.HasSuffix(last, killedNote)
 		lastMove = move

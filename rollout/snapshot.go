@@ -41,6 +41,12 @@ type Workload struct {
 	Ready bool
 	// Message says what the Deployment is waiting for when it is not ready.
 	Message string
+	// Pods counts its pods that are not being deleted, of any template, as the Deployment's
+	// controller last counted them.
+	Pods int32
+	// Observed is true when the Deployment's controller has seen its current spec, so that Pods
+	// counts what that spec asks for.
+	Observed bool
 	// Terminating counts its pods that are being deleted, which may still answer requests sent
 	// before their endpoints caught up.
 	Terminating int32

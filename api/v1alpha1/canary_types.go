@@ -999,6 +999,13 @@ type CanaryStatus struct {
 	// +optional
 	MaxWeightReached int32 `json:"maxWeightReached,omitempty"`
 
+	// CanaryFresh is true once the target has had no pods since the current rollout began, so
+	// that every canary pod started on this revision: a revision can differ from the last only
+	// in the ConfigMaps and Secrets its pods read when they start, which pods already running
+	// never see.
+	// +optional
+	CanaryFresh bool `json:"canaryFresh,omitempty"`
+
 	// PromotionRequested records who asked to promote the current rollout without its remaining
 	// steps; the canary is still promoted only once it is ready.
 	// +optional

@@ -53,12 +53,14 @@ func Run(spec v1alpha1.CanarySpec, canary, primary Version, traffic Traffic, rng
 	t := newTraffic(rng, rps)
 	route := rollout.State{Found: true, Accepted: true, Routing: rollout.Primary()}
 	primaryRevision := "rev1"
+	// The target is at none when the release arrives, and has the pods it is scaled to at once.
+	target := rollout.Workload{Found: true, Ready: true, Observed: true, Revision: "rev2"}
 	var out Outcome
 	for sec := 0; time.Duration(sec)*time.Second < limit; sec++ {
 		now := epoch.Add(time.Duration(sec) * time.Second)
 		snap := rollout.Snapshot{
 			Canary:  cn,
-			Target:  rollout.Workload{Found: true, Ready: true, Replicas: 2, Revision: "rev2"},
+			Target:  target,
 			Primary: rollout.Workload{Found: true, Ready: true, Replicas: 2, Revision: primaryRevision},
 			Route:   route,
 			Now:     now,
@@ -72,6 +74,9 @@ func Run(spec v1alpha1.CanarySpec, canary, primary Version, traffic Traffic, rng
 		route = rollout.State{Found: true, Accepted: true, Routing: plan.Routing}
 		if plan.PromotePrimary {
 			primaryRevision = cn.Status.LastAppliedSpec
+		}
+		if plan.CanaryReplicas != nil {
+			target.Replicas, target.Pods = *plan.CanaryReplicas, *plan.CanaryReplicas
 		}
 		if sec > 0 && (cn.Status.Phase == v1alpha1.PhaseSucceeded || cn.Status.Phase == v1alpha1.PhaseFailed) {
 			out.Promoted = cn.Status.Phase == v1alpha1.PhaseSucceeded
