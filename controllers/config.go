@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
@@ -42,8 +43,8 @@ const (
 
 // CacheOptions are the manager's cache settings the controller needs: ConfigMaps and Secrets are
 // cached whole only when trafficctl made them (the primary's copies), never the whole cluster's
-// (configWatch holds the metadata of the others); no object's managedFields are kept, as
-// trafficctl never reads them.
+// (configWatch holds the metadata of the others); no object keeps what trafficctl never reads
+// (leanObject).
 func CacheOptions() cache.Options {
 	ours := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue})
 	return cache.Options{
@@ -51,8 +52,29 @@ func CacheOptions() cache.Options {
 			&corev1.ConfigMap{}: {Label: ours},
 			&corev1.Secret{}:    {Label: ours},
 		},
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: leanObject,
 	}
+}
+
+// lastApplied is the annotation `kubectl apply` keeps its last applied manifest in: as large as
+// the object's spec, and never read by trafficctl.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// leanObject drops from a cached object what trafficctl never reads: its managedFields and the
+// copy of its manifest `kubectl apply` keeps in an annotation. Every write trafficctl makes from a
+// cached object is a merge patch between two copies of it or an apply of its own fields, so what
+// the cache leaves out is never written away.
+func leanObject(in any) (any, error) {
+	obj, err := meta.Accessor(in)
+	if err != nil {
+		return in, nil
+	}
+	obj.SetManagedFields(nil)
+	if a := obj.GetAnnotations(); a[lastApplied] != "" {
+		delete(a, lastApplied)
+		obj.SetAnnotations(a)
+	}
+	return in, nil
 }
 
 // ClientOptions are the manager's client settings the controller needs: unstructured objects (a

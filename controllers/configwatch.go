@@ -52,7 +52,7 @@ func newConfigWatch(mgr ctrl.Manager, namespaces []string) (*configWatch, error)
 		Scheme:           mgr.GetScheme(),
 		Mapper:           mgr.GetRESTMapper(),
 		HTTPClient:       mgr.GetHTTPClient(),
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: leanObject,
 	}
 	if len(namespaces) > 0 {
 		opts.DefaultNamespaces = map[string]cache.Config{}

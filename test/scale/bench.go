@@ -2,6 +2,7 @@ package scale
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -49,6 +51,10 @@ type Config struct {
 	// write nothing, and the lateness of those reconciles is measured. Without it an idle Canary
 	// is looked at only by the idle resync (every 10 minutes).
 	Poke bool
+	// Unrelated is how many Deployments, each with a headless Service, no Canary targets are
+	// created beside the apps, as `kubectl apply` leaves them (its annotation and managedFields):
+	// what caching the rest of a cluster costs the controller.
+	Unrelated int
 	// InitTimeout bounds the wait for every Canary to be initialised.
 	InitTimeout time.Duration
 	// Logf tells progress.
@@ -106,6 +112,12 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	logf("creating %d Canaries with their Deployments and ConfigMaps", cfg.Canaries)
 	if err := parallel(ctx, cfg.Canaries, 32, func(i int) error { return createApp(ctx, c, i, cfg.Interval) }); err != nil {
 		return res, err
+	}
+	if cfg.Unrelated > 0 {
+		logf("creating %d unrelated Deployments and Services", cfg.Unrelated)
+		if err := parallel(ctx, cfg.Unrelated, 32, func(i int) error { return createUnrelated(ctx, c, i) }); err != nil {
+			return res, err
+		}
 	}
 
 	bin, err := controllerBinary(cfg.Binary)
@@ -293,6 +305,55 @@ func createApp(ctx context.Context, c client.Client, i int, interval time.Durati
 	}}, mods...)...)
 	for _, obj := range []client.Object{cm, d, svc, cn} {
 		if err := c.Create(ctx, obj); err != nil {
+			return fmt.Errorf("creating %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// createUnrelated creates unrelated Deployment i and its headless Service (no ClusterIP to
+// allocate) the way `kubectl apply` does: its manifest in the last-applied annotation, and the
+// managedFields of its field manager.
+func createUnrelated(ctx context.Context, c client.Client, i int) error {
+	name := fmt.Sprintf("other-%05d", i)
+	labels := map[string]string{"app": name, "team": "unrelated"}
+	env := make([]corev1.EnvVar, 0, 10)
+	for j := range 10 {
+		env = append(env, corev1.EnvVar{Name: fmt.Sprintf("SETTING_%d", j), Value: fmt.Sprintf("value-%d-%d", i, j)})
+	}
+	d := &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "app", Image: "example.com/other:1", Env: env,
+					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+					Resources: corev1.ResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+						Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+					},
+					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("http")}}},
+					LivenessProbe:  &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}}},
+				}}},
+			},
+		},
+	}
+	svc := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels},
+		Spec:       corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 8080, TargetPort: intstr.FromString("http")}}},
+	}
+	for _, obj := range []client.Object{d, svc} {
+		manifest, err := json.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		obj.SetAnnotations(map[string]string{"kubectl.kubernetes.io/last-applied-configuration": string(manifest) + "\n"})
+		if err := c.Create(ctx, obj, client.FieldOwner("kubectl-client-side-apply")); err != nil {
 			return fmt.Errorf("creating %s: %w", name, err)
 		}
 	}

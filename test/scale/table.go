@@ -28,6 +28,9 @@ func (r Result) Table() string {
 		describeBound(r.IdleLate.quantile(0.5)), describeBound(r.IdleLate.quantile(0.99)),
 		wave, waveLate, mib(r.APIServerRSS), mib(r.EtcdRSS))
 	fmt.Fprintf(&b, "\nLateness is %s: quantiles are interpolated within a bucket, as histogram_quantile does.\n", cmp.Or(r.IdleLate.metric, r.WaveLate.metric))
+	if r.Config.Unrelated > 0 {
+		fmt.Fprintf(&b, "Beside them: %d Deployments and %d headless Services no Canary targets, with kubectl's last-applied annotation.\n", r.Config.Unrelated, r.Config.Unrelated)
+	}
 	fmt.Fprintf(&b, "Idle window %s (%.1f intervals): %d requests: %s; %d queue waits, %.1f%% over 1s.\n",
 		cfg.Idle, intervals, r.Idle.total(), r.Idle.summary(), int(r.IdleLate.total), 100*r.IdleLate.over(1))
 	if r.WaveCanaries > 0 {

@@ -23,6 +23,7 @@ func main() {
 	flag.BoolVar(&cfg.Poke, "poke", true, "wake every Canary once in the idle window's first interval, paced evenly (an annotation on its target)")
 	flag.IntVar(&cfg.Workers, "workers", 0, "the controller's --concurrent-canaries; its default when 0")
 	flag.StringVar(&cfg.Binary, "binary", "", "controller binary; built into bin/trafficctl when empty")
+	flag.IntVar(&cfg.Unrelated, "unrelated", 0, "how many Deployments (each with a headless Service) no Canary targets are created beside, as kubectl apply leaves them")
 	flag.DurationVar(&cfg.InitTimeout, "timeout", 30*time.Minute, "how long initialisation and the wave may each take")
 	flag.Func("controller-arg", "a further flag for the controller, such as --pprof-bind-address=127.0.0.1:6060 (repeatable)", func(v string) error {
 		cfg.ControllerArgs = append(cfg.ControllerArgs, v)
