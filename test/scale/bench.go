@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/trafficctl/trafficctl/api/v1alpha1"
+	"github.com/trafficctl/trafficctl/internal/freeport"
 	"github.com/trafficctl/trafficctl/internal/gen"
 	"github.com/trafficctl/trafficctl/internal/testenv"
 )
@@ -68,6 +69,10 @@ type Result struct {
 	Init time.Duration
 	// RSSMax is the controller's largest resident set; RSSIdle its mean in the idle window.
 	RSSMax, RSSIdle int64
+	// LiveHeap is the controller's heap right after a garbage collection at the end of the idle
+	// window: what it keeps (its caches, mostly), which RSS hides behind what the Go runtime has
+	// not given back.
+	LiveHeap int64
 	// CPUPerIdleMinute is the controller's CPU seconds per minute of the idle window.
 	CPUPerIdleMinute float64
 	// Idle counts the controller's API requests in the idle window.
@@ -129,6 +134,13 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		args = append(args, "--concurrent-canaries", strconv.Itoa(cfg.Workers))
 	}
 	args = append(args, cfg.ControllerArgs...)
+	pprofAddr := pprofAddress(args)
+	if pprofAddr == "" {
+		if pprofAddr, err = freeport.Address(); err != nil {
+			return res, err
+		}
+		args = append(args, "--pprof-bind-address="+pprofAddr)
+	}
 	start := time.Now()
 	proc, err := cl.startController(ctx, bin, controllerUser, "controller", args...)
 	if err != nil {
@@ -213,6 +225,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	res.RSSIdle = mem.meanSinceMark()
 	res.CPUPerIdleMinute = cpu / cfg.Idle.Minutes()
+	if res.LiveHeap, err = liveHeap("http://" + pprofAddr); err != nil {
+		return res, err
+	}
 
 	if cfg.Wave > 0 {
 		n := int(math.Ceil(cfg.Wave * float64(cfg.Canaries)))

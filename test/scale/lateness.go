@@ -1,10 +1,13 @@
 package scale
 
 import (
+	"bufio"
 	"fmt"
 	"math"
 	"net/http"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -136,4 +139,39 @@ func describeBound(s float64) string {
 		d = d.Round(10 * time.Microsecond)
 	}
 	return d.String()
+}
+
+// pprofAddress is the --pprof-bind-address among the controller's args, "" when there is none.
+func pprofAddress(args []string) string {
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--pprof-bind-address="); ok {
+			return v
+		}
+		if a == "--pprof-bind-address" && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// liveHeap asks the controller's pprof endpoint for a heap profile after a garbage collection
+// (gc=1) and reads the bytes allocated and not freed from the runtime statistics it ends with.
+func liveHeap(base string) (int64, error) {
+	c := &http.Client{Timeout: 60 * time.Second}
+	resp, err := c.Get(base + "/debug/pprof/heap?debug=1&gc=1")
+	if err != nil {
+		return 0, fmt.Errorf("reading the controller's heap: %w", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("%s/debug/pprof/heap has no HeapAlloc", base)
 }

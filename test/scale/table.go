@@ -28,6 +28,7 @@ func (r Result) Table() string {
 		describeBound(r.IdleLate.quantile(0.5)), describeBound(r.IdleLate.quantile(0.99)),
 		wave, waveLate, mib(r.APIServerRSS), mib(r.EtcdRSS))
 	fmt.Fprintf(&b, "\nLateness is %s: quantiles are interpolated within a bucket, as histogram_quantile does.\n", cmp.Or(r.IdleLate.metric, r.WaveLate.metric))
+	fmt.Fprintf(&b, "Controller heap after a GC at the end of the idle window: %s.\n", mib(r.LiveHeap))
 	if r.Config.Unrelated > 0 {
 		fmt.Fprintf(&b, "Beside them: %d Deployments and %d headless Services no Canary targets, with kubectl's last-applied annotation.\n", r.Config.Unrelated, r.Config.Unrelated)
 	}
